@@ -1,0 +1,304 @@
+"""FeatureStore: read-only access to a feature cache.
+
+The columnar index (ids, labels, splits, offsets, ...) is read once when the
+store opens (milliseconds for 13,320 videos); feature rows are read on demand,
+one video at a time or many at once in large contiguous slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vidseq.cache import schema
+from vidseq.cache.packing import check_index, read_column
+from vidseq.cache.schema import FailedRecord
+from vidseq.errors import CacheError
+
+READ_BLOCK_BYTES = 64 * 1024 * 1024
+"""Many-video reads go through slices of about this size."""
+
+GAP_BYTES = 4 * 1024 * 1024
+"""Two wanted videos closer than this are read with one slice (the gap is discarded)."""
+
+
+class FeatureStore:
+    """A feature cache opened read-only; use it as a context manager or call :meth:`close`.
+
+    Args:
+        path: The cache file.
+
+    Attributes:
+        path: The cache file.
+        meta: Its :class:`~vidseq.cache.schema.CacheMeta`.
+        class_names: ``meta.class_names``; the index is the label id.
+        video_ids, paths, splits, groups: (N,) object arrays of str.
+        labels: (N,) int32, -1 for unlabelled.
+        offsets: (N,) int64 first row of each video in ``features``.
+        lengths: (N,) int32 rows of each video.
+        num_valid: (N,) int32 leading rows that are real frames.
+        fps: (N,) float64.
+        num_source_frames: (N,) int64.
+        failed: The inputs recorded as unreadable, as FailedRecords.
+        row_names: Names of the row-aligned datasets: ``features`` first, then the
+            others (``frame_indices``, ``timestamps_ms``, extras such as
+            ``face_found``) sorted by name.
+        num_rows: F, rows of ``features``.
+        schema_version: The file's schema version.
+        vidseq_version: The version that wrote the file.
+
+    Raises:
+        CacheError: Missing, truncated or non-HDF5 file, an HDF5 file that is not
+            a vidseq cache, a newer schema version, a missing attribute or dataset.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._h5, self.meta = schema.open_cache(self.path)
+        try:
+            h5 = self._h5
+            videos = h5[schema.VIDEOS]
+            columns = {c: read_column(videos[c]) for c in schema.VIDEO_COLUMNS}
+            failed = h5[schema.FAILED]
+            failed_columns = [read_column(failed[c]) for c in schema.FAILED_COLUMNS]
+            self.row_names = schema.row_dataset_names(h5)
+            self.num_rows = int(h5[schema.FEATURES].shape[0])
+            self.schema_version = int(np.asarray(h5.attrs[schema.ATTR_SCHEMA_VERSION]))
+            self.vidseq_version = str(h5.attrs[schema.ATTR_VIDSEQ_VERSION])
+        except (OSError, KeyError, RuntimeError) as exc:
+            self._h5.close()
+            raise CacheError(f"{self.path}: damaged vidseq cache ({exc})") from exc
+        try:
+            check_index(str(self.path), columns, self.num_rows)
+        except CacheError:
+            self._h5.close()
+            raise
+        self.class_names = list(self.meta.class_names)
+        self.video_ids = columns[schema.VIDEO_ID]
+        self.paths = columns[schema.PATH]
+        self.labels = columns[schema.LABEL].astype(np.int32, copy=False)
+        self.splits = columns[schema.SPLIT]
+        self.groups = columns[schema.GROUP]
+        self.offsets = columns[schema.OFFSET].astype(np.int64, copy=False)
+        self.lengths = columns[schema.LENGTH].astype(np.int32, copy=False)
+        self.num_valid = columns[schema.NUM_VALID].astype(np.int32, copy=False)
+        self.fps = columns[schema.FPS].astype(np.float64, copy=False)
+        self.num_source_frames = columns[schema.NUM_SOURCE_FRAMES].astype(np.int64, copy=False)
+        self.failed = [FailedRecord(*t) for t in zip(*failed_columns, strict=True)]
+        self._index = None
+
+    # -- index --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def index_of(self, video_id: str) -> int:
+        """Position of a video in the index.
+
+        Args:
+            video_id: Its id.
+
+        Returns:
+            Its index i (for :meth:`features` and the index arrays).
+
+        Raises:
+            CacheError: No video has this id.
+        """
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.video_ids)}
+        try:
+            return self._index[video_id]
+        except KeyError:
+            raise CacheError(f"{self.path}: no video with id {video_id!r}") from None
+
+    def _check_i(self, i) -> int:
+        n = len(self)
+        if not -n <= int(i) < n:
+            raise IndexError(f"video index {i} is out of range for {n} videos in {self.path}")
+        return int(i) % n
+
+    # -- one video ----------------------------------------------------------------------------
+
+    def rows(self, name: str, i: int) -> np.ndarray:
+        """The rows of one video in a row-aligned dataset (e.g. ``face_found``).
+
+        Args:
+            name: Dataset name (see :attr:`row_names`).
+            i: Video index.
+
+        Returns:
+            Array of ``lengths[i]`` rows.
+
+        Raises:
+            CacheError: The cache has no row-aligned dataset of that name.
+        """
+        if name not in self.row_names:
+            raise CacheError(
+                f"{self.path}: no row-aligned dataset {name!r} (has: {', '.join(self.row_names)})"
+            )
+        i = self._check_i(i)
+        start = int(self.offsets[i])
+        return self._read(name, start, start + int(self.lengths[i]))
+
+    def features(self, i: int, dtype=None) -> np.ndarray:
+        """Features of one video, reading only its rows.
+
+        Args:
+            i: Video index (see :meth:`index_of`).
+            dtype: Convert to this type; default: as stored (``meta.dtype``).
+
+        Returns:
+            (T, D) array, T = ``lengths[i]`` (padding rows included; see :meth:`mask`).
+        """
+        x = self.rows(schema.FEATURES, i)
+        return x if dtype is None else x.astype(dtype, copy=False)
+
+    def frame_indices(self, i: int) -> np.ndarray:
+        """(T,) int64 source frame index of each row of video ``i``."""
+        return self.rows(schema.FRAME_INDICES, i)
+
+    def timestamps_ms(self, i: int) -> np.ndarray:
+        """(T,) float64 time in milliseconds of each row of video ``i``."""
+        return self.rows(schema.TIMESTAMPS_MS, i)
+
+    def mask(self, i: int) -> np.ndarray:
+        """(T,) bool, True for the first ``num_valid[i]`` rows (real frames) of video ``i``."""
+        i = self._check_i(i)
+        return np.arange(int(self.lengths[i])) < int(self.num_valid[i])
+
+    # -- many videos --------------------------------------------------------------------------
+
+    def select(self, indices=None, *, split: str | None = None) -> np.ndarray:
+        """Video indices, optionally restricted to one split.
+
+        Args:
+            indices: Indices to start from (default: all videos), order kept.
+            split: Keep only the videos of this split (``"train"``, ``"val"``, ...).
+
+        Returns:
+            (N,) int64 indices.
+        """
+        if indices is None:
+            idx = np.arange(len(self), dtype=np.int64)
+        else:
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+                raise IndexError(
+                    f"video indices out of range for {len(self)} videos in {self.path}"
+                )
+            idx = idx % max(len(self), 1)
+        if split is not None:
+            idx = idx[self.splits[idx] == split] if len(idx) else idx
+        return idx
+
+    def load(
+        self,
+        indices=None,
+        *,
+        split: str | None = None,
+        dtype=np.float32,
+        length: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Loads many videos as padded arrays, reading large contiguous slices.
+
+        Args:
+            indices: Which videos (default: all), in this order.
+            split: Keep only the videos of this split.
+            dtype: Type of the returned features.
+            length: T of the result; default: the longest video of the cache (so
+                every split gets the same T). Shorter videos are zero-padded.
+
+        Returns:
+            ``(X, mask, y)``: X (N, T, D) features, mask (N, T) bool True for the
+            first ``num_valid`` rows of each video, y (N,) int32 labels.
+        """
+        idx = self.select(indices, split=split)
+        longest = int(self.lengths.max()) if len(self) else 0
+        t = longest if length is None else int(length)
+        if len(idx) and int(self.lengths[idx].max()) > t:
+            raise ValueError(
+                f"length={length} is shorter than the longest selected video "
+                f"({int(self.lengths[idx].max())} rows)"
+            )
+        x = np.zeros((len(idx), t, self.meta.feature_dim), dtype=dtype)
+        positions: dict[int, list[int]] = {}
+        for pos, i in enumerate(idx.tolist()):
+            positions.setdefault(i, []).append(pos)
+        by_offset = sorted(positions, key=lambda i: int(self.offsets[i]))
+        for i, rows in self._iter_rows(by_offset, schema.FEATURES):
+            for pos in positions[i]:
+                x[pos, : len(rows)] = rows
+        mask = np.arange(t)[None, :] < self.num_valid[idx][:, None]
+        return x, mask, self.labels[idx].copy()
+
+    def iter_videos(self, indices=None) -> Iterator[tuple[int, np.ndarray]]:
+        """Iterates over videos without loading them all, reading in large slices.
+
+        Args:
+            indices: Which videos (default: all), in this order.
+
+        Yields:
+            ``(i, features)`` with features (T, D) as stored.
+        """
+        yield from self._iter_rows(self.select(indices).tolist(), schema.FEATURES)
+
+    def _iter_rows(self, indices: Sequence[int], name: str):
+        """Yields (i, rows of dataset ``name``) in the given order, block by block."""
+        ds = self._h5[name]
+        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        budget = max(1, READ_BLOCK_BYTES // row_bytes)
+        gap = GAP_BYTES // row_bytes
+        j = 0
+        while j < len(indices):
+            k, total = j, 0
+            while k < len(indices) and (k == j or total + int(self.lengths[indices[k]]) <= budget):
+                total += int(self.lengths[indices[k]])
+                k += 1
+            block = indices[j:k]
+            found = {}
+            spans: list[list] = []  # [start, end, [videos]]
+            for i in sorted(set(block), key=lambda v: int(self.offsets[v])):
+                start = int(self.offsets[i])
+                end = start + int(self.lengths[i])
+                if spans and start - spans[-1][1] <= gap and end - spans[-1][0] <= budget:
+                    spans[-1][1] = max(spans[-1][1], end)
+                    spans[-1][2].append(i)
+                else:
+                    spans.append([start, end, [i]])
+            for start, end, members in spans:
+                data = self._read(name, start, end)
+                for i in members:
+                    a = int(self.offsets[i]) - start
+                    found[i] = data[a : a + int(self.lengths[i])]
+            for i in block:
+                yield i, found[i]
+            j = k
+
+    def _read(self, name, start, end):
+        try:
+            return self._h5[name][start:end]
+        except OSError as exc:
+            raise CacheError(f"{self.path}: cannot read rows of {name!r} ({exc})") from exc
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the file (idempotent)."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return (
+            f"FeatureStore({str(self.path)!r}, videos={len(self)}, "
+            f"backbone={self.meta.backbone!r}, feature_dim={self.meta.feature_dim})"
+        )

@@ -1,0 +1,466 @@
+"""Reading sampled frames from a video file, a frame directory or an image clip.
+
+:func:`read_frames` is the one reader over three kinds of source:
+
+* a video file, decoded sequentially with OpenCV (``cv2.VideoCapture``, any
+  container and codec the installed FFmpeg decodes);
+* a directory of frame images, taken in order of their file names;
+* a list or tuple of image files (a "clip", e.g. one FER-2013 face).
+
+It returns uint8 RGB frames of the target size (see :class:`FrameGeometry`), and
+the facts the cache records: source frame indices, timestamps, how many frames
+are real before padding, the frame rate and the number of frames really decoded.
+
+The container's frame count (``CAP_PROP_FRAME_COUNT``) is only a first guess: the
+video is always decoded to its end, ``grab()`` for frames that are not kept
+(no colour conversion, no copy) and ``retrieve()`` only for kept ones. When the
+real count shows that the guess led to a different selection, the frames are
+selected again with the real count and, if needed, decoded again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.sampling import FrameSelection, SamplingConfig, select_frames
+
+DEFAULT_FPS = 25.0
+"""Frame rate assumed for a video whose header gives none (0, negative or NaN)."""
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+)
+"""File name suffixes (lower case) taken as frames in a frame directory."""
+
+CROP_MODES = ("resize", "center")
+
+
+@dataclass
+class SampledFrames:
+    """The frames sampled from one source, and what the decoder saw.
+
+    Attributes:
+        frames: (K, H, W, 3) uint8 RGB frames; grayscale sources are replicated
+            to 3 channels.
+        frame_indices: (K,) int64 source frame index of each row; padding rows
+            repeat the last real index.
+        timestamps_ms: (K,) float64 time of each row in the source, in ms.
+        num_valid: How many leading rows are real frames (the rest is padding).
+        fps: The source's frame rate (for videos without one, ``DEFAULT_FPS``).
+        num_source_frames: Frames really decoded (videos) or images found
+            (clips, frame directories), never the container header's claim.
+    """
+
+    frames: np.ndarray
+    frame_indices: np.ndarray
+    timestamps_ms: np.ndarray
+    num_valid: int
+    fps: float
+    num_source_frames: int
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """The size and framing of the output frames.
+
+    Args:
+        size: ``(height, width)`` of the output frames; ``None`` keeps the
+            source's size.
+        crop: ``"resize"`` scales the whole frame to ``size`` (the aspect ratio
+            may change); ``"center"`` scales the shorter side to fit and crops
+            the centre, keeping the aspect ratio. Shrinking uses
+            ``cv2.INTER_AREA``, enlarging ``cv2.INTER_LINEAR``.
+
+    Raises:
+        UsageError: For a size that is not two positive integers or an unknown
+            crop mode.
+    """
+
+    size: tuple[int, int] | None = None
+    crop: str = "resize"
+
+    def __post_init__(self):
+        if self.crop not in CROP_MODES:
+            raise UsageError(
+                f"Unknown crop mode. Expected one of {list(CROP_MODES)}. "
+                f"Received: crop={self.crop!r}"
+            )
+        if self.size is None:
+            return
+        try:
+            height, width = self.size
+            valid = all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                for v in (height, width)
+            )
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise UsageError(
+                "size must be (height, width), two positive integers, or None. "
+                f"Received: size={self.size!r}"
+            )
+        object.__setattr__(self, "size", (int(height), int(width)))
+
+
+def read_frames(
+    source,
+    sampling: SamplingConfig,
+    geometry: FrameGeometry,
+    *,
+    rng=None,
+    frame_indices=None,
+    image_fps=25.0,
+) -> SampledFrames:
+    """Reads the sampled frames of one video, frame directory or image clip.
+
+    Videos are decoded sequentially from the start. The header's frame count is
+    used only as a first guess for ``uniform`` sampling; the frames are counted
+    to the end and, if the count differs and changes the selection, the frames
+    are selected again with the real count (and decoded again when needed). A
+    video whose header gives no frame rate (0, negative or NaN) is taken to run
+    at ``DEFAULT_FPS`` (25) frames per second.
+
+    Timestamps come from the decoder's position (``CAP_PROP_POS_MSEC``, relative
+    to the first frame) when it gives finite, non-negative, strictly increasing
+    times for the kept frames; otherwise (and for images) they are
+    ``index * 1000 / fps``.
+
+    Args:
+        source: A video file (``str`` or path), a directory of frame images
+            (files with an image suffix, sorted by name: zero-pad the numbers),
+            or a list/tuple of image files (a clip).
+        sampling: Which frames to take (ignored when ``frame_indices`` is given).
+        geometry: The output size and framing.
+        rng: Optional ``numpy.random.Generator``: ``uniform`` sampling then takes
+            a random frame in each segment (TSN training variant).
+        frame_indices: Read exactly these source frame indices, in this order
+            (e.g. the ones a cache lists). ``num_valid`` is then the length minus
+            the trailing repeats of the last index (the padding convention).
+        image_fps: Frame rate given to clips and frame directories.
+
+    Returns:
+        The :class:`SampledFrames`.
+
+    Raises:
+        SourceReadError: If the source is missing, empty, cannot be opened or
+            decoded, yields no frame, holds an unreadable image, or has fewer
+            frames than a requested index needs. Its ``path`` names the file.
+        UsageError: For a bad ``frame_indices``, ``image_fps`` or source type.
+    """
+    requested = _requested_indices(frame_indices)
+    if isinstance(source, (list, tuple)):
+        paths = [os.fspath(p) for p in source]
+        name = paths[0] if paths else "<empty clip>"
+        if not paths:
+            raise SourceReadError(name, "the clip lists no image file")
+        fps = _image_fps(image_fps)
+        return _read_images(paths, name, sampling, geometry, rng, requested, fps)
+    try:
+        path = os.fspath(source)
+    except TypeError:
+        raise UsageError(
+            "source must be a path to a video or frame directory, or a list of image paths. "
+            f"Received: {type(source).__name__}"
+        ) from None
+    if os.path.isdir(path):
+        paths = _list_frame_directory(path)
+        fps = _image_fps(image_fps)
+        return _read_images(paths, path, sampling, geometry, rng, requested, fps)
+    return _read_video(path, sampling, geometry, rng, requested)
+
+
+# ----------------------------------------------------------------------- videos
+
+
+def _read_video(path, sampling, geometry, rng, requested):
+    problem = _file_problem(path)
+    if problem:
+        raise SourceReadError(path, problem)
+    capture = _open(path)
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        if not (math.isfinite(fps) and fps > 0):
+            fps = DEFAULT_FPS
+        claimed = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        claimed = int(claimed) if math.isfinite(claimed) and claimed >= 1 else 0
+
+        first = None  # the selection the first pass decodes for, if any
+        if requested is not None:
+            wanted = requested
+        elif sampling.mode == "fps":
+            # Every fps selection is a prefix of the one for an unbounded video,
+            # so the first pass keeps all the frames any real length can need.
+            step = max(int(fps / sampling.frame_rate), 1)
+            wanted = select_frames(sampling, (sampling.num_frames - 1) * step + 1, fps).indices
+        elif claimed:
+            first = select_frames(sampling, claimed, fps, rng)
+            wanted = first.indices
+        else:  # no usable header count: the first pass only counts
+            wanted = np.empty(0, dtype=np.int64)
+        decoded = _decode(capture, path, np.unique(wanted), geometry, to_end=True)
+    finally:
+        capture.release()
+
+    count = decoded.count
+    if count == 0:
+        raise SourceReadError(path, "no decodable video frame")
+    if requested is not None:
+        if requested.max() >= count:
+            raise SourceReadError(
+                path,
+                f"frame index {int(requested.max())} requested, "
+                f"but only {count} frames could be decoded",
+            )
+        selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+    elif first is not None and claimed == count:
+        selection = first
+    else:
+        selection = select_frames(sampling, count, fps, rng)
+
+    needed = np.unique(selection.indices)
+    if not all(int(i) in decoded.kept for i in needed):
+        # Rare path: the header's count was wrong and moved the selection.
+        capture = _open(path)
+        try:
+            decoded = _decode(capture, path, needed, geometry, to_end=False)
+        finally:
+            capture.release()
+        missing = [int(i) for i in needed if int(i) not in decoded.kept]
+        if missing:
+            raise SourceReadError(
+                path,
+                f"decoding is not repeatable: frame {missing[0]} was counted on a first "
+                "pass but not found on the second",
+            )
+
+    return SampledFrames(
+        frames=_assemble(decoded.kept, selection.indices, path),
+        frame_indices=selection.indices.astype(np.int64, copy=False),
+        timestamps_ms=_video_timestamps(decoded, selection.indices, fps),
+        num_valid=int(selection.num_valid),
+        fps=float(fps),
+        num_source_frames=count,
+    )
+
+
+def _open(path):
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceReadError(
+            path, "OpenCV cannot open it as a video (unknown container or codec, or corrupt file)"
+        )
+    return capture
+
+
+@dataclass
+class _Decoded:
+    kept: dict  # source index -> processed RGB frame
+    stamps: dict  # source index -> CAP_PROP_POS_MSEC after grabbing it
+    first_ms: float  # CAP_PROP_POS_MSEC after grabbing frame 0 (NaN if none)
+    count: int  # frames grabbed (all of them when decoded to the end)
+
+
+def _decode(capture, path, wanted, geometry, *, to_end):
+    """Decodes sequentially, keeping the sorted unique indices ``wanted``."""
+    kept, stamps = {}, {}
+    grab, retrieve = capture.grab, capture.retrieve
+    if not grab():
+        return _Decoded(kept, stamps, math.nan, 0)
+    first_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+    position = 0  # index of the frame just grabbed
+    buffer = None
+    for target in wanted.tolist():
+        while position < target:
+            if not grab():
+                return _Decoded(kept, stamps, first_ms, position + 1)
+            position += 1
+        stamps[target] = capture.get(cv2.CAP_PROP_POS_MSEC)
+        ok, buffer = retrieve(buffer)
+        if not ok or buffer is None:
+            raise SourceReadError(path, f"frame {target} was found but could not be decoded")
+        kept[target] = _to_rgb(buffer, geometry)
+    if to_end:
+        while grab():
+            position += 1
+    return _Decoded(kept, stamps, first_ms, position + 1)
+
+
+def _video_timestamps(decoded, indices, fps):
+    """Decoder times relative to frame 0 when they are sensible, else index / fps."""
+    unique = np.unique(indices)
+    raw = np.array([decoded.stamps.get(int(i), math.nan) for i in unique], dtype=np.float64)
+    relative = raw - decoded.first_ms
+    sensible = (
+        bool(np.all(np.isfinite(relative)))
+        and bool(np.all(relative >= 0))
+        and bool(np.all(np.diff(relative) > 0))
+    )
+    if not sensible:
+        return indices.astype(np.float64) * 1000.0 / fps
+    return relative[np.searchsorted(unique, indices)]
+
+
+# ----------------------------------------------------------------------- images
+
+
+def _read_images(paths, name, sampling, geometry, rng, requested, fps):
+    for path in paths:
+        problem = _file_problem(path)
+        if problem:
+            raise SourceReadError(path, problem)
+    count = len(paths)
+    if requested is not None:
+        if requested.max() >= count:
+            raise SourceReadError(
+                name,
+                f"frame index {int(requested.max())} requested, but there are only {count} images",
+            )
+        selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+    else:
+        selection = select_frames(sampling, count, fps, rng)
+    kept = {}
+    for index in np.unique(selection.indices).tolist():
+        image = cv2.imread(paths[index], cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceReadError(
+                paths[index], "OpenCV cannot decode it as an image (unknown format or corrupt data)"
+            )
+        kept[index] = _to_rgb(image, geometry)
+    return SampledFrames(
+        frames=_assemble(kept, selection.indices, name),
+        frame_indices=selection.indices.astype(np.int64, copy=False),
+        timestamps_ms=selection.indices.astype(np.float64) * 1000.0 / fps,
+        num_valid=int(selection.num_valid),
+        fps=float(fps),
+        num_source_frames=count,
+    )
+
+
+def _list_frame_directory(path):
+    try:
+        names = sorted(
+            entry.name
+            for entry in os.scandir(path)
+            if not entry.name.startswith(".")
+            and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            and entry.is_file()
+        )
+    except PermissionError:
+        raise SourceReadError(path, "permission denied: cannot list the directory") from None
+    if not names:
+        raise SourceReadError(
+            path, f"no image files in the frame directory (expected {sorted(IMAGE_EXTENSIONS)})"
+        )
+    return [os.path.join(path, name) for name in names]
+
+
+def _image_fps(image_fps):
+    try:
+        fps = float(image_fps)
+    except (TypeError, ValueError):
+        fps = math.nan
+    if not (math.isfinite(fps) and fps > 0):
+        raise UsageError(f"image_fps must be a positive number. Received: image_fps={image_fps!r}")
+    return fps
+
+
+# ----------------------------------------------------------------------- shared
+
+
+def _file_problem(path):
+    """Says why ``path`` cannot be a readable file, or returns None."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return "no such file or directory"
+    except PermissionError:
+        return "permission denied"
+    except OSError as error:
+        return f"cannot access it ({error.strerror or error})"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    if size == 0:
+        return "empty file (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _requested_indices(frame_indices):
+    if frame_indices is None:
+        return None
+    indices = np.asarray(frame_indices)
+    if (
+        indices.ndim != 1
+        or indices.size == 0
+        or not np.issubdtype(indices.dtype, np.integer)
+        or indices.min() < 0
+    ):
+        raise UsageError(
+            "frame_indices must be a non-empty 1-D sequence of non-negative integers. "
+            f"Received: {frame_indices!r}"
+        )
+    return indices.astype(np.int64)
+
+
+def _num_valid(indices):
+    """Length minus the trailing repeats of the last index (the padding convention)."""
+    count = len(indices)
+    while count > 1 and indices[count - 1] == indices[count - 2]:
+        count -= 1
+    return count
+
+
+def _to_rgb(image, geometry):
+    """Fits a decoded BGR/BGRA/gray frame to ``geometry`` and returns it as RGB."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    image = _fit(image, geometry)  # before colour conversion: less to convert
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _fit(image, geometry):
+    """Resizes, or crops the centre then resizes (same as resize-shorter-side then crop)."""
+    if geometry.size is None:
+        return image
+    target_h, target_w = geometry.size
+    height, width = image.shape[:2]
+    if geometry.crop == "center":
+        # The largest centred region with the target's aspect ratio; cropping
+        # first avoids resizing pixels that the crop would throw away.
+        if width * target_h > height * target_w:
+            crop_h, crop_w = height, max(1, min(width, round(height * target_w / target_h)))
+        else:
+            crop_h, crop_w = max(1, min(height, round(width * target_h / target_w))), width
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        image = image[top : top + crop_h, left : left + crop_w]
+        height, width = crop_h, crop_w
+    if (height, width) == (target_h, target_w):
+        return image
+    shrinking = target_h <= height and target_w <= width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (target_w, target_h), interpolation=interpolation)
+
+
+def _assemble(kept, indices, name):
+    frames = [kept[int(i)] for i in indices]
+    shapes = {frame.shape for frame in frames}
+    if len(shapes) > 1:
+        sizes = sorted(f"{h}x{w}" for h, w, _ in shapes)
+        raise SourceReadError(
+            name,
+            f"frames have different sizes ({', '.join(sizes)}); give FrameGeometry a size",
+        )
+    return np.stack(frames)

@@ -1,0 +1,379 @@
+"""The batched extraction loop: dataset → sampled frames → frozen CNN → feature cache.
+
+Decoding runs in background threads (OpenCV releases the GIL while it decodes
+and resizes) and feeds a bounded queue; the main thread packs the frames of
+many videos into full CNN batches, so the network never waits on one video's
+decoder and never runs a batch smaller than ``batch_size`` except the last.
+Padding rows (a video shorter than the requested frames) are not sent through
+the CNN: they repeat the last real frame, so their features repeat its features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
+from vidseq.cache.writer import CacheWriter
+from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.dataset import VideoItem, load_dataset
+from vidseq.extract.frames import FrameGeometry, SampledFrames, read_frames
+from vidseq.extract.sampling import SamplingConfig
+
+
+@dataclass
+class ExtractionSummary:
+    """What one extraction run did.
+
+    Attributes:
+        out: The cache file written.
+        done: Videos extracted by this run.
+        skipped: Videos already in the cache (resumed or extracted before).
+        failures: Videos that could not be read by this run.
+        frames: Frames that went through the CNN.
+        seconds: Wall-clock time of the run.
+        warnings: Notes from the dataset source (e.g. unknown groups).
+    """
+
+    out: Path
+    done: int = 0
+    skipped: int = 0
+    failures: list[FailedRecord] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frames_per_second(self) -> float:
+        """CNN frames per second over the whole run."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """One line for humans: videos done / failed / skipped, seconds, frames/s."""
+        return (
+            f"{self.done} videos extracted, {len(self.failures)} failed, "
+            f"{self.skipped} skipped (already cached); {self.frames} frames in "
+            f"{self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s) → {self.out}"
+        )
+
+
+def shard_of(video_id: str, num_shards: int) -> int:
+    """The shard a video belongs to: a stable hash of its id, independent of the dataset order.
+
+    Args:
+        video_id: The video's id.
+        num_shards: Number of shards.
+
+    Returns:
+        An index in ``[0, num_shards)``.
+    """
+    return zlib.crc32(video_id.encode("utf-8")) % num_shards
+
+
+def select_shard(items: list[VideoItem], num_shards: int, shard_index: int) -> list[VideoItem]:
+    """The deterministic, disjoint subset of ``items`` that shard ``shard_index`` extracts."""
+    if num_shards < 1:
+        raise UsageError(f"--num-shards must be at least 1. Received: {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise UsageError(f"--shard-index must be in [0, {num_shards - 1}]. Received: {shard_index}")
+    return [item for item in items if shard_of(item.video_id, num_shards) == shard_index]
+
+
+def default_decode_workers() -> int:
+    """Decoder threads: enough to keep a CPU backbone fed without starving it of cores."""
+    return max(2, min(8, (os.cpu_count() or 2)))
+
+
+def _decode_in_background(
+    items: list[VideoItem],
+    read,
+    workers: int,
+) -> Iterator[tuple[VideoItem, SampledFrames | SourceReadError]]:
+    """Yields each item with its frames (or its read error), decoding ahead in threads.
+
+    At most ``2 * workers`` videos are decoded ahead, which bounds memory.
+    """
+    ahead = 2 * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidseq-decode") as pool:
+        pending: deque[tuple[VideoItem, Future]] = deque()
+        queue = iter(items)
+        for item in queue:
+            pending.append((item, pool.submit(read, item)))
+            if len(pending) >= ahead:
+                break
+        try:
+            while pending:
+                item, future = pending.popleft()
+                try:
+                    result: SampledFrames | SourceReadError = future.result()
+                except SourceReadError as error:
+                    result = error
+                next_item = next(queue, None)
+                if next_item is not None:
+                    pending.append((next_item, pool.submit(read, next_item)))
+                yield item, result
+        finally:  # the consumer stopped early (an error, --strict): drop queued work
+            for _, future in pending:
+                future.cancel()
+
+
+@dataclass
+class VideoFeatures:
+    """One video's sampled frames (metadata) and the CNN features of all K rows.
+
+    Attributes:
+        item: The dataset item.
+        frames: What the reader returned (its ``frames`` pixels are released once
+            the CNN has seen them).
+        features: (K, D) float32; padding rows repeat the last real frame's features.
+    """
+
+    item: VideoItem
+    frames: SampledFrames
+    features: np.ndarray
+    filled: int = 0
+
+
+class _BatchPacker:
+    """Packs the real frames of consecutive videos into fixed-size CNN batches."""
+
+    def __init__(self, extract, batch_size: int, frame_shape: tuple[int, int, int]):
+        self._extract = extract
+        self._batch = np.empty((batch_size, *frame_shape), dtype=np.uint8)
+        self._slots: list[tuple[VideoFeatures, int, int]] = []
+        self._used = 0
+        self.frames = 0
+
+    def add(self, video: VideoFeatures) -> Iterator[VideoFeatures]:
+        """Queues a video's real frames; yields the videos whose features are complete."""
+        real = video.frames.frames[: video.frames.num_valid]
+        start = 0
+        while start < len(real):
+            take = min(len(real) - start, len(self._batch) - self._used)
+            self._batch[self._used : self._used + take] = real[start : start + take]
+            self._slots.append((video, start, take))
+            self._used += take
+            start += take
+            if self._used == len(self._batch):
+                yield from self.flush()
+
+    def flush(self) -> Iterator[VideoFeatures]:
+        """Runs the CNN on the frames queued so far; yields the videos it completed."""
+        if not self._used:
+            return
+        features = self._extract(self._batch[: self._used])
+        self.frames += self._used
+        row = 0
+        for video, start, take in self._slots:
+            video.features[start : start + take] = features[row : row + take]
+            video.filled += take
+            row += take
+            if video.filled == video.frames.num_valid:
+                _pad_and_release(video)
+                yield video
+        self._slots = []
+        self._used = 0
+
+
+def _pad_and_release(video: VideoFeatures) -> None:
+    """Fills padding rows with the last real frame's features and drops the pixels."""
+    num_valid = video.frames.num_valid
+    video.features[num_valid:] = video.features[num_valid - 1]
+    video.frames.frames = video.frames.frames[:0]
+
+
+class FeatureExtractor:
+    """Runs a backbone over the sampled frames of many videos, in shared full batches.
+
+    Args:
+        net: A loaded :class:`~vidseq.extract.backbones.Backbone`.
+        sampling: Which frames to take from each video.
+        crop: ``"resize"`` or ``"center"``; frames are brought to the backbone's input size.
+        batch_size: Frames per CNN batch.
+        decode_workers: Decoder threads; :func:`default_decode_workers` if None.
+
+    Attributes:
+        frames: Frames that went through the CNN so far.
+    """
+
+    def __init__(
+        self, net, sampling: SamplingConfig, *, crop="resize", batch_size=32, decode_workers=None
+    ):
+        if batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
+        self.net = net
+        self.sampling = sampling
+        self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop)
+        self.batch_size = batch_size
+        self.decode_workers = decode_workers or default_decode_workers()
+        self.frames = 0
+
+    def _read(self, item: VideoItem) -> SampledFrames:
+        return read_frames(item.source, self.sampling, self.geometry)
+
+    def run(
+        self, items: list[VideoItem]
+    ) -> Iterator[tuple[VideoItem, VideoFeatures | SourceReadError]]:
+        """Yields each item with its features, or with the error that kept it from being read.
+
+        Items come out in completion order, not necessarily in the order given.
+        """
+        packer = _BatchPacker(self.net.extract, self.batch_size, (*self.geometry.size, 3))
+        try:
+            for item, result in _decode_in_background(items, self._read, self.decode_workers):
+                if isinstance(result, SourceReadError):
+                    yield item, result
+                    continue
+                features = np.empty((len(result.frame_indices), self.net.feature_dim), np.float32)
+                for video in packer.add(VideoFeatures(item, result, features)):
+                    yield video.item, video
+            for video in packer.flush():
+                yield video.item, video
+        finally:
+            self.frames += packer.frames
+
+
+def extract_features(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    source: str = "auto",
+    split: int = 1,
+    backbone: str = "tiny",
+    weights: str = "none",
+    input_size: tuple[int, int] | None = None,
+    sampling: SamplingConfig | None = None,
+    crop: str = "resize",
+    batch_size: int = 32,
+    dtype: str = "float16",
+    num_shards: int = 1,
+    shard_index: int = 0,
+    strict: bool = False,
+    overwrite: bool = False,
+    decode_workers: int | None = None,
+    commit_every: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> ExtractionSummary:
+    """Extracts frozen-CNN features of every video of a dataset into an HDF5 cache.
+
+    Resumable: videos already committed to ``out`` (or to its part files, after a
+    crash) are skipped, and rerunning the same command finishes the cache.
+
+    Args:
+        data: Dataset root folder or CSV (see ``vidseq.extract.dataset.load_dataset``).
+        out: The cache file to write.
+        source: ``"auto"``, ``"folder"``, ``"ucf101"`` or ``"manifest"``.
+        split: UCF-101 official split (1, 2 or 3).
+        backbone: A name from the backbone registry.
+        weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights file.
+        input_size: ``(height, width)`` fed to the CNN; the backbone's default if None.
+        sampling: Which frames to take; 16 uniform frames if None.
+        crop: ``"resize"`` (plain resize) or ``"center"`` (shorter side, centre crop).
+        batch_size: Frames per CNN batch, shared across videos.
+        dtype: ``"float16"`` or ``"float32"`` for the stored features.
+        num_shards: Split the dataset into this many disjoint shards.
+        shard_index: The shard this run extracts.
+        strict: Stop at the first unreadable video instead of recording it.
+        overwrite: Replace an existing cache made with other settings.
+        decode_workers: Decoder threads; a sensible default for the machine if None.
+        commit_every: Videos per committed part file: at most this many videos (or 30 s
+            of work) are lost when the run is killed.
+        seed: Seed of random-init weights and of the group-aware split.
+        progress: Show a tqdm progress bar on stderr.
+
+    Returns:
+        An :class:`ExtractionSummary`.
+
+    Raises:
+        UsageError: Bad arguments, dataset layout or an incompatible existing cache.
+        SourceReadError: With ``strict``, the first video that cannot be read.
+    """
+    from vidseq.extract.backbones import load_backbone
+
+    started = time.perf_counter()
+    sampling = sampling or SamplingConfig()
+    if dtype not in ("float16", "float32"):
+        raise UsageError(f"--dtype must be float16 or float32. Received: {dtype}")
+    dataset = load_dataset(data, source, split=split, seed=seed)
+    items = select_shard(dataset.items, num_shards, shard_index)
+    net = load_backbone(backbone, weights, input_size=input_size, seed=seed)
+    extractor = FeatureExtractor(
+        net, sampling, crop=crop, batch_size=batch_size, decode_workers=decode_workers
+    )
+    meta = CacheMeta(
+        backbone=net.name,
+        weights=net.weights,
+        weights_sha256=net.weights_sha256,
+        engine="tf",
+        input_size=tuple(net.input_size),
+        feature_dim=net.feature_dim,
+        sampling={**sampling.to_dict(), "crop": crop},
+        class_names=list(dataset.class_names),
+        dtype=dtype,
+    )
+    summary = ExtractionSummary(out=Path(out), warnings=list(dataset.warnings))
+    with CacheWriter(out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
+        todo = [item for item in items if item.video_id not in writer.done_ids]
+        summary.skipped = len(items) - len(todo)
+        _extract_into(writer, todo, extractor, summary, strict, progress)
+        summary.out = writer.finalize()
+    summary.frames = extractor.frames
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
+    """Extracts ``todo`` and commits each video (or its failure) to ``writer``."""
+    with tqdm(total=len(todo), unit="video", disable=not progress, desc="extract") as bar:
+        for item, result in extractor.run(todo):
+            if isinstance(result, SourceReadError):
+                if strict:
+                    raise result
+                failure = FailedRecord(item.video_id, _source_text(item.source), result.reason)
+                writer.add_failure(failure)
+                summary.failures.append(failure)
+            else:
+                writer.add(
+                    _record(result),
+                    result.features,
+                    result.frames.frame_indices,
+                    result.frames.timestamps_ms,
+                )
+                summary.done += 1
+            bar.update(1)
+            elapsed = bar.format_dict["elapsed"]
+            if elapsed > 0:
+                bar.set_postfix(frames_per_s=f"{extractor.frames / elapsed:.1f}", refresh=False)
+
+
+def _record(video: VideoFeatures) -> VideoRecord:
+    """The cache's index row of an extracted video."""
+    item, frames = video.item, video.frames
+    return VideoRecord(
+        video_id=item.video_id,
+        path=_source_text(item.source),
+        label=item.label,
+        split=item.split,
+        group=item.group,
+        num_valid=frames.num_valid,
+        fps=frames.fps,
+        num_source_frames=frames.num_source_frames,
+    )
+
+
+def _source_text(source: str | tuple[str, ...]) -> str:
+    """The cache's ``videos/path`` text: a path, or a JSON list of image paths for a clip."""
+    if isinstance(source, str):
+        return source
+    return json.dumps(list(source))

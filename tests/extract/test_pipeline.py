@@ -1,0 +1,185 @@
+"""extract-features end to end: real sample videos, the tiny CNN, real HDF5 caches."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from vidseq.cache.merge import merge_caches
+from vidseq.cache.store import FeatureStore
+from vidseq.cli import main
+from vidseq.extract.backbones import load_backbone
+from vidseq.extract.frames import FrameGeometry, read_frames
+from vidseq.extract.pipeline import extract_features
+from vidseq.extract.sample_data import make_sample
+from vidseq.extract.sampling import SamplingConfig
+
+SAMPLING = SamplingConfig(mode="uniform", num_frames=6)
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    return make_sample(tmp_path_factory.mktemp("data") / "sample", seed=3, videos_per_class=4)
+
+
+@pytest.fixture(scope="module")
+def reference_cache(sample_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "features.h5"
+    summary = extract_features(sample_root, out, sampling=SAMPLING, batch_size=5, progress=False)
+    assert summary.failures == []
+    return out
+
+
+def cache_contents(path):
+    """Every dataset of a cache (and its root attributes but the version) as plain values."""
+    contents = {}
+    with h5py.File(path, "r") as handle:
+        contents.update({f"@{k}": v for k, v in handle.attrs.items() if k != "vidseq_version"})
+
+        def visit(name, node):
+            if isinstance(node, h5py.Dataset):
+                data = node[()]
+                if node.dtype.kind == "O":
+                    data = [x.decode() if isinstance(x, bytes) else x for x in data]
+                contents[name] = data
+
+        handle.visititems(visit)
+    return contents
+
+
+def assert_same_cache(a, b):
+    left, right = cache_contents(a), cache_contents(b)
+    assert sorted(left) == sorted(right)
+    for key in left:
+        np.testing.assert_array_equal(np.asarray(left[key]), np.asarray(right[key]), err_msg=key)
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_cache_holds_every_video_with_consistent_layout(sample_root, reference_cache):
+    with FeatureStore(reference_cache) as store:
+        assert len(store) == sum(1 for _ in Path(sample_root).glob("*/*.avi"))
+        assert store.meta.backbone == "tiny"
+        assert store.meta.sampling["num_frames"] == 6
+        assert set(store.splits) == {"train", "test"}
+        assert np.all(store.lengths == 6)
+        np.testing.assert_array_equal(store.offsets, np.arange(len(store)) * 6)
+        assert list(store.video_ids) == sorted(store.video_ids)
+        assert np.all(store.labels >= 0)
+
+
+def test_features_equal_the_backbone_on_the_same_frames(reference_cache):
+    net = load_backbone("tiny", "none", seed=0)
+    with FeatureStore(reference_cache) as store:
+        for i in (0, len(store) - 1):
+            frames = read_frames(store.paths[i], SAMPLING, FrameGeometry(size=net.input_size))
+            np.testing.assert_array_equal(store.frame_indices(i), frames.frame_indices)
+            expected = np.asarray(net.model(frames.frames)).astype(np.float16)
+            np.testing.assert_allclose(
+                store.features(i).astype(np.float32),
+                expected.astype(np.float32),
+                rtol=2e-3,
+                atol=1e-4,
+            )
+
+
+def test_shards_merged_equal_a_single_run(sample_root, reference_cache, tmp_path):
+    shards = []
+    for index in range(3):
+        out = tmp_path / f"shard{index}.h5"
+        extract_features(
+            sample_root,
+            out,
+            sampling=SAMPLING,
+            batch_size=5,
+            num_shards=3,
+            shard_index=index,
+            progress=False,
+        )
+        shards.append(out)
+    sizes = [len(FeatureStore(path)) for path in shards]
+    assert all(size > 0 for size in sizes)
+    merged = merge_caches(tmp_path / "merged.h5", shards)
+    assert_same_cache(merged, reference_cache)
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
+    sample_root, reference_cache, tmp_path
+):
+    out = tmp_path / "features.h5"
+    flags = ["--frames", "6", "--batch-size", "5", "--commit-every", "1", "--quiet"]
+    command = [sys.executable, "-m", "vidseq", "extract-features", sample_root, "--out", out]
+    command = [str(arg) for arg in command + flags]
+    parts = Path(f"{out}.parts")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(parts.glob("*.h5"))) < 2:
+        assert process.poll() is None, "extraction finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    committed = len(list(parts.glob("*.h5")))
+    assert committed >= 2
+
+    rerun = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "skipped" in rerun.stdout
+    skipped = int(rerun.stdout.split(" failed, ")[1].split(" skipped")[0])
+    assert skipped >= committed
+    assert not parts.exists()
+    assert_same_cache(out, reference_cache)
+
+
+def test_unreadable_video_is_recorded_and_exit_code_is_3(tmp_path, video_factory):
+    good = video_factory("good clip.avi", 20)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(os.urandom(2048))
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(f"path,label,split\n{Path(good).name},a,train\n{bad.name},b,test\n")
+    out = tmp_path / "features.h5"
+    assert run_cli("extract-features", manifest, "--out", out, "--frames", "4", "--quiet") == 3
+    with FeatureStore(out) as store:
+        assert list(store.video_ids) == ["good clip.avi"]
+        assert [f.video_id for f in store.failed] == ["broken.mp4"]
+        assert store.failed[0].error
+
+
+def test_odd_ids_round_trip(tmp_path, video_factory):
+    folder = tmp_path / "sub dir" / "..dots.. ünï"
+    folder.mkdir(parents=True)
+    name = "a b.c.d " + "x" * 150 + ".avi"
+    os.replace(video_factory("v.avi", 12), folder / name)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label\n{folder.relative_to(tmp_path) / name},only\n")
+    out = tmp_path / "features.h5"
+    extract_features(manifest, out, sampling=SamplingConfig(num_frames=3), progress=False)
+    with FeatureStore(out) as store:
+        video_id = str(folder.relative_to(tmp_path) / name)
+        assert list(store.video_ids) == [video_id]
+        assert store.features(store.index_of(video_id)).shape[0] == 3
+
+
+def test_incompatible_existing_cache_is_refused_and_left_untouched(
+    sample_root, reference_cache, tmp_path, capsys
+):
+    out = tmp_path / "features.h5"
+    out.write_bytes(Path(reference_cache).read_bytes())
+    before = hashlib.sha256(out.read_bytes()).hexdigest()
+    code = run_cli("extract-features", sample_root, "--out", out, "--frames", "8", "--quiet")
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("vidseq: error:") and "\n" not in error
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == before
+    code = run_cli("extract-features", sample_root, "--out", out, "--frames", "8", "--overwrite")
+    assert code == 0
+    with FeatureStore(out) as store:
+        assert store.meta.sampling["num_frames"] == 8
