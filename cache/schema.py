@@ -38,6 +38,8 @@ ATTR_FEATURE_DIM = "feature_dim"
 ATTR_SAMPLING = "sampling"
 ATTR_CLASS_NAMES = "class_names"
 ATTR_VIDSEQ_VERSION = "vidseq_version"
+ATTR_WEIGHTS_SEED = "weights_seed"
+"""Optional root attribute: the seed of random-init weights (``weights == "none"``)."""
 
 ROOT_ATTRIBUTES = (
     ATTR_FORMAT,
@@ -144,12 +146,14 @@ class CacheMeta:
         backbone: Backbone name from the registry (e.g. ``"resnet50"``).
         weights: ``"imagenet"``, ``"none"`` or the path of the weights file (a label).
         weights_sha256: SHA-256 of the weights actually used.
-        engine: What ran the network (e.g. ``"tensorflow"``).
+        engine: What ran the network (``"tf"`` for TensorFlow).
         input_size: ``(height, width)`` fed to the CNN.
         feature_dim: D, the length of one feature vector.
         sampling: Frame sampling settings (JSON-serialisable dict).
         class_names: Class names; the index is the label id.
         dtype: Storage type of ``features``: ``"float16"`` or ``"float32"``.
+        weights_seed: Seed that initialised random weights, so that a later stage can
+            rebuild the very same network (not compared: the SHA-256 is).
     """
 
     backbone: str
@@ -161,6 +165,7 @@ class CacheMeta:
     sampling: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
     dtype: str = "float16"
+    weights_seed: int = 0
 
     def __post_init__(self):
         size = tuple(int(v) for v in np.asarray(self.input_size).reshape(-1))
@@ -179,6 +184,7 @@ class CacheMeta:
                 f"dtype must be one of {', '.join(FEATURE_DTYPES)}. Received: dtype={self.dtype!r}"
             )
         object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "weights_seed", int(self.weights_seed))
         # A JSON round trip makes the in-memory value equal what a reader gets back
         # (tuples become lists, keys are sorted).
         try:
@@ -288,6 +294,7 @@ def write_meta(h5: h5py.File, meta: CacheMeta) -> None:
     attrs[ATTR_SAMPLING] = json.dumps(meta.sampling, sort_keys=True)
     attrs[ATTR_CLASS_NAMES] = json.dumps(meta.class_names, ensure_ascii=False)
     attrs[ATTR_VIDSEQ_VERSION] = vidseq.__version__
+    attrs[ATTR_WEIGHTS_SEED] = np.int64(meta.weights_seed)
 
 
 def _text_attr(h5: h5py.File, name: str) -> str:
@@ -393,6 +400,9 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
             sampling=sampling,
             class_names=class_names,
             dtype=features.dtype.name,
+            weights_seed=_int_attr(h5, ATTR_WEIGHTS_SEED, where)
+            if ATTR_WEIGHTS_SEED in attrs
+            else 0,
         )
     except ValueError as exc:
         raise CacheError(f"{where}: bad root attributes ({exc})") from exc

@@ -152,7 +152,6 @@ class _BatchPacker:
         self._batch = np.empty((batch_size, *frame_shape), dtype=np.uint8)
         self._slots: list[tuple[VideoFeatures, int, int]] = []
         self._used = 0
-        self.frames = 0
 
     def add(self, video: VideoFeatures) -> Iterator[VideoFeatures]:
         """Queues a video's real frames; yields the videos whose features are complete."""
@@ -172,7 +171,6 @@ class _BatchPacker:
         if not self._used:
             return
         features = self._extract(self._batch[: self._used])
-        self.frames += self._used
         row = 0
         for video, start, take in self._slots:
             video.features[start : start + take] = features[row : row + take]
@@ -221,6 +219,10 @@ class FeatureExtractor:
     def _read(self, item: VideoItem) -> SampledFrames:
         return read_frames(item.source, self.sampling, self.geometry)
 
+    def _extract(self, batch: np.ndarray) -> np.ndarray:
+        self.frames += len(batch)
+        return self.net.extract(batch)
+
     def run(
         self, items: list[VideoItem]
     ) -> Iterator[tuple[VideoItem, VideoFeatures | SourceReadError]]:
@@ -228,19 +230,16 @@ class FeatureExtractor:
 
         Items come out in completion order, not necessarily in the order given.
         """
-        packer = _BatchPacker(self.net.extract, self.batch_size, (*self.geometry.size, 3))
-        try:
-            for item, result in _decode_in_background(items, self._read, self.decode_workers):
-                if isinstance(result, SourceReadError):
-                    yield item, result
-                    continue
-                features = np.empty((len(result.frame_indices), self.net.feature_dim), np.float32)
-                for video in packer.add(VideoFeatures(item, result, features)):
-                    yield video.item, video
-            for video in packer.flush():
+        packer = _BatchPacker(self._extract, self.batch_size, (*self.geometry.size, 3))
+        for item, result in _decode_in_background(items, self._read, self.decode_workers):
+            if isinstance(result, SourceReadError):
+                yield item, result
+                continue
+            features = np.empty((len(result.frame_indices), self.net.feature_dim), np.float32)
+            for video in packer.add(VideoFeatures(item, result, features)):
                 yield video.item, video
-        finally:
-            self.frames += packer.frames
+        for video in packer.flush():
+            yield video.item, video
 
 
 def extract_features(
@@ -321,6 +320,7 @@ def extract_features(
         sampling={**sampling.to_dict(), "crop": crop},
         class_names=list(dataset.class_names),
         dtype=dtype,
+        weights_seed=net.seed,
     )
     summary = ExtractionSummary(out=Path(out), warnings=list(dataset.warnings))
     with CacheWriter(out, meta, overwrite=overwrite, commit_every=commit_every) as writer:

@@ -19,7 +19,8 @@ def test_packed_layout_has_every_attribute_and_dataset(tmp_path, write_cache, ma
     path = write_cache(tmp_path / "c.h5", ids, meta, failures=failures)
     with h5py.File(path, "r") as h5:
         a = h5.attrs
-        assert set(a) == set(schema.ROOT_ATTRIBUTES)
+        assert set(a) == {*schema.ROOT_ATTRIBUTES, schema.ATTR_WEIGHTS_SEED}
+        assert int(a["weights_seed"]) == meta.weights_seed
         assert a["vidseq_format"] == "features"
         assert int(a["schema_version"]) == SCHEMA_VERSION == 1
         for name in ("backbone", "weights", "weights_sha256", "engine", "vidseq_version"):
