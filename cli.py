@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vidseq import __version__
@@ -51,9 +52,13 @@ def cmd_make_sample(args) -> int:
 
 
 def cmd_extract_features(args) -> int:
+    from vidseq.extract.faces import FaceCrop
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sampling import SamplingConfig
 
+    face_crop = None
+    if args.face_crop or args.face_gray:
+        face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
     summary = extract_features(
         args.data,
         args.out,
@@ -76,6 +81,8 @@ def cmd_extract_features(args) -> int:
         commit_every=args.commit_every,
         seed=args.seed,
         progress=not args.quiet,
+        clip_length=args.clip_length,
+        face_crop=face_crop,
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -109,6 +116,127 @@ def cmd_cache_merge(args) -> int:
     return EXIT_OK
 
 
+def cmd_train_sequence(args) -> int:
+    from vidseq.sequence.training import TrainConfig, train_sequence
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{name: getattr(args, name) for name in fields})
+    result = train_sequence(
+        args.cache, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 2
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from vidseq.sequence.evaluation import evaluate_run
+
+    metrics = evaluate_run(
+        args.run, args.cache, split=args.split, out_dir=args.out, num_clips=args.clips
+    )
+    if args.json:
+        _print_json(metrics)
+        return EXIT_OK
+    print(f"{metrics['split']} split of {metrics['cache']}: {metrics['num_videos']} videos")
+    print(f"accuracy             {metrics['accuracy']:.4f}")
+    if "top5_accuracy" in metrics:
+        print(f"top-5 accuracy       {metrics['top5_accuracy']:.4f}")
+    for average in ("macro", "weighted"):
+        print(
+            f"F1 {average:<8}          {metrics[f'f1_{average}']:.4f}  (precision "
+            f"{metrics[f'precision_{average}']:.4f}, recall {metrics[f'recall_{average}']:.4f})"
+        )
+    if metrics.get("baseline"):
+        print(f"bag-of-frames        {metrics['baseline']['accuracy']:.4f}  (no temporal order)")
+    print(f"report, confusion matrix: {', '.join(map(str, metrics['files']))}")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from vidseq.sequence.predict import predict_videos
+
+    predictions = predict_videos(args.run, args.videos, top_k=args.top_k)
+    if args.json:
+        _print_json([prediction.to_dict() for prediction in predictions])
+    for prediction in predictions:
+        if prediction.error:
+            print(f"failed: {prediction.video}: {prediction.error}", file=sys.stderr)
+        elif not args.json:
+            top = ", ".join(f"{label} {p:.3f}" for label, p in prediction.top)
+            print(f"{prediction.video}: {top}")
+    return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from vidseq.sequence.demo import DEMO_BACKBONE, run_demo
+
+    result = run_demo(args.workdir, seed=args.seed)
+    print(
+        f"\ndone: sample data {result.sample}, cache {result.cache}, run {result.run}.\n"
+        f"The demo's CNN is {DEMO_BACKBONE!r} with random-init weights (offline). With real "
+        "data and ImageNet weights:\n"
+        "  vidseq extract-features DATA --out features.h5 --backbone resnet50 "
+        "--weights imagenet\n"
+        "(Keras downloads the weights to $KERAS_HOME/models; offline, pass "
+        "--weights PATH to a local file)."
+    )
+    return EXIT_OK
+
+
+def _add_train_parser(commands) -> None:
+    from vidseq.sequence.training import LR_SCHEDULES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = commands.add_parser(
+        "train-sequence",
+        help="features.h5 → trained LSTM/GRU run directory",
+        description="Train the LSTM/GRU head on a feature cache. Splits come from the cache; "
+        "validation is the cache's val split or a group-aware part of train.",
+    )
+    parser.add_argument("cache", help="feature cache (features.h5)")
+    parser.add_argument("--out", required=True, help="run directory to write")
+    parser.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
+    parser.add_argument("--units", type=int, default=defaults.units)
+    parser.add_argument("--layers", type=int, default=defaults.layers)
+    parser.add_argument("--bidirectional", action="store_true")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    parser.add_argument(
+        "--centering",
+        default=defaults.centering,
+        choices=["concat", "subtract", "none"],
+        help="RNN input: features and their deviation from the clip mean (concat), the "
+        "deviation only (subtract), or the features as they are (none)",
+    )
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
+    )
+    parser.add_argument("--class-weight", default=None, choices=["balanced"])
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
+    parser.add_argument(
+        "--frames", type=int, default=None, help="feature rows per video (default: all cached)"
+    )
+    parser.add_argument(
+        "--temporal-shift", type=int, default=defaults.temporal_shift, help="max shift, frames"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--streaming", default=defaults.streaming, choices=["auto", "memory", "stream"]
+    )
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    parser.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
+    parser.add_argument("--tensorboard", default=None, metavar="DIR")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.set_defaults(func=cmd_train_sequence)
+
+
 def _add_extract_parser(commands) -> None:
     from vidseq.extract.backbones import backbone_names
 
@@ -118,10 +246,10 @@ def _add_extract_parser(commands) -> None:
         description="Run a frozen CNN once over sampled frames of every video and cache the "
         "features in HDF5. Resumable: rerun the same command after a crash.",
     )
-    parser.add_argument("data", help="dataset folder or CSV manifest")
+    parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
     parser.add_argument("--out", required=True, help="cache file to write (features.h5)")
     parser.add_argument(
-        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest"]
+        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
     )
     parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
     parser.add_argument("--backbone", default="tiny", choices=backbone_names())
@@ -138,6 +266,29 @@ def _add_extract_parser(commands) -> None:
     crop.add_argument("--resize", dest="crop", action="store_const", const="resize")
     crop.add_argument("--center-crop", dest="crop", action="store_const", const="center")
     parser.set_defaults(crop="resize")
+    parser.add_argument(
+        "--clip-length",
+        type=int,
+        default=10,
+        help="fer2013: faces per pseudo-clip (the remainder of each split and class is left out)",
+    )
+    parser.add_argument(
+        "--face-crop",
+        action="store_true",
+        help="cut each frame around its largest face (OpenCV Haar cascade); "
+        "records per-frame face_found",
+    )
+    parser.add_argument(
+        "--face-gray",
+        action="store_true",
+        help="face crops in grey, replicated to 3 channels (implies --face-crop)",
+    )
+    parser.add_argument(
+        "--face-margin",
+        type=float,
+        default=0.2,
+        help="room around the face on each side, as a fraction of its size (default 0.2)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     parser.add_argument("--num-shards", type=int, default=1)
@@ -174,6 +325,30 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_make_sample)
 
     _add_extract_parser(commands)
+    _add_train_parser(commands)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run directory + cache → metrics, report, confusion matrix"
+    )
+    evaluate.add_argument("run", help="run directory")
+    evaluate.add_argument("cache", nargs="?", default=None, help="default: the run's cache")
+    evaluate.add_argument("--split", default="test", choices=["test", "val", "train"])
+    evaluate.add_argument("--clips", type=int, default=None, help="temporal samples per video")
+    evaluate.add_argument("--out", default=None, help="report folder (default: the run)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="run directory + videos → labels")
+    predict.add_argument("run", help="run directory")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(func=cmd_predict)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
+    demo.add_argument("--workdir", default="vidseq-demo")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
 
     inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
     inspect.add_argument("cache")
@@ -201,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code.
     """
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         return args.func(args)
     except (UsageError, SourceReadError) as error:

@@ -59,7 +59,9 @@ def group_split(
     Groups are placed one at a time, largest first (ties in a seeded random
     order), each on the side that brings the per-label counts closest to their
     targets (``fraction * videos of that label``) and the side totals closest to
-    theirs. Singleton groups therefore give a stratified split; big groups that
+    theirs. A side with a positive share that stays empty then receives the
+    smallest group of the side holding the most groups (when that has two).
+    Singleton groups therefore give a stratified split; big groups that
     mix labels give the best split their sizes allow.
 
     Args:
@@ -120,7 +122,25 @@ def group_split(
         assignment[g] = best
         current[best] += row
         current_totals[best] += size
+    _fill_empty_sides(assignment, sizes, shares)
     return [SPLIT_NAMES[assignment[group_index[group]]] for group in groups]
+
+
+def _fill_empty_sides(assignment: np.ndarray, sizes: np.ndarray, shares: np.ndarray) -> None:
+    """Gives every side with a positive share at least one group, where groups allow.
+
+    With few, large groups a small share (say 15 % of three groups) would otherwise
+    stay empty; the smallest group of the side holding the most groups moves there.
+    """
+    for side in np.flatnonzero(shares > 0):
+        if np.any(assignment == side):
+            continue
+        held = np.bincount(assignment, minlength=len(shares))
+        donor = int(np.argmax(held))
+        if held[donor] < 2:
+            return
+        members = np.flatnonzero(assignment == donor)
+        assignment[members[np.argmin(sizes[members])]] = side
 
 
 def check_group_disjoint(groups: Sequence, splits: Sequence[str], *, names=None) -> None:

@@ -106,3 +106,11 @@ def test_check_group_disjoint_names_the_first_bad_group():
 
 def test_check_group_disjoint_ignores_unassigned():
     check_group_disjoint(["g01", "g01", "g02"], ["train", "", "test"])
+
+
+def test_a_small_share_still_gets_a_group_when_groups_are_few():
+    groups = ["g1"] * 4 + ["g2"] * 4 + ["g3"] * 4
+    labels = [0, 1, 0, 1] * 3
+    splits = group_split(groups, labels, {"train": 0.85, "val": 0.15}, seed=0)
+    assert splits.count("val") == 4 and splits.count("train") == 8
+    assert group_split(["g1"] * 4, [0, 1, 0, 1], {"train": 0.85, "val": 0.15}) == ["train"] * 4

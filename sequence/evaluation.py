@@ -1,0 +1,340 @@
+"""Evaluation of a sequence run: metrics, multi-clip testing, bag-of-frames baseline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vidseq.errors import UsageError
+from vidseq.sequence import run_dir as rd
+from vidseq.sequence.temporal import clip_offsets
+
+
+def compute_metrics(y_true, probabilities, class_names):
+    """Classification metrics from true labels and predicted probabilities.
+
+    Args:
+        y_true: (N,) int labels.
+        probabilities: (N, C) class probabilities (or scores).
+        class_names: The C class names.
+
+    Returns:
+        A dict: ``num_videos``, ``accuracy``, ``top5_accuracy`` (only when
+        C >= 5), ``precision_macro``, ``recall_macro``, ``f1_macro``, the same
+        ``_weighted``, ``per_class`` (name -> precision, recall, f1, support),
+        ``confusion_matrix`` (C x C list, rows true, columns predicted) and
+        ``class_names``. Averages are over all C classes (sklearn's
+        ``labels=range(C)``, ``zero_division=0``).
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.arange(len(class_names))
+    if probabilities.shape != (len(y_true), len(labels)):
+        raise ValueError(
+            f"probabilities must be (N, C) = ({len(y_true)}, {len(labels)}). "
+            f"Received: {probabilities.shape}"
+        )
+    y_pred = probabilities.argmax(axis=1)
+    out = {
+        "num_videos": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+    }
+    if len(labels) >= 5:
+        out["top5_accuracy"] = float(
+            top_k_accuracy_score(y_true, probabilities, k=5, labels=labels)
+        )
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        out[f"precision_{average}"] = float(p)
+        out[f"recall_{average}"] = float(r)
+        out[f"f1_{average}"] = float(f)
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0
+    )
+    out["per_class"] = {
+        name: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    out["class_names"] = list(class_names)
+    return out
+
+
+def bag_of_frames_baseline(train_x, train_y, test_x, test_y, class_names, *, seed=0):
+    """Mean-pooled features + logistic regression, the order-blind reference.
+
+    Args:
+        train_x: (N, D) mean of each training video's valid frame features.
+        train_y: (N,) training labels.
+        test_x: (M, D) the same for the evaluated videos.
+        test_y: (M,) their labels.
+        class_names: The C class names.
+        seed: ``random_state`` of the classifier.
+
+    Returns:
+        A dict with ``accuracy``, ``top5_accuracy`` (C >= 5), precision /
+        recall / F1 macro and weighted, ``model`` (a description).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classifier = make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
+    )
+    classifier.fit(train_x, train_y)
+    scores = np.zeros((len(test_x), len(class_names)))
+    scores[:, classifier.classes_] = classifier.predict_proba(test_x)
+    metrics = compute_metrics(test_y, scores, class_names)
+    keep = ("num_videos", "accuracy", "top5_accuracy")
+    out = {k: metrics[k] for k in keep if k in metrics}
+    for average in ("macro", "weighted"):
+        for m in ("precision", "recall", "f1"):
+            out[f"{m}_{average}"] = metrics[f"{m}_{average}"]
+    out["model"] = "mean of valid frame features -> StandardScaler -> LogisticRegression"
+    return out
+
+
+def check_cache_matches_run(config, meta, cache_name=""):
+    """Refuses a cache whose features are not those the run was trained on.
+
+    Args:
+        config: The run's config.json dict.
+        meta: The cache's ``CacheMeta``.
+        cache_name: For the message.
+
+    Raises:
+        UsageError: feature_dim, backbone, weights hash or class names differ.
+    """
+    cache_meta = rd.meta_dict(meta)
+    where = f"{cache_name}: " if cache_name else ""
+    for key in ("feature_dim", "backbone", "weights_sha256", "class_names"):
+        if cache_meta[key] != config[key]:
+            raise UsageError(
+                f"{where}cache {key} is {cache_meta[key]!r} but the run was trained with "
+                f"{config[key]!r}; evaluate with a cache extracted the same way"
+            )
+
+
+def evaluate_model(
+    model,
+    store,
+    config,
+    indices,
+    *,
+    features,
+    split,
+    num_clips=None,
+    batch_size=64,
+    baseline_train=None,
+):
+    """Metrics of a model on some cached videos (multi-clip when the cache is dense).
+
+    Args:
+        model: The Keras model of the run.
+        store: The open ``FeatureStore``.
+        config: The run config (``frames``, ``class_names``, ``train``).
+        indices: Cache indices of the labelled videos to evaluate.
+        features: A feature source holding (or streaming) those videos.
+        split: Name of the split, recorded in the result.
+        num_clips: Temporal samples averaged per video when some video has more
+            valid rows than the run's frames (default: the run's
+            ``eval_clips``). 1 keeps the centre sample only.
+        batch_size: Videos per batch.
+        baseline_train: Cache indices of the training videos for the
+            bag-of-frames baseline (None: no baseline).
+
+    Returns:
+        The :func:`compute_metrics` dict plus ``split``, ``clips``,
+        ``single_clip_accuracy`` (multi-clip only) and ``baseline``.
+    """
+    from vidseq.sequence.data import SequenceBatches, mean_valid_features, predict_probabilities
+
+    class_names = list(config["class_names"])
+    frames = int(config["frames"])
+    labels = np.asarray(store.labels)
+    num_valid = np.asarray(store.num_valid)
+    indices = np.asarray(indices, dtype=np.int64)
+    if num_clips is None:
+        num_clips = int(config.get("train", {}).get("eval_clips", 1) or 1)
+    dense = bool((num_valid[indices] > frames).any())
+    clips = int(num_clips) if dense else 1
+
+    def probabilities(offset):
+        batches = SequenceBatches(
+            features,
+            indices,
+            labels,
+            num_valid,
+            len(class_names),
+            frames=frames,
+            length=frames,
+            batch_size=batch_size,
+            clip_offset=offset,
+            targets=False,
+        )
+        return predict_probabilities(model, batches)
+
+    centre = probabilities(0.5)
+    if clips > 1:
+        offsets = clip_offsets(clips)
+        probs = np.mean(
+            [centre if abs(o - 0.5) < 1e-12 else probabilities(o) for o in offsets], axis=0
+        )
+    else:
+        probs = centre
+    y = labels[indices]
+    metrics = {"split": split, "clips": clips, **compute_metrics(y, probs, class_names)}
+    if clips > 1:
+        metrics["single_clip_accuracy"] = float((centre.argmax(axis=1) == y).mean())
+    metrics["baseline"] = None
+    if baseline_train is not None and len(baseline_train):
+        baseline_train = np.asarray(baseline_train, dtype=np.int64)
+        metrics["baseline"] = bag_of_frames_baseline(
+            mean_valid_features(features, baseline_train, num_valid),
+            labels[baseline_train],
+            mean_valid_features(features, indices, num_valid),
+            y,
+            class_names,
+            seed=int(config.get("train", {}).get("seed", 0)),
+        )
+    return metrics
+
+
+def write_evaluation(metrics, out_dir):
+    """Writes metrics.json, classification_report.txt and confusion_matrix.png.
+
+    Returns:
+        The list of paths written.
+    """
+    from vidseq.sequence import reports
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"Confusion matrix ({metrics.get('split', '')}, accuracy {metrics['accuracy']:.3f})"
+    paths = [reports.write_json(out_dir / rd.METRICS_FILE, metrics)]
+    report = out_dir / rd.REPORT_FILE
+    report.write_text(reports.format_classification_report(metrics), encoding="utf-8")
+    paths.append(report)
+    paths.append(
+        reports.plot_confusion_matrix(
+            out_dir / rd.CONFUSION_FILE, metrics["confusion_matrix"], metrics["class_names"], title
+        )
+    )
+    return paths
+
+
+def evaluate_run(
+    run_dir,
+    cache=None,
+    *,
+    split="test",
+    out_dir=None,
+    num_clips=None,
+    baseline=True,
+    batch_size=64,
+    streaming="auto",
+):
+    """Evaluates a trained run on a feature cache and writes the report files.
+
+    Args:
+        run_dir: A run directory written by ``train_sequence``.
+        cache: Path of a feature cache (default: the cache the run was trained
+            on, ``config["cache_path"]``).
+        split: ``"test"``, ``"val"`` or ``"train"``: which labelled videos.
+            ``"val"`` is the cache's val split, or the carving the run used.
+        out_dir: Where to write metrics.json, classification_report.txt and
+            confusion_matrix.png (default: the run directory).
+        num_clips: Temporal samples per video when the cache holds more rows
+            per video than the run's frames (default: the run's eval_clips).
+        baseline: Also fit the bag-of-frames baseline on the cache's training
+            split (skipped when the cache has none).
+        batch_size: Videos per batch.
+        streaming: ``"auto"``, ``"memory"`` or ``"stream"``.
+
+    Returns:
+        The metrics dict (see :func:`compute_metrics`) with ``split``,
+        ``clips``, ``single_clip_accuracy`` (multi-clip), ``baseline`` (dict or
+        None), ``cache``, ``run_dir``, ``seconds`` and ``files`` (written paths).
+
+    Raises:
+        UsageError: incomplete run directory, a cache that is not one
+            (``CacheError``), whose features differ from the run's, or that has
+            no labelled video in ``split``.
+    """
+    from vidseq.cache.store import FeatureStore
+    from vidseq.sequence.data import decide_streaming, feature_bytes, make_features
+    from vidseq.sequence.splits import resolve_splits
+
+    start = time.perf_counter()
+    run = rd.load_run(run_dir)
+    config = run.config
+    if split not in ("train", "val", "test"):
+        raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
+    if cache is None:
+        cache = config.get("cache_path")
+        if not cache:
+            raise UsageError(f"{run.path}: config.json names no cache; pass one")
+    with FeatureStore(cache) as store:
+        check_cache_matches_run(config, store.meta, str(cache))
+        train_cfg = config.get("train", {})
+        labels = np.asarray(store.labels)
+        try:
+            resolved = resolve_splits(
+                labels,
+                store.splits,
+                store.groups,
+                store.video_ids,
+                val_fraction=train_cfg.get("val_fraction", 0.15),
+                seed=train_cfg.get("seed", 0),
+                source=str(cache),
+            )
+        except UsageError:
+            if split != "test":
+                raise
+            resolved = None
+        if resolved is not None:
+            indices = getattr(resolved, split)
+            baseline_train = resolved.train if baseline else None
+        else:
+            splits = np.asarray([str(s) for s in store.splits], dtype=object)
+            indices = np.flatnonzero((labels >= 0) & (splits == "test"))
+            baseline_train = None
+        if len(indices) == 0:
+            raise UsageError(f"{cache}: no labelled video in the {split!r} split to evaluate")
+        needed = np.union1d(indices, [] if baseline_train is None else baseline_train)
+        streamed = decide_streaming(streaming, feature_bytes(store, needed))
+        features = make_features(store, needed.astype(np.int64), streamed)
+        metrics = evaluate_model(
+            run.model,
+            store,
+            config,
+            indices,
+            features=features,
+            split=split,
+            num_clips=num_clips,
+            batch_size=batch_size,
+            baseline_train=baseline_train,
+        )
+    metrics["cache"] = str(Path(cache).resolve())
+    metrics["run_dir"] = str(run.path.resolve())
+    metrics["seconds"] = round(time.perf_counter() - start, 3)
+    files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
+    metrics["files"] = [str(p) for p in files]
+    return metrics

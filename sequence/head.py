@@ -1,0 +1,128 @@
+"""The sequence head: masking, a stack of LSTM/GRU layers, a softmax."""
+
+from __future__ import annotations
+
+import keras
+
+from vidseq.errors import UsageError
+
+RNN_TYPES = ("lstm", "gru")
+CENTERING_MODES = ("none", "subtract", "concat")
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class TemporalCentering(keras.layers.Layer):
+    """Subtracts each clip's mean feature vector (over its valid frames) from every frame.
+
+    What stays is how the features *change* through the clip; the clip's
+    static appearance (background, lighting, camera) is removed. With
+    ``mode="concat"`` the output is ``[x, x - mean]`` (2D features), so the
+    RNN sees both the appearance and its changes. Padding rows stay zero
+    and the mask passes through.
+
+    Args:
+        mode: ``"subtract"`` or ``"concat"``.
+    """
+
+    def __init__(self, mode="concat", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in CENTERING_MODES[1:]:
+            raise ValueError(f"mode must be subtract or concat. Received: mode={mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        ops = keras.ops
+        if mask is None:
+            weights = ops.ones_like(inputs[..., :1])
+        else:
+            weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(inputs * weights, axis=1, keepdims=True) / count
+        centred = (inputs - mean) * weights
+        if self.mode == "subtract":
+            return centred
+        return ops.concatenate([inputs, centred], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        if self.mode == "subtract":
+            return input_shape
+        return (*input_shape[:-1], input_shape[-1] * 2)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def build_head(
+    num_classes,
+    feature_dim,
+    *,
+    rnn="lstm",
+    units=128,
+    layers=1,
+    bidirectional=False,
+    dropout=0.5,
+    centering="concat",
+    num_frames=None,
+    name="vidseq_head",
+):
+    """Builds the recurrent classifier that reads cached CNN features.
+
+    Input rows that are all zeros are masked: the data code zeroes every row
+    after a video's ``num_valid`` real frames, so padding never changes the
+    output. (A real frame whose feature vector is exactly zero would be
+    skipped too; pooled CNN features practically never are.)
+
+    Args:
+        num_classes: Number of output classes (>= 2).
+        feature_dim: D, the size of one frame's feature vector.
+        rnn: ``"lstm"`` or ``"gru"``.
+        units: Units of each recurrent layer.
+        layers: Number of stacked recurrent layers.
+        bidirectional: Wrap each recurrent layer in ``Bidirectional``.
+        dropout: Dropout rate on the inputs of each recurrent layer, as the
+            tutorial's ``LSTM(128, dropout=0.5)`` (0 for none).
+        centering: ``"concat"`` feeds the RNN each frame's features and their
+            deviation from the clip's mean (appearance and change);
+            ``"subtract"`` only the deviation; ``"none"`` the features as they
+            are (the tutorial's head). See :class:`TemporalCentering`.
+        num_frames: T, the sequence length, or None for variable length.
+        name: Model name.
+
+    Returns:
+        An uncompiled ``keras.Model`` mapping (batch, T, D) float32 to
+        (batch, num_classes) probabilities. It uses built-in layers and the
+        registered ``vidseq>TemporalCentering``, so it saves as ``.keras`` and
+        loads with ``safe_mode=True`` once ``vidseq.sequence.head`` is imported.
+    """
+    if rnn not in RNN_TYPES:
+        raise UsageError(f"rnn must be one of {RNN_TYPES}. Received: rnn={rnn!r}")
+    if int(num_classes) < 2:
+        raise UsageError(f"a classifier needs at least 2 classes. Received: {num_classes}")
+    if int(units) < 1 or int(layers) < 1:
+        raise UsageError(f"units and layers must be >= 1. Received: {units=}, {layers=}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise UsageError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+    if centering not in CENTERING_MODES:
+        raise UsageError(
+            f"centering must be one of {CENTERING_MODES}. Received: centering={centering!r}"
+        )
+    layer_cls = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
+
+    inputs = keras.Input(shape=(num_frames, int(feature_dim)), name="features")
+    x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(inputs)
+    if centering != "none":
+        x = TemporalCentering(centering, name="temporal_centering")(x)
+    for i in range(int(layers)):
+        last = i == int(layers) - 1
+        layer = layer_cls(
+            int(units), dropout=float(dropout), return_sequences=not last, name=f"{rnn}_{i}"
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bi_{rnn}_{i}")
+        x = layer(x)
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)

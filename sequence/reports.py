@@ -1,0 +1,156 @@
+"""Report files of a run: JSON, CSV, text report and matplotlib figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_json(path, data):
+    """Writes ``data`` as indented JSON atomically (temporary file + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False, default=_json_default)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path):
+    """Reads a JSON file; UsageError naming it when missing or corrupt."""
+    from vidseq.errors import UsageError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path}: unreadable or corrupt JSON ({e})") from None
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_history_csv(path, history):
+    """Writes per-epoch rows (dicts with the same keys, ``epoch`` first)."""
+    keys = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    return Path(path)
+
+
+def format_classification_report(metrics):
+    """Plain-text report of an evaluation dict (see ``compute_metrics``)."""
+    names = metrics["class_names"]
+    width = max([len(n) for n in names] + [len("weighted avg"), 12])
+    lines = [
+        f"split: {metrics.get('split', '?')}   videos: {metrics['num_videos']}   "
+        f"clips per video: {metrics.get('clips', 1)}",
+        "",
+        f"{'':>{width}}  precision     recall   f1-score    support",
+        "",
+    ]
+    for name in names:
+        c = metrics["per_class"][name]
+        lines.append(
+            f"{name:>{width}}  {c['precision']:9.4f}  {c['recall']:9.4f}  "
+            f"{c['f1']:9.4f}  {c['support']:9d}"
+        )
+    lines.append("")
+    lines.append(
+        f"{'accuracy':>{width}}  {'':9}  {'':9}  {metrics['accuracy']:9.4f}  "
+        f"{metrics['num_videos']:9d}"
+    )
+    for avg in ("macro", "weighted"):
+        lines.append(
+            f"{avg + ' avg':>{width}}  {metrics[f'precision_{avg}']:9.4f}  "
+            f"{metrics[f'recall_{avg}']:9.4f}  {metrics[f'f1_{avg}']:9.4f}  "
+            f"{metrics['num_videos']:9d}"
+        )
+    if "top5_accuracy" in metrics:
+        lines.append(f"{'top-5 accuracy':>{width}}  {metrics['top5_accuracy']:.4f}")
+    if "single_clip_accuracy" in metrics:
+        lines.append(f"{'1-clip accuracy':>{width}}  {metrics['single_clip_accuracy']:.4f}")
+    baseline = metrics.get("baseline")
+    if baseline:
+        lines += [
+            "",
+            "bag-of-frames baseline (mean of valid frame features + logistic regression, "
+            "same training split):",
+            f"  accuracy {baseline['accuracy']:.4f}   f1 macro {baseline['f1_macro']:.4f}   "
+            f"(sequence model: accuracy {metrics['accuracy']:.4f}, "
+            f"f1 macro {metrics['f1_macro']:.4f})",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(path, matrix, class_names, title="Confusion matrix"):
+    """Saves a confusion-matrix heat map (rows: true class, columns: predicted)."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    size = min(4 + 0.4 * n, 24)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticks(range(n), class_names, rotation=90 if n > 6 else 0)
+    ax.set_yticks(range(n), class_names)
+    if n <= 30:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for i in range(n):
+            for j in range(n):
+                color = "white" if matrix[i, j] > threshold else "black"
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training_curves(path, history):
+    """Saves loss and accuracy per epoch (training and validation)."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = [row.get(prefix + key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, marker="o", label=label)
+        ax.set(xlabel="epoch", ylabel=key, title=key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,58 @@
+"""The LSTM/GRU head: shapes, masking of padded rows, .keras round trip."""
+
+import keras
+import numpy as np
+import pytest
+
+from vidseq.errors import UsageError
+from vidseq.sequence.head import build_head
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rnn": "lstm"},
+        {"rnn": "gru", "layers": 2},
+        {"rnn": "lstm", "bidirectional": True, "dropout": 0.0},
+    ],
+)
+def test_output_is_a_distribution_over_classes(options):
+    model = build_head(5, 12, units=8, num_frames=6, **options)
+    x = np.random.default_rng(0).normal(size=(3, 6, 12)).astype(np.float32)
+    probs = np.asarray(model(x, training=False))
+    assert probs.shape == (3, 5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.input_shape == (None, 6, 12)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_zeroed_padding_rows_do_not_change_the_output(rnn):
+    model = build_head(3, 4, rnn=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(1, 5, 4)).astype(np.float32)
+    padded = np.concatenate([real, np.zeros((1, 3, 4), np.float32)], axis=1)
+    np.testing.assert_allclose(
+        np.asarray(model(padded, training=False)),
+        np.asarray(model(real, training=False)),
+        atol=1e-6,
+    )
+    # Non-zero rows in the same place do change it: the mask is what matters.
+    junk = padded.copy()
+    junk[:, 5:] = 1.0
+    assert not np.allclose(model(junk, training=False), model(real, training=False), atol=1e-6)
+
+
+def test_saved_model_loads_with_safe_mode(tmp_path):
+    model = build_head(4, 6, rnn="gru", units=8, num_frames=5, bidirectional=True)
+    path = tmp_path / "head.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(2).normal(size=(2, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-6)
+
+
+def test_bad_arguments_say_what_was_received():
+    with pytest.raises(UsageError, match="rnn='rnn'"):
+        build_head(3, 4, rnn="rnn")
+    with pytest.raises(UsageError, match="at least 2 classes"):
+        build_head(1, 4)
