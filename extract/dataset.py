@@ -7,7 +7,9 @@ own small module (like TFDS builders):
 * ``ucf101`` (:mod:`vidseq.extract.source_ucf101`): that layout plus the
   official ``ucfTrainTestlist/`` split lists;
 * ``manifest`` (:mod:`vidseq.extract.source_manifest`): a CSV
-  ``path,label[,split][,group]``.
+  ``path,label[,split][,group]``;
+* ``fer2013`` (:mod:`vidseq.extract.source_fer2013`): ``fer2013.csv`` or its
+  image-folder layout, cut into pseudo-clips of faces.
 
 Nothing is decoded here: a listed video that is missing or unreadable stays an
 item, and extraction records it as failed. A layout that cannot be understood
@@ -74,6 +76,24 @@ class VideoItem:
     group: str
 
 
+@dataclass(frozen=True)
+class RejectedInput:
+    """A piece of the dataset that could not be used (e.g. a malformed CSV row).
+
+    Extraction records it in the cache's ``failed/`` table and exits with code 3.
+
+    Attributes:
+        input_id: Unique id naming it, e.g. ``"fer2013.csv:line 12"`` (stored as
+            the failed record's ``video_id``).
+        path: The file holding it.
+        reason: What is wrong with it, naming where (e.g. the line).
+    """
+
+    input_id: str
+    path: str
+    reason: str
+
+
 @dataclass
 class Dataset:
     """The videos of a dataset, ready for extraction.
@@ -84,13 +104,19 @@ class Dataset:
         warnings: Things the user should know (videos left out, groups
             unknown, ...), one sentence each.
         source: The source that read it (``"folder"``, ``"ucf101"``,
-            ``"manifest"``).
+            ``"manifest"``, ``"fer2013"``).
+        rejected: Inputs that were skipped because they are malformed (e.g.
+            FER-2013 CSV rows); extraction records them as failed.
+        dropped: Images left out because they do not fill a whole clip
+            (FER-2013 pseudo-clips).
     """
 
     class_names: list[str]
     items: list[VideoItem]
     warnings: list[str] = field(default_factory=list)
     source: str = ""
+    rejected: list[RejectedInput] = field(default_factory=list)
+    dropped: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -182,7 +208,10 @@ def detect_source(path) -> str:
 
     A CSV file with ``emotion,pixels,Usage`` columns is ``"fer2013"``, another
     CSV file a ``"manifest"``; a folder with ``ucfTrainTestlist/`` is
-    ``"ucf101"``, any other folder ``"folder"``.
+    ``"ucf101"``; a folder whose only sub-folders are split folders (``train``,
+    ``test``, ...) holding emotion-named class folders is ``"fer2013"``
+    (see :func:`vidseq.extract.source_fer2013.is_fer2013_folder`); any other
+    folder is ``"folder"``.
 
     Args:
         path: A dataset folder or CSV file.
@@ -195,7 +224,11 @@ def detect_source(path) -> str:
     """
     path = absolute(path)
     if path.is_dir():
-        return "ucf101" if (path / UCF_LISTS_DIR).is_dir() else "folder"
+        if (path / UCF_LISTS_DIR).is_dir():
+            return "ucf101"
+        from vidseq.extract.source_fer2013 import is_fer2013_folder
+
+        return "fer2013" if is_fer2013_folder(path) else "folder"
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder; expected a dataset folder or a CSV file")
     if path.suffix.lower() not in {".csv", ".txt", ".tsv"}:
@@ -218,7 +251,9 @@ def finish(
     return Dataset(class_names=list(class_names), items=items, warnings=warnings, source=source)
 
 
-def load_dataset(path, source: str = "auto", *, split: int = 1, seed: int = 0) -> Dataset:
+def load_dataset(
+    path, source: str = "auto", *, split: int = 1, seed: int = 0, clip_length: int = 10
+) -> Dataset:
     """Reads a dataset layout into a list of videos with labels, splits and groups.
 
     Args:
@@ -227,10 +262,13 @@ def load_dataset(path, source: str = "auto", *, split: int = 1, seed: int = 0) -
             (``root/<class>/<video>``), ``"ucf101"`` (that layout plus
             ``ucfTrainTestlist/``), ``"manifest"`` (CSV
             ``path,label[,split][,group]``, paths relative to the CSV) or
-            ``"fer2013"`` (not supported yet).
+            ``"fer2013"`` (``fer2013.csv`` or ``<root>/train|test/<emotion>/``
+            images, cut into pseudo-clips of ``clip_length`` faces).
         split: Which official UCF-101 split (1, 2 or 3); ucf101 only.
         seed: Seed of the group-aware 70/15/15 split of sources that carry no
-            split information (folder; manifest without a split column).
+            split information (folder; manifest without a split column;
+            fer2013 CSV without a Usage column).
+        clip_length: Images per pseudo-clip; fer2013 only.
 
     Returns:
         A :class:`Dataset` whose items are sorted by ``video_id``.
@@ -247,7 +285,9 @@ def load_dataset(path, source: str = "auto", *, split: int = 1, seed: int = 0) -
     if source == "auto":
         source = detect_source(path)
     if source == "fer2013":
-        raise UsageError(f"{path}: fer2013 is not supported yet")
+        from vidseq.extract.source_fer2013 import load_fer2013
+
+        return load_fer2013(path, clip_length=clip_length, seed=seed)
     if source == "folder":
         from vidseq.extract.source_folder import load_folder
 

@@ -5,11 +5,16 @@
 * a video file, decoded sequentially with OpenCV (``cv2.VideoCapture``, any
   container and codec the installed FFmpeg decodes);
 * a directory of frame images, taken in order of their file names;
-* a list or tuple of image files (a "clip", e.g. one FER-2013 face).
+* a list or tuple of image files (a "clip", e.g. FER-2013 faces), or of
+  FER-2013 CSV row references (``"<csv>#line=<N>"``, decoded from the CSV
+  without any image file; see :mod:`vidseq.extract.source_fer2013`).
 
 It returns uint8 RGB frames of the target size (see :class:`FrameGeometry`), and
 the facts the cache records: source frame indices, timestamps, how many frames
 are real before padding, the frame rate and the number of frames really decoded.
+With a face crop (:class:`vidseq.extract.faces.FaceCrop` in the geometry), each
+kept frame is cut around its largest face before resizing, and a per-frame
+``face_found`` flag is returned.
 
 The container's frame count (``CAP_PROP_FRAME_COUNT``) is only a first guess: the
 video is always decoded to its end, ``grab()`` for frames that are not kept
@@ -20,6 +25,7 @@ selected again with the real count and, if needed, decoded again.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -28,6 +34,7 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.faces import FaceCrop, FaceTracker
 from vidseq.extract.sampling import FrameSelection, SamplingConfig, select_frames
 
 DEFAULT_FPS = 25.0
@@ -39,6 +46,7 @@ IMAGE_EXTENSIONS = frozenset(
 """File name suffixes (lower case) taken as frames in a frame directory."""
 
 CROP_MODES = ("resize", "center")
+ROW_REFERENCE_MARK = "#line="  # see vidseq.extract.source_fer2013.row_reference
 
 
 @dataclass
@@ -55,6 +63,8 @@ class SampledFrames:
         fps: The source's frame rate (for videos without one, ``DEFAULT_FPS``).
         num_source_frames: Frames really decoded (videos) or images found
             (clips, frame directories), never the container header's claim.
+        face_found: (K,) bool, whether a face was found in each row's frame;
+            None unless the geometry asks for a face crop.
     """
 
     frames: np.ndarray
@@ -63,6 +73,7 @@ class SampledFrames:
     num_valid: int
     fps: float
     num_source_frames: int
+    face_found: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -76,16 +87,22 @@ class FrameGeometry:
             may change); ``"center"`` scales the shorter side to fit and crops
             the centre, keeping the aspect ratio. Shrinking uses
             ``cv2.INTER_AREA``, enlarging ``cv2.INTER_LINEAR``.
+        face: A :class:`~vidseq.extract.faces.FaceCrop`: cut each frame around
+            its largest face first (then ``crop`` and ``size`` apply to that
+            square); None uses whole frames.
 
     Raises:
-        UsageError: For a size that is not two positive integers or an unknown
-            crop mode.
+        UsageError: For a size that is not two positive integers, an unknown
+            crop mode, or a ``face`` that is not a FaceCrop.
     """
 
     size: tuple[int, int] | None = None
     crop: str = "resize"
+    face: FaceCrop | None = None
 
     def __post_init__(self):
+        if self.face is not None and not isinstance(self.face, FaceCrop):
+            raise UsageError(f"face must be a FaceCrop or None. Received: face={self.face!r}")
         if self.crop not in CROP_MODES:
             raise UsageError(
                 f"Unknown crop mode. Expected one of {list(CROP_MODES)}. "
@@ -135,7 +152,8 @@ def read_frames(
     Args:
         source: A video file (``str`` or path), a directory of frame images
             (files with an image suffix, sorted by name: zero-pad the numbers),
-            or a list/tuple of image files (a clip).
+            or a list/tuple of image files or of FER-2013 CSV row references
+            (a clip).
         sampling: Which frames to take (ignored when ``frame_indices`` is given).
         geometry: The output size and framing.
         rng: Optional ``numpy.random.Generator``: ``uniform`` sampling then takes
@@ -146,7 +164,8 @@ def read_frames(
         image_fps: Frame rate given to clips and frame directories.
 
     Returns:
-        The :class:`SampledFrames`.
+        The :class:`SampledFrames` (with ``face_found`` when ``geometry.face``
+        is set).
 
     Raises:
         SourceReadError: If the source is missing, empty, cannot be opened or
@@ -161,7 +180,12 @@ def read_frames(
         if not paths:
             raise SourceReadError(name, "the clip lists no image file")
         fps = _image_fps(image_fps)
-        return _read_images(paths, name, sampling, geometry, rng, requested, fps)
+        load = None
+        if ROW_REFERENCE_MARK in paths[0]:
+            from vidseq.extract.source_fer2013 import row_image_loader
+
+            load = row_image_loader(paths)
+        return _read_images(paths, name, sampling, geometry, rng, requested, fps, load)
     try:
         path = os.fspath(source)
     except TypeError:
@@ -247,6 +271,7 @@ def _read_video(path, sampling, geometry, rng, requested):
         num_valid=int(selection.num_valid),
         fps=float(fps),
         num_source_frames=count,
+        face_found=_face_found(decoded.found, selection.indices, geometry),
     )
 
 
@@ -266,31 +291,33 @@ class _Decoded:
     stamps: dict  # source index -> CAP_PROP_POS_MSEC after grabbing it
     first_ms: float  # CAP_PROP_POS_MSEC after grabbing frame 0 (NaN if none)
     count: int  # frames grabbed (all of them when decoded to the end)
+    found: dict  # source index -> face found (face crops only)
 
 
 def _decode(capture, path, wanted, geometry, *, to_end):
     """Decodes sequentially, keeping the sorted unique indices ``wanted``."""
-    kept, stamps = {}, {}
+    kept, stamps, found = {}, {}, {}
+    faces = FaceTracker(geometry.face) if geometry.face is not None else None
     grab, retrieve = capture.grab, capture.retrieve
     if not grab():
-        return _Decoded(kept, stamps, math.nan, 0)
+        return _Decoded(kept, stamps, math.nan, 0, found)
     first_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
     position = 0  # index of the frame just grabbed
     buffer = None
     for target in wanted.tolist():
         while position < target:
             if not grab():
-                return _Decoded(kept, stamps, first_ms, position + 1)
+                return _Decoded(kept, stamps, first_ms, position + 1, found)
             position += 1
         stamps[target] = capture.get(cv2.CAP_PROP_POS_MSEC)
         ok, buffer = retrieve(buffer)
         if not ok or buffer is None:
             raise SourceReadError(path, f"frame {target} was found but could not be decoded")
-        kept[target] = _to_rgb(buffer, geometry)
+        kept[target] = _to_rgb(_face(buffer, faces, found, target), geometry)
     if to_end:
         while grab():
             position += 1
-    return _Decoded(kept, stamps, first_ms, position + 1)
+    return _Decoded(kept, stamps, first_ms, position + 1, found)
 
 
 def _video_timestamps(decoded, indices, fps):
@@ -311,11 +338,14 @@ def _video_timestamps(decoded, indices, fps):
 # ----------------------------------------------------------------------- images
 
 
-def _read_images(paths, name, sampling, geometry, rng, requested, fps):
-    for path in paths:
-        problem = _file_problem(path)
-        if problem:
-            raise SourceReadError(path, problem)
+def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None):
+    """Reads a clip; ``load(index)`` decodes one image (default: the image file)."""
+    if load is None:
+        for path in paths:
+            problem = _file_problem(path)
+            if problem:
+                raise SourceReadError(path, problem)
+        load = functools.partial(_imread, paths)
     count = len(paths)
     if requested is not None:
         if requested.max() >= count:
@@ -326,14 +356,10 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps):
         selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
     else:
         selection = select_frames(sampling, count, fps, rng)
-    kept = {}
+    kept, found = {}, {}
+    faces = FaceTracker(geometry.face) if geometry.face is not None else None
     for index in np.unique(selection.indices).tolist():
-        image = cv2.imread(paths[index], cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceReadError(
-                paths[index], "OpenCV cannot decode it as an image (unknown format or corrupt data)"
-            )
-        kept[index] = _to_rgb(image, geometry)
+        kept[index] = _to_rgb(_face(load(index), faces, found, index), geometry)
     return SampledFrames(
         frames=_assemble(kept, selection.indices, name),
         frame_indices=selection.indices.astype(np.int64, copy=False),
@@ -341,7 +367,17 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps):
         num_valid=int(selection.num_valid),
         fps=float(fps),
         num_source_frames=count,
+        face_found=_face_found(found, selection.indices, geometry),
     )
+
+
+def _imread(paths, index):
+    image = cv2.imread(paths[index], cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceReadError(
+            paths[index], "OpenCV cannot decode it as an image (unknown format or corrupt data)"
+        )
+    return image
 
 
 def _list_frame_directory(path):
@@ -417,6 +453,21 @@ def _num_valid(indices):
     while count > 1 and indices[count - 1] == indices[count - 2]:
         count -= 1
     return count
+
+
+def _face(image, faces, found, index):
+    """Crops ``image`` around its largest face when ``faces`` (a FaceTracker) is given."""
+    if faces is None:
+        return image
+    image, found[index] = faces.crop(image)
+    return image
+
+
+def _face_found(found, indices, geometry):
+    """(K,) bool face flags in row order, or None without a face crop."""
+    if geometry.face is None:
+        return None
+    return np.array([found[int(i)] for i in indices], dtype=bool)
 
 
 def _to_rgb(image, geometry):

@@ -27,6 +27,7 @@ from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.dataset import VideoItem, load_dataset
+from vidseq.extract.faces import FaceCrop
 from vidseq.extract.frames import FrameGeometry, SampledFrames, read_frames
 from vidseq.extract.sampling import SamplingConfig
 
@@ -199,19 +200,28 @@ class FeatureExtractor:
         crop: ``"resize"`` or ``"center"``; frames are brought to the backbone's input size.
         batch_size: Frames per CNN batch.
         decode_workers: Decoder threads; :func:`default_decode_workers` if None.
+        face_crop: A :class:`~vidseq.extract.faces.FaceCrop` to cut each frame
+            around its largest face; None uses whole frames.
 
     Attributes:
         frames: Frames that went through the CNN so far.
     """
 
     def __init__(
-        self, net, sampling: SamplingConfig, *, crop="resize", batch_size=32, decode_workers=None
+        self,
+        net,
+        sampling: SamplingConfig,
+        *,
+        crop="resize",
+        batch_size=32,
+        decode_workers=None,
+        face_crop: FaceCrop | None = None,
     ):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
         self.net = net
         self.sampling = sampling
-        self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop)
+        self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop, face=face_crop)
         self.batch_size = batch_size
         self.decode_workers = decode_workers or default_decode_workers()
         self.frames = 0
@@ -263,6 +273,8 @@ def extract_features(
     commit_every: int = 32,
     seed: int = 0,
     progress: bool = True,
+    clip_length: int = 10,
+    face_crop: FaceCrop | None = None,
 ) -> ExtractionSummary:
     """Extracts frozen-CNN features of every video of a dataset into an HDF5 cache.
 
@@ -272,7 +284,7 @@ def extract_features(
     Args:
         data: Dataset root folder or CSV (see ``vidseq.extract.dataset.load_dataset``).
         out: The cache file to write.
-        source: ``"auto"``, ``"folder"``, ``"ucf101"`` or ``"manifest"``.
+        source: ``"auto"``, ``"folder"``, ``"ucf101"``, ``"manifest"`` or ``"fer2013"``.
         split: UCF-101 official split (1, 2 or 3).
         backbone: A name from the backbone registry.
         weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights file.
@@ -290,13 +302,20 @@ def extract_features(
             of work) are lost when the run is killed.
         seed: Seed of random-init weights and of the group-aware split.
         progress: Show a tqdm progress bar on stderr.
+        clip_length: Images per FER-2013 pseudo-clip (recorded in the cache's
+            sampling dict for that source).
+        face_crop: Cut each frame around its largest face (recorded in the
+            cache's sampling dict as ``face_crop``; a per-frame ``face_found``
+            row dataset is stored).
 
     Returns:
-        An :class:`ExtractionSummary`.
+        An :class:`ExtractionSummary`. Malformed dataset rows (FER-2013 CSV)
+        are among its ``failures`` and in the cache's ``failed/`` table.
 
     Raises:
         UsageError: Bad arguments, dataset layout or an incompatible existing cache.
-        SourceReadError: With ``strict``, the first video that cannot be read.
+        SourceReadError: With ``strict``, the first video (or malformed dataset
+            row) that cannot be read.
     """
     from vidseq.extract.backbones import load_backbone
 
@@ -304,12 +323,25 @@ def extract_features(
     sampling = sampling or SamplingConfig()
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32. Received: {dtype}")
-    dataset = load_dataset(data, source, split=split, seed=seed)
+    dataset = load_dataset(data, source, split=split, seed=seed, clip_length=clip_length)
     items = select_shard(dataset.items, num_shards, shard_index)
+    rejected = [r for r in dataset.rejected if shard_of(r.input_id, num_shards) == shard_index]
+    if strict and rejected:
+        raise SourceReadError(rejected[0].path, rejected[0].reason)
     net = load_backbone(backbone, weights, input_size=input_size, seed=seed)
     extractor = FeatureExtractor(
-        net, sampling, crop=crop, batch_size=batch_size, decode_workers=decode_workers
+        net,
+        sampling,
+        crop=crop,
+        batch_size=batch_size,
+        decode_workers=decode_workers,
+        face_crop=face_crop,
     )
+    recorded = {**sampling.to_dict(), "crop": crop}
+    if face_crop is not None:
+        recorded["face_crop"] = face_crop.to_dict()
+    if dataset.source == "fer2013":
+        recorded["clip_length"] = clip_length
     meta = CacheMeta(
         backbone=net.name,
         weights=net.weights,
@@ -317,7 +349,7 @@ def extract_features(
         engine="tf",
         input_size=tuple(net.input_size),
         feature_dim=net.feature_dim,
-        sampling={**sampling.to_dict(), "crop": crop},
+        sampling=recorded,
         class_names=list(dataset.class_names),
         dtype=dtype,
         weights_seed=net.seed,
@@ -326,6 +358,12 @@ def extract_features(
     with CacheWriter(out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
         todo = [item for item in items if item.video_id not in writer.done_ids]
         summary.skipped = len(items) - len(todo)
+        for rejected_input in rejected:  # recorded on every run, like unreadable videos
+            failure = FailedRecord(
+                rejected_input.input_id, rejected_input.path, rejected_input.reason
+            )
+            writer.add_failure(failure)
+            summary.failures.append(failure)
         _extract_into(writer, todo, extractor, summary, strict, progress)
         summary.out = writer.finalize()
     summary.frames = extractor.frames
@@ -344,11 +382,13 @@ def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
                 writer.add_failure(failure)
                 summary.failures.append(failure)
             else:
+                face_found = result.frames.face_found
                 writer.add(
                     _record(result),
                     result.features,
                     result.frames.frame_indices,
                     result.frames.timestamps_ms,
+                    row_extras=None if face_found is None else {"face_found": face_found},
                 )
                 summary.done += 1
             bar.update(1)
