@@ -18,6 +18,14 @@ class CacheError(UsageError):
     """A file that is not a usable vidseq cache, or one that disagrees with the request."""
 
 
+class StorageError(VidseqError):
+    """Writing failed because the disk is full or a file size limit was reached.
+
+    A runtime failure (exit code 1), not bad input: what was committed before is
+    kept, and rerunning the same command once there is room resumes.
+    """
+
+
 class SourceReadError(VidseqError):
     """One video, clip or frame directory could not be read.
 

@@ -9,7 +9,10 @@ renamed into place only when complete and on disk.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import resource
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 
 from vidseq.cache import schema
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
-from vidseq.errors import CacheError
+from vidseq.errors import CacheError, StorageError
 
 CHUNK_BYTES = 128 * 1024
 """Target size of one ``features`` chunk (see :func:`feature_chunk_rows`)."""
@@ -257,6 +260,8 @@ def pack(
     Raises:
         CacheError: Sources disagree on their datasets, or share an id with
             ``duplicates="error"``.
+        StorageError: The disk is full or a file size limit was reached (the
+            temporary file is removed; ``dest`` is left as it was).
     """
     if duplicates not in ("last", "error"):
         raise ValueError(f"duplicates must be 'last' or 'error'. Received: {duplicates!r}")
@@ -313,6 +318,7 @@ def pack(
     failed = [failures[v] for v in sorted(failures) if v not in chosen]
 
     tmp.parent.mkdir(parents=True, exist_ok=True)
+    _check_room(dest, tmp.parent, _size_bound(meta, row_specs, num_rows, columns, failed))
     open_sources: OrderedDict[int, _Source] = OrderedDict()
     try:
         with h5py.File(tmp, "w") as h5:
@@ -336,13 +342,98 @@ def pack(
         _fsync(tmp)
         os.replace(tmp, dest)
         _fsync(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        reason = storage_failure(exc)
+        if reason:
+            raise StorageError(
+                f"cannot write {dest}: {reason}; {dest} was left as it was and nothing "
+                "committed before is lost: make room, then rerun the same command"
+            ) from exc
         raise
     finally:
         for src in sources:
             src.close()
     return dest
+
+
+PACK_OVERHEAD_BYTES = 64 * 1024
+"""Upper bound of what a packed file holds besides its data (headers, B-trees, heaps)."""
+
+
+def _size_bound(meta, row_specs, num_rows, columns, failed) -> int:
+    """An upper bound of the size of the packed file, in bytes."""
+    total = PACK_OVERHEAD_BYTES
+    for name, (dtype, trailing) in row_specs.items():
+        itemsize = np.dtype(meta.dtype if name == schema.FEATURES else dtype).itemsize
+        total += num_rows * int(np.prod(trailing, dtype=np.int64)) * itemsize
+    total += 64 * (num_rows // max(1, feature_chunk_rows(meta.feature_dim, meta.dtype, 1 << 30)))
+    texts = [values for values in columns.values() if values.dtype == object]
+    texts += [[getattr(f, c) for f in failed] for c in schema.FAILED_COLUMNS]
+    for values in texts:  # variable-length strings: a reference, a heap object, padding
+        total += sum(56 + len(str(v).encode("utf-8")) for v in values)
+    total += sum(16 * len(values) for values in columns.values() if values.dtype != object)
+    return total
+
+
+def _check_room(dest: Path, folder: Path, needed: int) -> None:
+    """Refuses, before HDF5 writes anything, a file that cannot fit.
+
+    HDF5 reports some failed writes only while it frees objects, where h5py can
+    merely print them, and the library may then crash: a write that is known to
+    fail is never started.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        reason = (
+            f"{_STORAGE_ERRNOS[errno.EFBIG]}: it needs up to {needed} bytes, the limit is {soft}"
+        )
+    else:
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            return
+        free = stat.f_bavail * stat.f_frsize
+        if needed <= free:
+            return
+        reason = f"{_STORAGE_ERRNOS[errno.ENOSPC]}: it needs up to {needed} bytes, {free} are free"
+    raise StorageError(
+        f"cannot write {dest}: {reason}; {dest} was left as it was and nothing committed "
+        "before is lost: make room, then rerun the same command"
+    )
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on device (ENOSPC)",
+    errno.EFBIG: "file too large: the file size limit (ulimit -f) was reached (EFBIG)",
+    errno.EDQUOT: "disk quota exceeded (EDQUOT)",
+}
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """Says why a write failed for lack of room, or returns None for any other error.
+
+    h5py reports a failed ``write(2)`` as a RuntimeError or OSError whose text
+    holds ``errno = 28`` and, while closing the file, raises another one on top:
+    the whole chain of causes is searched.
+
+    Args:
+        exc: The exception raised while writing.
+
+    Returns:
+        A few words (``"no space left on device (ENOSPC)"``, ...) or None.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        codes = [getattr(exc, "errno", None)] if isinstance(exc, OSError) else []
+        codes += [int(code) for code in _HDF5_ERRNO.findall(str(exc))]
+        for code in codes:
+            if code in _STORAGE_ERRNOS:
+                return _STORAGE_ERRNOS[code]
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _create(group, name, values, dtype):

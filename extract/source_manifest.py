@@ -116,7 +116,7 @@ def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
         VideoItem(video_id=vid, source=src, label=label_of[label], split=split, group=group)
         for _, vid, src, label, split, group in records
     ]
-    missing_files = [item.video_id for item in items if not Path(item.source).exists()]
+    missing_files = [(line, vid) for line, vid, src, *_ in records if not Path(src).exists()]
 
     if has_split:
         try:
@@ -133,8 +133,10 @@ def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
         items.sort(key=lambda item: item.video_id)
         items, warnings = split_by_groups(items, seed=seed)
     if missing_files:
+        shown = ", ".join(f"line {line} ({vid!r})" for line, vid in missing_files[:5])
+        more = f" and {len(missing_files) - 5} more" if len(missing_files) > 5 else ""
         warnings.append(
-            f"{len(missing_files)} listed videos are missing on disk (first: {missing_files[0]}); "
+            f"{csv_path}: {len(missing_files)} listed videos are missing on disk: {shown}{more}; "
             "extraction will record them as failed"
         )
     return finish(class_names, items, warnings, "manifest")
