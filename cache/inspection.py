@@ -28,10 +28,12 @@ def summarize(path) -> dict[str, Any]:
     """Summarises a cache from its attributes and index (JSON-serialisable).
 
     Args:
-        path: The cache file.
+        path: The cache file; or several as one cache: a glob pattern or a list
+            (see :class:`~vidseq.cache.store.FeatureStore`).
 
     Returns:
-        A dict with ``path``, ``file_size``, ``schema_version``, ``vidseq_version``,
+        A dict with ``path``, ``files`` (the cache files), ``file_size`` (their
+        total), ``schema_version``, ``vidseq_version``,
         ``backbone``, ``weights``, ``weights_sha256``, ``engine``, ``input_size``,
         ``feature_dim``, ``dtype``, ``sampling``, ``class_names``, ``num_videos``,
         ``num_rows``, ``videos_per_split``, ``videos_per_class``,
@@ -53,7 +55,8 @@ def summarize(path) -> dict[str, Any]:
             per_class[name] = per_class.get(name, 0) + labels[label]
         return {
             "path": str(store.path),
-            "file_size": os.path.getsize(store.path),
+            "files": [str(f) for f in store.files],
+            "file_size": sum(os.path.getsize(f) for f in store.files),
             "schema_version": store.schema_version,
             "vidseq_version": store.vidseq_version,
             "backbone": meta.backbone,
@@ -83,11 +86,12 @@ def describe_video(path, video_id: str) -> dict[str, Any]:
     """Describes one video of a cache (JSON-serialisable).
 
     Args:
-        path: The cache file.
+        path: The cache file, or several as for :func:`summarize`.
         video_id: The video's id.
 
     Returns:
-        A dict with ``video_id``, ``index``, ``path``, ``label``, ``label_name``,
+        A dict with ``cache``, ``file`` (the file holding the video),
+        ``video_id``, ``index``, ``path``, ``label``, ``label_name``,
         ``split``, ``group``, ``shape`` ([T, D]), ``dtype``, ``num_valid``,
         ``fps``, ``num_source_frames``, ``frame_indices``, ``timestamps_ms``,
         ``feature_stats`` (min/max/mean/std over all its rows, and over its real
@@ -104,6 +108,7 @@ def describe_video(path, video_id: str) -> dict[str, Any]:
         known = {"features", "frame_indices", "timestamps_ms"}
         return {
             "cache": str(store.path),
+            "file": str(store.file_of(i)),
             "video_id": str(store.video_ids[i]),
             "index": i,
             "path": str(store.paths[i]),
@@ -159,8 +164,10 @@ def format_summary(d: dict[str, Any]) -> str:
     """Human text of a :func:`summarize` dict (long lists are shortened)."""
     sampling = ", ".join(f"{k}={v}" for k, v in d["sampling"].items()) or "(not recorded)"
     frames, rows = d["frames_per_video"], d["rows_per_video"]
+    files = d.get("files", [d["path"]])
+    where = f"{len(files)} files, " if len(files) > 1 else ""
     lines = [
-        f"cache:          {d['path']} ({_size(d['file_size'])})",
+        f"cache:          {d['path']} ({where}{_size(d['file_size'])})",
         f"format:         schema_version {d['schema_version']}, "
         f"written by vidseq {d['vidseq_version']}",
         f"backbone:       {d['backbone']} ({d['engine']}), input {d['input_size'][0]}x"

@@ -3,13 +3,22 @@
 The columnar index (ids, labels, splits, offsets, ...) is read once when the
 store opens (milliseconds for 13,320 videos); feature rows are read on demand,
 one video at a time or many at once in large contiguous slices.
+
+Several cache files with the same settings (the shards of one extraction) open
+as one store: a list of paths or a glob pattern (``"feats-*.h5"``). Their
+videos are ordered by ``video_id`` like a merged file's, so reading the shards
+equals reading ``vidseq cache merge``'s output.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from vidseq.cache import schema
@@ -23,15 +32,86 @@ READ_BLOCK_BYTES = 64 * 1024 * 1024
 GAP_BYTES = 4 * 1024 * 1024
 """Two wanted videos closer than this are read with one slice (the gap is discarded)."""
 
+MAX_OPEN_FILES = 64
+"""Files of a several-file store kept open at once (shards can number thousands)."""
+
+
+def _is_single(cache) -> bool:
+    return isinstance(cache, (str, os.PathLike))
+
+
+def cache_files(cache) -> list[Path]:
+    """The cache files named by a cache argument.
+
+    Args:
+        cache: A cache file; a glob pattern (``"feats-*.h5"``, ``"shards/*.h5"``;
+            ``~`` expanded); or a list of these.
+
+    Returns:
+        The files, in the order given (a pattern's matches sorted by name). A
+        single path that is not a file (missing, a folder) is returned as it
+        is: opening it reports the error.
+
+    Raises:
+        CacheError: A pattern that matches no file, an empty list, or the same
+            file named twice.
+    """
+    if _is_single(cache):
+        text = os.fspath(cache)
+        if os.path.isfile(text):
+            return [Path(text)]
+        if glob.has_magic(text):
+            found = sorted(p for p in glob.glob(os.path.expanduser(text)) if os.path.isfile(p))
+            if not found:
+                raise CacheError(f"{text}: no cache file matches this pattern")
+            return [Path(p) for p in found]
+        return [Path(text)]
+    files = [path for item in cache for path in cache_files(item)]
+    if not files:
+        raise CacheError("no cache file given (empty list)")
+    seen = {}
+    for path in files:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise CacheError(f"the cache file {path} is given twice")
+        seen[key] = path
+    return files
+
+
+def absolute_cache_spec(cache) -> str | list[str]:
+    """A cache argument with absolute paths, as JSON-ready text (e.g. a run's ``cache_path``).
+
+    Args:
+        cache: As for :class:`FeatureStore`.
+
+    Returns:
+        One absolute path or pattern (str) for a single path or pattern;
+        a list of absolute paths for a list. Either opens the same store again.
+    """
+    if _is_single(cache):
+        return str(Path(os.path.expanduser(os.fspath(cache))).resolve())
+    return [absolute_cache_spec(item) for item in cache]
+
 
 class FeatureStore:
     """A feature cache opened read-only; use it as a context manager or call :meth:`close`.
 
+    Several files with the same settings (shards) open as one store: their
+    metas must agree and their video ids must be unique across them. The videos
+    are ordered by ``video_id`` as in a merged file (one file keeps its own
+    order, which is the same for packed files), so every index array, ``load``
+    and ``iter_videos`` equal those of the file ``vidseq cache merge`` would
+    write; only ``offsets`` differ, which address the files' rows as if they
+    were concatenated in the order of :attr:`files`.
+
     Args:
-        path: The cache file.
+        path: The cache file; or a glob pattern, or a list of files and
+            patterns (see :func:`cache_files`).
 
     Attributes:
-        path: The cache file.
+        path: The cache file; for several files, the pattern given (for a
+            list: its first file).
+        files: The cache files, one for a single file.
         meta: Its :class:`~vidseq.cache.schema.CacheMeta`.
         class_names: ``meta.class_names``; the index is the label id.
         video_ids, paths, splits, groups: (N,) object arrays of str.
@@ -52,10 +132,23 @@ class FeatureStore:
     Raises:
         CacheError: Missing, truncated or non-HDF5 file, an HDF5 file that is not
             a vidseq cache, a newer schema version, a missing attribute or dataset.
+            For several files also: a pattern that matches nothing, files whose
+            settings or row datasets differ (the differences are listed), a video
+            id in two files (named), or a file with unfinished parts.
     """
 
+    _h5 = None
+    _bases = None  # several files: first virtual row of each file, and the total
+
     def __init__(self, path):
+        if not (_is_single(path) and os.path.isfile(path)):
+            files = cache_files(path)
+            if len(files) > 1:
+                self._open_many(path, files)
+                return
+            path = files[0]
         self.path = Path(path)
+        self.files = [self.path]
         self._h5, self.meta = schema.open_cache(self.path)
         try:
             h5 = self._h5
@@ -118,6 +211,137 @@ class FeatureStore:
         if not -n <= int(i) < n:
             raise IndexError(f"video index {i} is out of range for {n} videos in {self.path}")
         return int(i) % n
+
+    def file_of(self, i: int) -> Path:
+        """The file that holds video ``i`` (the cache file itself for a single file)."""
+        i = self._check_i(i)
+        if self._bases is None:
+            return self.path
+        return self.files[int(self._owner[i])]
+
+    # -- several files ------------------------------------------------------------------------
+
+    def _open_many(self, spec, files: list[Path]) -> None:
+        """Opens several files as one store (see the class docstring)."""
+        from vidseq.cache.writer import parts_dir_for
+
+        self.path = Path(spec) if _is_single(spec) else files[0]
+        self.files = files
+        self._handles: OrderedDict[int, h5py.File] = OrderedDict()
+        stores = []
+        for path in files:
+            if parts_dir_for(path).exists():
+                raise CacheError(
+                    f"{path} has unfinished parts in {parts_dir_for(path)}: rerun its "
+                    f"extraction to finish it before reading it with other files"
+                )
+            with FeatureStore(path) as part:
+                stores.append(part)
+                part._dtypes = {
+                    name: (part._h5[name].dtype, part._h5[name].shape[1:])
+                    for name in part.row_names
+                }
+        first = stores[0]
+        for part in stores[1:]:
+            diffs = first.meta.differences(part.meta)
+            if diffs:
+                raise CacheError(f"{part.path} disagrees with {first.path}: {'; '.join(diffs)}")
+            if part.row_names != first.row_names:
+                raise CacheError(
+                    f"{part.path} and {first.path} disagree on the row-aligned datasets: "
+                    f"{part.row_names} vs {first.row_names}"
+                )
+            for name in part.row_names[1:]:
+                if part._dtypes[name] != first._dtypes[name]:
+                    raise CacheError(
+                        f"{part.path} and {first.path} disagree on dataset {name!r}: "
+                        f"{part._dtypes[name]} vs {first._dtypes[name]}"
+                    )
+        self.meta = first.meta
+        self.row_names = list(first.row_names)
+        self._row_bytes_of = {
+            name: max(1, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+            for name, (dtype, shape) in first._dtypes.items()
+        }
+        self._row_bytes_of[schema.FEATURES] = (
+            self.meta.feature_dim * np.dtype(self.meta.dtype).itemsize
+        )
+        self.schema_version = max(part.schema_version for part in stores)
+        self.vidseq_version = ", ".join(sorted({part.vidseq_version for part in stores}))
+        sizes = [part.num_rows for part in stores]
+        self._bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.num_rows = int(self._bases[-1])
+
+        ids = np.concatenate([part.video_ids for part in stores])
+        owner = np.repeat(np.arange(len(stores)), [len(part) for part in stores])
+        order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
+        ids = ids[order]
+        same = np.flatnonzero(ids[1:] == ids[:-1]) if len(ids) > 1 else []
+        if len(same):
+            j = int(same[0])
+            a, b = sorted((int(owner[order[j]]), int(owner[order[j + 1]])))
+            raise CacheError(
+                f"video id {ids[j]!r} is in both {files[a]} and {files[b]}: "
+                "shards of one extraction never share a video"
+            )
+
+        def column(name, dtype=None):
+            values = np.concatenate([getattr(part, name) for part in stores])[order]
+            return values if dtype is None else values.astype(dtype, copy=False)
+
+        self.class_names = list(self.meta.class_names)
+        self.video_ids = ids
+        self.paths = column("paths")
+        self.labels = column("labels", np.int32)
+        self.splits = column("splits")
+        self.groups = column("groups")
+        offsets = np.concatenate([part.offsets + self._bases[k] for k, part in enumerate(stores)])
+        self.offsets = offsets[order].astype(np.int64, copy=False)
+        self._owner = owner[order]
+        self.lengths = column("lengths", np.int32)
+        self.num_valid = column("num_valid", np.int32)
+        self.fps = column("fps", np.float64)
+        self.num_source_frames = column("num_source_frames", np.int64)
+        # Failures as a merge keeps them: one per id, the last file's, none for an id
+        # that succeeded elsewhere, ordered by id.
+        failures = {rec.video_id: rec for part in stores for rec in part.failed}
+        done = set(ids.tolist())
+        self.failed = [failures[v] for v in sorted(failures) if v not in done]
+        self._index = None
+
+    def _handle(self, k: int) -> h5py.File:
+        """File ``k`` of a several-file store, open (at most MAX_OPEN_FILES stay open)."""
+        if self._handles is None:
+            raise CacheError(f"{self.path}: the store is closed")
+        h5 = self._handles.get(k)
+        if h5 is None:
+            try:
+                h5 = h5py.File(self.files[k], "r")
+            except OSError as exc:
+                raise CacheError(f"{self.files[k]}: cannot reopen ({exc})") from exc
+            self._handles[k] = h5
+            if len(self._handles) > MAX_OPEN_FILES:
+                self._handles.popitem(last=False)[1].close()
+        else:
+            self._handles.move_to_end(k)
+        return h5
+
+    def _read_many(self, name, start, end):
+        """Rows ``start:end`` of the files' rows concatenated in :attr:`files` order."""
+        bases = self._bases
+        k = min(int(np.searchsorted(bases, start, side="right")) - 1, len(self.files) - 1)
+        pieces = []
+        while True:
+            stop = min(end, int(bases[k + 1]))
+            try:
+                pieces.append(self._handle(k)[name][start - bases[k] : max(start, stop) - bases[k]])
+            except OSError as exc:
+                raise CacheError(f"{self.files[k]}: cannot read rows of {name!r} ({exc})") from exc
+            start = stop
+            k += 1
+            if start >= end or k >= len(self.files):
+                break
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
     # -- one video ----------------------------------------------------------------------------
 
@@ -246,8 +470,11 @@ class FeatureStore:
 
     def _iter_rows(self, indices: Sequence[int], name: str):
         """Yields (i, rows of dataset ``name``) in the given order, block by block."""
-        ds = self._h5[name]
-        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        if self._bases is None:
+            ds = self._h5[name]
+            row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        else:
+            row_bytes = self._row_bytes_of[name]
         budget = max(1, READ_BLOCK_BYTES // row_bytes)
         gap = GAP_BYTES // row_bytes
         j = 0
@@ -277,6 +504,8 @@ class FeatureStore:
             j = k
 
     def _read(self, name, start, end):
+        if self._bases is not None:
+            return self._read_many(name, start, end)
         try:
             return self._h5[name][start:end]
         except OSError as exc:
@@ -285,10 +514,14 @@ class FeatureStore:
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes the file (idempotent)."""
+        """Closes the file, or the files (idempotent)."""
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None
+        if self._bases is not None and self._handles is not None:
+            for h5 in self._handles.values():
+                h5.close()
+            self._handles = None
 
     def __enter__(self):
         return self
@@ -298,7 +531,8 @@ class FeatureStore:
         return False
 
     def __repr__(self):
+        files = f", files={len(self.files)}" if len(self.files) > 1 else ""
         return (
-            f"FeatureStore({str(self.path)!r}, videos={len(self)}, "
+            f"FeatureStore({str(self.path)!r}{files}, videos={len(self)}, "
             f"backbone={self.meta.backbone!r}, feature_dim={self.meta.feature_dim})"
         )
