@@ -55,13 +55,18 @@ def cmd_extract_features(args) -> int:
     from vidseq.extract.faces import FaceCrop
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sampling import SamplingConfig
+    from vidseq.extract.sharding import resolve_shard, shard_output_path
 
+    num_shards, shard_index = resolve_shard(args.num_shards, args.shard_index)
+    out = shard_output_path(args.out, num_shards, shard_index)
+    if num_shards > 1:
+        print(f"shard {shard_index} of {num_shards} → {out}", file=sys.stderr)
     face_crop = None
     if args.face_crop or args.face_gray:
         face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
     summary = extract_features(
         args.data,
-        args.out,
+        out,
         source=args.source,
         split=args.split,
         backbone=args.backbone,
@@ -73,8 +78,8 @@ def cmd_extract_features(args) -> int:
         crop=args.crop,
         batch_size=args.batch_size,
         dtype=args.dtype,
-        num_shards=args.num_shards,
-        shard_index=args.shard_index,
+        num_shards=num_shards,
+        shard_index=shard_index,
         strict=args.strict,
         overwrite=args.overwrite,
         decode_workers=args.decode_workers,
@@ -92,14 +97,22 @@ def cmd_extract_features(args) -> int:
     return EXIT_PARTIAL if summary.failures else EXIT_OK
 
 
+def _cache_arg(values):
+    """One cache argument as given (a file or a glob), or the list of several files."""
+    if not values or isinstance(values, str):
+        return values or None
+    return values[0] if len(values) == 1 else list(values)
+
+
 def cmd_inspect(args) -> int:
     from vidseq.cache import inspection
 
+    cache = _cache_arg(args.cache)
     if args.video is not None:
-        info = inspection.describe_video(args.cache, args.video)
+        info = inspection.describe_video(cache, args.video)
         text = inspection.format_video(info)
     else:
-        info = inspection.summarize(args.cache)
+        info = inspection.summarize(cache)
         text = inspection.format_summary(info)
     if args.json:
         _print_json(info)
@@ -119,10 +132,15 @@ def cmd_cache_merge(args) -> int:
 def cmd_train_sequence(args) -> int:
     from vidseq.sequence.training import TrainConfig, train_sequence
 
+    cache = _cache_arg(args.cache)
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{name: getattr(args, name) for name in fields})
     result = train_sequence(
-        args.cache, args.out, config, overwrite=args.overwrite, verbose=0 if args.quiet else 2
+        cache,
+        args.out,
+        config,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 2,
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -134,12 +152,14 @@ def cmd_evaluate(args) -> int:
     from vidseq.sequence.evaluation import evaluate_run
 
     metrics = evaluate_run(
-        args.run, args.cache, split=args.split, out_dir=args.out, num_clips=args.clips
+        args.run, _cache_arg(args.cache), split=args.split, out_dir=args.out, num_clips=args.clips
     )
     if args.json:
         _print_json(metrics)
         return EXIT_OK
-    print(f"{metrics['split']} split of {metrics['cache']}: {metrics['num_videos']} videos")
+    cache = metrics["cache"]
+    cache = cache if isinstance(cache, str) else f"{len(cache)} cache files"
+    print(f"{metrics['split']} split of {cache}: {metrics['num_videos']} videos")
     print(f"accuracy             {metrics['accuracy']:.4f}")
     if "top5_accuracy" in metrics:
         print(f"top-5 accuracy       {metrics['top5_accuracy']:.4f}")
@@ -195,7 +215,12 @@ def _add_train_parser(commands) -> None:
         description="Train the LSTM/GRU head on a feature cache. Splits come from the cache; "
         "validation is the cache's val split or a group-aware part of train.",
     )
-    parser.add_argument("cache", help="feature cache (features.h5)")
+    parser.add_argument(
+        "cache",
+        nargs="+",
+        help="feature cache (features.h5); several files or a quoted glob ('feats-*.h5') "
+        "are read as one cache",
+    )
     parser.add_argument("--out", required=True, help="run directory to write")
     parser.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
     parser.add_argument("--units", type=int, default=defaults.units)
@@ -237,6 +262,138 @@ def _add_train_parser(commands) -> None:
     parser.set_defaults(func=cmd_train_sequence)
 
 
+def cmd_finetune(args) -> int:
+    from vidseq.sequence.finetune import FinetuneConfig, finetune, train_from_scratch
+
+    fields = FinetuneConfig.__dataclass_fields__
+    config = FinetuneConfig(**{name: getattr(args, name) for name in fields if hasattr(args, name)})
+    common = {"overwrite": args.overwrite, "verbose": 0 if args.quiet else 2}
+    if args.from_scratch:
+        from vidseq.extract.faces import FaceCrop
+        from vidseq.extract.sampling import SamplingConfig
+
+        face_crop = None
+        if args.face_crop or args.face_gray:
+            face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
+        result = train_from_scratch(
+            args.source_path,
+            args.out,
+            config,
+            source=args.source,
+            split=args.split,
+            sampling=SamplingConfig(
+                mode=args.sampling, num_frames=args.frames or 16, frame_rate=args.frame_rate
+            )
+            if args.frames or args.sampling != "uniform"
+            else None,
+            crop=args.crop,
+            face_crop=face_crop,
+            clip_length=args.clip_length,
+            **common,
+        )
+    else:
+        result = finetune(args.source_path, args.out, config, cache=args.cache, **common)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK
+
+
+def _add_finetune_parser(commands) -> None:
+    from vidseq.extract.backbones import backbone_names
+    from vidseq.sequence.finetune import DEFAULT_UNFREEZE, FinetuneConfig
+    from vidseq.sequence.training import LR_SCHEDULES
+
+    defaults = FinetuneConfig()
+    parser = commands.add_parser(
+        "finetune",
+        help="run directory + raw videos → end-to-end fine-tuned run directory",
+        description="Fine-tune a train-sequence run end to end: TimeDistributed(backbone) + "
+        "its trained head, on exactly the frames its cache lists; the top backbone layers are "
+        "unfrozen, BatchNormalization stays frozen (inference mode). With --from-scratch, "
+        "train a random-init CNN (optionally grey, e.g. --backbone vgg16 --input-size 48 "
+        "--grayscale) and a fresh head on a dataset or a cache's videos.",
+    )
+    parser.add_argument(
+        "source_path",
+        metavar="RUN",
+        help="run directory of train-sequence (with --from-scratch: a dataset or a cache)",
+    )
+    parser.add_argument("--out", required=True, help="run directory to write")
+    unfreeze = parser.add_mutually_exclusive_group()
+    unfreeze.add_argument(
+        "--unfreeze",
+        type=int,
+        default=DEFAULT_UNFREEZE,
+        metavar="N",
+        help=f"unfreeze the last N backbone layers (default {DEFAULT_UNFREEZE}; 0: head only)",
+    )
+    unfreeze.add_argument(
+        "--unfreeze-from", default=None, metavar="LAYER", help="unfreeze from this layer on"
+    )
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="videos")
+    parser.add_argument(
+        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
+    )
+    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--class-weight", default=None, choices=["balanced"])
+    parser.add_argument(
+        "--augment", action="store_true", help="random TSN segment offsets and horizontal flips"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--mixed-precision",
+        default=defaults.mixed_precision,
+        choices=["auto", "on", "off"],
+        help="mixed_float16 backbone (auto: when a GPU is present)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="decoder threads")
+    parser.add_argument(
+        "--cache", default=None, help="cache listing the videos (default: the run's)"
+    )
+    parser.add_argument("--tensorboard", default=None, metavar="DIR")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    scratch = parser.add_argument_group("from scratch (--from-scratch DATA_OR_CACHE)")
+    scratch.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="RUN is a dataset or cache: random-init CNN and a fresh head, all layers trained",
+    )
+    scratch.add_argument("--backbone", default=defaults.backbone, choices=backbone_names())
+    scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
+    scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
+    scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
+    scratch.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
+    scratch.add_argument("--units", type=int, default=defaults.units)
+    scratch.add_argument("--layers", type=int, default=defaults.layers)
+    scratch.add_argument("--bidirectional", action="store_true")
+    scratch.add_argument("--dropout", type=float, default=defaults.dropout)
+    scratch.add_argument(
+        "--centering", default=defaults.centering, choices=["concat", "subtract", "none"]
+    )
+    scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
+    scratch.add_argument(
+        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
+    )
+    scratch.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
+    scratch.add_argument("--clip-length", type=int, default=10, help="fer2013: faces per clip")
+    scratch.add_argument("--sampling", default="uniform", choices=["uniform", "fps"])
+    scratch.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
+    scratch.add_argument(
+        "--center-crop", dest="crop", action="store_const", const="center", default="resize"
+    )
+    scratch.add_argument("--face-crop", action="store_true", help="cut frames around faces")
+    scratch.add_argument("--face-gray", action="store_true", help="grey face crops")
+    scratch.add_argument("--face-margin", type=float, default=0.2)
+    parser.set_defaults(func=cmd_finetune)
+
+
 def _add_extract_parser(commands) -> None:
     from vidseq.extract.backbones import backbone_names
 
@@ -247,7 +404,12 @@ def _add_extract_parser(commands) -> None:
         "features in HDF5. Resumable: rerun the same command after a crash.",
     )
     parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
-    parser.add_argument("--out", required=True, help="cache file to write (features.h5)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
+        "e.g. feats-{shard}.h5",
+    )
     parser.add_argument(
         "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
     )
@@ -291,8 +453,20 @@ def _add_extract_parser(commands) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
-    parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--shard-index", type=int, default=0)
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=None,
+        help="split the dataset into N disjoint shards (default: $VIDSEQ_NUM_SHARDS, "
+        "$SLURM_ARRAY_TASK_COUNT, else 1)",
+    )
+    parser.add_argument(
+        "--shard-index",
+        type=int,
+        default=None,
+        help="the shard to extract (default: $VIDSEQ_SHARD_INDEX, $SLURM_ARRAY_TASK_ID - "
+        "$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0)",
+    )
     parser.add_argument("--decode-workers", type=int, default=None, help="decoder threads")
     parser.add_argument(
         "--commit-every", type=int, default=32, help="videos per commit (work lost on a crash)"
@@ -326,12 +500,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_extract_parser(commands)
     _add_train_parser(commands)
+    _add_finetune_parser(commands)
 
     evaluate = commands.add_parser(
         "evaluate", help="run directory + cache → metrics, report, confusion matrix"
     )
     evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument("cache", nargs="?", default=None, help="default: the run's cache")
+    evaluate.add_argument(
+        "cache",
+        nargs="*",
+        default=None,
+        help="default: the run's cache; several files or a quoted glob are read as one cache",
+    )
     evaluate.add_argument("--split", default="test", choices=["test", "val", "train"])
     evaluate.add_argument("--clips", type=int, default=None, help="temporal samples per video")
     evaluate.add_argument("--out", default=None, help="report folder (default: the run)")
@@ -351,7 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
-    inspect.add_argument("cache")
+    inspect.add_argument(
+        "cache", nargs="+", help="cache file; several files or a quoted glob are read as one"
+    )
     inspect.add_argument("--video", default=None, help="a video id")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(func=cmd_inspect)

@@ -17,6 +17,10 @@ _EXPORTS = {
     "read_run_config": "vidseq.sequence.run_dir",
     "SequenceRun": "vidseq.sequence.run_dir",
     "prepare_clip": "vidseq.sequence.temporal",
+    "FinetuneConfig": "vidseq.sequence.finetune",
+    "train_from_scratch": "vidseq.sequence.finetune",
+    "predict_videos": "vidseq.sequence.predict",
+    "run_demo": "vidseq.sequence.demo",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -255,8 +255,9 @@ def evaluate_run(
 
     Args:
         run_dir: A run directory written by ``train_sequence``.
-        cache: Path of a feature cache (default: the cache the run was trained
-            on, ``config["cache_path"]``).
+        cache: Path of a feature cache, or several read as one (a glob
+            pattern or a list; see ``FeatureStore``). Default: the cache
+            the run was trained on, ``config["cache_path"]``.
         split: ``"test"``, ``"val"`` or ``"train"``: which labelled videos.
             ``"val"`` is the cache's val split, or the carving the run used.
         out_dir: Where to write metrics.json, classification_report.txt and
@@ -278,7 +279,7 @@ def evaluate_run(
             (``CacheError``), whose features differ from the run's, or that has
             no labelled video in ``split``.
     """
-    from vidseq.cache.store import FeatureStore
+    from vidseq.cache.store import FeatureStore, absolute_cache_spec
     from vidseq.sequence.data import decide_streaming, feature_bytes, make_features
     from vidseq.sequence.splits import resolve_splits
 
@@ -287,6 +288,12 @@ def evaluate_run(
     config = run.config
     if split not in ("train", "val", "test"):
         raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
+    if run.end_to_end:
+        metrics = _evaluate_end_to_end(run, cache, split, num_clips, min(batch_size, 8))
+        metrics["seconds"] = round(time.perf_counter() - start, 3)
+        files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
+        metrics["files"] = [str(p) for p in files]
+        return metrics
     if cache is None:
         cache = config.get("cache_path")
         if not cache:
@@ -332,9 +339,42 @@ def evaluate_run(
             batch_size=batch_size,
             baseline_train=baseline_train,
         )
-    metrics["cache"] = str(Path(cache).resolve())
+    metrics["cache"] = absolute_cache_spec(cache)
     metrics["run_dir"] = str(run.path.resolve())
     metrics["seconds"] = round(time.perf_counter() - start, 3)
     files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
     metrics["files"] = [str(p) for p in files]
+    return metrics
+
+
+def _evaluate_end_to_end(run, cache, split, num_clips, batch_size):
+    """evaluate_run for an end-to-end run: decodes the frames of the cache's (or dataset's) videos.
+
+    The videos, splits (same seed, same carved validation) and frames come from
+    the cache the run names, or from ``cache``; only the class names must match
+    (the cache's features are not read).
+    """
+    from vidseq.sequence.finetune import evaluate_frames, resolve_run_splits, run_videos
+
+    videos, name = run_videos(run.config, cache)
+    try:
+        resolved = resolve_run_splits(videos, run.config.get("train", {}), name)
+        indices = getattr(resolved, split)
+    except UsageError:
+        if split != "test":
+            raise
+        indices = np.flatnonzero((videos.labels >= 0) & (videos.splits == "test"))
+    if len(indices) == 0:
+        raise UsageError(f"{name}: no labelled video in the {split!r} split to evaluate")
+    metrics = evaluate_frames(
+        run.model,
+        videos,
+        run.config,
+        indices,
+        split=split,
+        num_clips=num_clips,
+        batch_size=batch_size,
+    )
+    metrics["cache"] = name
+    metrics["run_dir"] = str(run.path.resolve())
     return metrics

@@ -56,6 +56,28 @@ class TemporalCentering(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="vidseq")
+class PaddingFrameMask(keras.layers.Layer):
+    """Zeroes the features of padding frames, so that the head's ``Masking`` skips them.
+
+    End-to-end models read uint8 clips whose padding rows are all-zero frames
+    (see ``vidseq.sequence.frames_data``). Called on ``[frames, features]``
+    (``(B, T, H, W, C)`` and ``(B, T, D)``), it returns the features with the
+    rows of all-zero frames set to zero, the very input the head was trained on
+    with cached features. (A real, perfectly black frame is skipped too; it
+    carries no information.)
+    """
+
+    def call(self, inputs):
+        frames, features = inputs
+        axes = tuple(range(2, len(frames.shape)))
+        real = keras.ops.any(keras.ops.not_equal(frames, 0), axis=axes)
+        return features * keras.ops.expand_dims(keras.ops.cast(real, features.dtype), -1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[1])
+
+
 def build_head(
     num_classes,
     feature_dim,

@@ -101,6 +101,8 @@ def predict_videos(
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1. Received: {top_k}")
     run = load_run(run_dir)
+    if run.end_to_end:
+        return _predict_end_to_end(run, videos, top_k, min(batch_size, 8), decode_workers)
     net = load_run_backbone(run)
     recorded = dict(run.config["sampling"])
     extractor = FeatureExtractor(
@@ -131,3 +133,57 @@ def predict_videos(
             best = np.argsort(row)[::-1][:top_k]
             predictions[name].top = [(run.class_names[i], float(row[i])) for i in best]
     return [predictions[item.video_id] for item in items]
+
+
+def _top(row, class_names, top_k):
+    best = np.argsort(row)[::-1][:top_k]
+    return [(class_names[i], float(row[i])) for i in best]
+
+
+def _predict_end_to_end(run, videos, top_k, batch_size, decode_workers):
+    """predict_videos for an end-to-end run: decodes clips (in threads) and runs the whole model.
+
+    Frames are sampled with the run's recorded sampling, crop and face crop,
+    and its centre sample of ``frames`` rows is taken, as evaluation does.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidseq.errors import SourceReadError
+    from vidseq.extract.pipeline import default_decode_workers
+    from vidseq.sequence.frames_data import FrameVideos, geometry_from_sampling, read_clip
+
+    recorded = dict(run.config["sampling"])
+    paths = [str(v) for v in videos]
+    listed = FrameVideos(
+        video_ids=np.asarray(paths, dtype=object),
+        sources=[str(Path(v).resolve()) for v in paths],
+        labels=np.full(len(paths), -1, dtype=np.int64),
+        splits=np.asarray([""] * len(paths), dtype=object),
+        groups=np.asarray([""] * len(paths), dtype=object),
+        class_names=run.class_names,
+        sampling=SamplingConfig.from_dict(recorded),
+        geometry=geometry_from_sampling(recorded, run.config["input_size"]),
+    )
+    predictions = [Prediction(p) for p in paths]
+
+    def read(i):
+        try:
+            return read_clip(listed, i, run.frames)
+        except SourceReadError as error:
+            return error
+
+    workers = decode_workers or default_decode_workers()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidseq-decode") as pool:
+        for start in range(0, len(paths), batch_size):  # memory: one batch of clips at a time
+            chunk = list(range(start, min(start + batch_size, len(paths))))
+            clips = {}
+            for i, result in zip(chunk, pool.map(read, chunk), strict=True):
+                if isinstance(result, SourceReadError):
+                    predictions[i].error = result.reason
+                else:
+                    clips[i] = result
+            if clips:
+                rows = np.asarray(run.model.predict_on_batch(np.stack(list(clips.values()))))
+                for i, row in zip(clips, rows, strict=True):
+                    predictions[i].top = _top(row, run.class_names, top_k)
+    return predictions

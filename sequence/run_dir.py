@@ -11,6 +11,8 @@ from vidseq.errors import UsageError
 
 RUN_KIND = "vidseq-sequence-run"
 RUN_FORMAT_VERSION = 1
+END_TO_END = "end_to_end"
+"""``config["model"]`` of an end-to-end run (uint8 clips in); absent for feature runs."""
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -98,6 +100,11 @@ def read_run_config(run_dir):
     return config
 
 
+def is_end_to_end(config):
+    """Whether a run config describes an end-to-end run (raw frames in; see finetune)."""
+    return config.get("model") == END_TO_END
+
+
 @dataclass
 class SequenceRun:
     """A loaded run directory.
@@ -118,6 +125,11 @@ class SequenceRun:
         return list(self.config["class_names"])
 
     @property
+    def end_to_end(self):
+        """Whether the model reads raw uint8 clips rather than cached features."""
+        return is_end_to_end(self.config)
+
+    @property
     def frames(self):
         """T, the number of feature rows the model reads per video."""
         return int(self.config["frames"])
@@ -128,11 +140,12 @@ def load_model_file(path, *, compile=False):
     import keras
 
     from vidseq.extract.preprocessing import FramePreprocessing
-    from vidseq.sequence.head import TemporalCentering
+    from vidseq.sequence.head import PaddingFrameMask, TemporalCentering
 
     custom_objects = {
         "vidseq>FramePreprocessing": FramePreprocessing,
         "vidseq>TemporalCentering": TemporalCentering,
+        "vidseq>PaddingFrameMask": PaddingFrameMask,
     }
 
     path = Path(path)
@@ -163,13 +176,16 @@ def load_run(run_dir):
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     model = load_model_file(run_dir / MODEL_FILE)
-    expected_in = (int(config["frames"]), int(config["feature_dim"]))
+    if is_end_to_end(config):  # uint8 clips (T, H, W, 3) in, see sequence/finetune.py
+        expected_in = (int(config["frames"]), *(int(v) for v in config["input_size"]), 3)
+    else:
+        expected_in = (int(config["frames"]), int(config["feature_dim"]))
     got_in = tuple(model.input_shape[1:])
     got_out = model.output_shape[-1]
     if got_in != expected_in or got_out != len(config["class_names"]):
         raise UsageError(
             f"{run_dir / MODEL_FILE}: model shape {got_in} -> {got_out} disagrees with "
-            f"{CONFIG_FILE} (frames, feature_dim) = {expected_in} -> "
+            f"{CONFIG_FILE} input {expected_in} -> "
             f"{len(config['class_names'])} classes"
         )
     return SequenceRun(run_dir, config, model)

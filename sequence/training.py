@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseq.cache.store import absolute_cache_spec
 from vidseq.errors import UsageError
 from vidseq.sequence import run_dir as rd
 
@@ -298,7 +299,7 @@ def build_run_config(meta, config, *, frames, cache_path, splits, num_classes):
         "num_classes": int(num_classes),
     }
     out["train"] = config.to_dict()
-    out["cache_path"] = str(Path(cache_path).resolve())
+    out["cache_path"] = absolute_cache_spec(cache_path)
     out["splits"] = dict(splits)
     return out
 
@@ -378,6 +379,88 @@ def _make_state_callback(run_path, config, state, train_batches):
                     path.unlink(missing_ok=True)
 
     return RunState()
+
+
+def new_run_state(lr):
+    """The resumable state of a run that has not trained yet (saved as state.json)."""
+    return {
+        "epochs_done": 0,
+        "checkpoint": None,
+        "best_weights": None,
+        "best_val_loss": None,
+        "best_epoch": 0,
+        "wait": 0,
+        "plateau_wait": 0,
+        "lr": float(lr),
+        "stopped_early": False,
+        "finished": False,
+        "history": [],
+    }
+
+
+def fit_run(
+    model,
+    run_path,
+    config,
+    state,
+    train_batches,
+    val_batches,
+    *,
+    start_epoch,
+    callbacks=None,
+    verbose=1,
+):
+    """Fits a compiled model the way every run trains, then saves its model and curves.
+
+    The run's state callback schedules the learning rate, reseeds dropout per
+    epoch, tracks the best epoch, stops early and checkpoints every epoch (see
+    ``state.json``). After fitting, the best weights are loaded and
+    ``model.keras``, ``history.csv`` and ``training_curves.png`` written. Used
+    by train-sequence and by finetune.
+
+    Args:
+        model: A compiled ``keras.Model`` (fresh, or loaded from a checkpoint).
+        run_path: The run directory (``checkpoints/`` exists).
+        config: Settings with ``epochs``, ``lr``, ``lr_schedule``, ``patience``,
+            ``seed`` and optionally ``tensorboard``.
+        state: The state dict (:func:`new_run_state` or a resumed one); updated.
+        train_batches: Training batches with ``epoch`` and ``set_epoch``.
+        val_batches: Validation batches.
+        start_epoch: Epochs already completed.
+        callbacks: Extra Keras callbacks, called after the run's own.
+        verbose: Keras progress verbosity.
+
+    Returns:
+        Seconds spent fitting.
+    """
+    import keras
+
+    from vidseq.sequence import reports
+
+    run_path = Path(run_path)
+    all_callbacks = [_make_state_callback(run_path, config, state, train_batches)]
+    if getattr(config, "tensorboard", None):
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(config.tensorboard)))
+    all_callbacks.extend(callbacks or [])
+
+    fit_start = time.perf_counter()
+    if start_epoch < config.epochs and not state["stopped_early"]:
+        model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=config.epochs,
+            initial_epoch=start_epoch,
+            callbacks=all_callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
+    seconds = time.perf_counter() - fit_start
+    if state["best_weights"]:
+        model.load_weights(run_path / rd.CHECKPOINT_DIR / state["best_weights"])
+    model.save(run_path / rd.MODEL_FILE)
+    reports.write_history_csv(run_path / rd.HISTORY_FILE, state["history"])
+    reports.plot_training_curves(run_path / rd.CURVES_FILE, state["history"])
+    return seconds
 
 
 def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose=1, callbacks=None):
@@ -513,19 +596,7 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
             )
             start_epoch = int(state["epochs_done"])
         else:
-            state = {
-                "epochs_done": 0,
-                "checkpoint": None,
-                "best_weights": None,
-                "best_val_loss": None,
-                "best_epoch": 0,
-                "wait": 0,
-                "plateau_wait": 0,
-                "lr": float(config.lr),
-                "stopped_early": False,
-                "finished": False,
-                "history": [],
-            }
+            state = new_run_state(config.lr)
             model = build_head(
                 num_classes,
                 int(meta.feature_dim),
@@ -568,30 +639,18 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         val_batches = SequenceBatches(
             features, splits.val, labels, num_valid, num_classes, **common
         )
-        all_callbacks = [_make_state_callback(run_path, config, state, train_batches)]
-        if config.tensorboard:
-            all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(config.tensorboard)))
-        all_callbacks.extend(callbacks or [])
-
-        fit_start = time.perf_counter()
-        if start_epoch < config.epochs and not state["stopped_early"]:
-            model.fit(
-                train_batches,
-                validation_data=val_batches,
-                epochs=config.epochs,
-                initial_epoch=start_epoch,
-                callbacks=all_callbacks,
-                shuffle=False,
-                verbose=verbose,
-            )
-        seconds = time.perf_counter() - fit_start
+        seconds = fit_run(
+            model,
+            run_path,
+            config,
+            state,
+            train_batches,
+            val_batches,
+            start_epoch=start_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         videos = len(splits.train) * (int(state["epochs_done"]) - resumed_from)
-
-        if state["best_weights"]:
-            model.load_weights(run_path / rd.CHECKPOINT_DIR / state["best_weights"])
-        model.save(run_path / rd.MODEL_FILE)
-        reports.write_history_csv(run_path / rd.HISTORY_FILE, state["history"])
-        reports.plot_training_curves(run_path / rd.CURVES_FILE, state["history"])
 
         eval_split, eval_indices = (
             ("test", splits.test)

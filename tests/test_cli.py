@@ -48,3 +48,46 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("vidseq: error:") and "\n" not in error
     assert not (tmp_path / "run").exists() and not (tmp_path / "out.h5").exists()
+
+
+def test_default_weights_of_a_pretrained_backbone_are_imagenet(
+    tmp_path, monkeypatch, capsys, video_factory
+):
+    # No --weights: resnet50 must not fall back to random init; offline, the download fails
+    # and the error says how to supply the file.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    data = tmp_path / "data" / "a"
+    data.mkdir(parents=True)
+    Path(video_factory("v.avi", 8)).rename(data / "v.avi")
+    out = tmp_path / "f.h5"
+    code = main(
+        ["extract-features", str(tmp_path / "data"), "--out", str(out), "--backbone", "resnet50"]
+    )
+    error = capsys.readouterr().err
+    if code == 0:
+        pytest.skip("ImageNet weights could be downloaded here")
+    assert code == 2
+    assert "--weights PATH" in error and "resnet50" in error
+    assert not out.exists()
+
+
+def test_docs_cli_mentions_every_flag():
+    import argparse
+
+    from vidseq.cli import build_parser
+
+    doc = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    missing = []
+
+    def visit(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    visit(sub)
+            for flag in action.option_strings:
+                documented = flag in doc or flag in ("--help", "--version")
+                if flag.startswith("--") and not documented:
+                    missing.append(f"{parser.prog} {flag}")
+
+    visit(build_parser())
+    assert missing == []
