@@ -37,7 +37,6 @@ in memory (35,887 rows: 83 MB of uint8). Nothing is written to disk.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import threading
@@ -48,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.csv_table import csv_table
 from vidseq.extract.dataset import (
     IMAGE_EXTENSIONS,
     Dataset,
@@ -161,51 +161,29 @@ def read_fer2013_csv(csv_path) -> Fer2013Table:
 
 def _parse(path: str) -> Fer2013Table:
     lines, emotions, splits, images, rejected = [], [], [], [], []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            try:
-                header = next(reader, None)
-                if header is None:
-                    raise UsageError(f"{path}: empty; expected {CSV_LAYOUT}")
-                columns = [name.strip().lower() for name in header]
-                missing = [name for name in ("emotion", "pixels") if name not in columns]
-                if missing:
-                    raise UsageError(
-                        f"{path}, line 1: header lacks the column(s) {', '.join(missing)}; "
-                        f"expected {CSV_LAYOUT}, found {','.join(header)!r}"
-                    )
-                emotion_at, pixels_at = columns.index("emotion"), columns.index("pixels")
-                usage_at = columns.index("usage") if "usage" in columns else None
-                needed = max(emotion_at, pixels_at, usage_at or 0) + 1
-                for row in reader:
-                    line = reader.line_num
-                    if not any(cell.strip() for cell in row):
-                        continue
-                    if len(row) < needed:
-                        expected = f"expected {len(columns)} ({','.join(header)})"
-                        rejected.append((line, f"{len(row)} fields, {expected}"))
-                        continue
-                    emotion, reason = _emotion(row[emotion_at])
-                    split = ""
-                    if reason is None and usage_at is not None:
-                        split, reason = _usage(row[usage_at])
-                    pixels = None
-                    if reason is None:
-                        pixels, reason = _pixels(row[pixels_at])
-                    if reason is not None:
-                        rejected.append((line, reason))
-                        continue
-                    lines.append(line)
-                    emotions.append(emotion)
-                    splits.append(split)
-                    images.append(pixels)
-            except UnicodeDecodeError as error:
-                raise UsageError(f"{path}: not UTF-8 text ({error})") from None
-            except csv.Error as error:
-                raise UsageError(f"{path}, line {reader.line_num}: bad CSV ({error})") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot open it ({error.strerror or error})") from None
+    with csv_table(path, ("emotion", "pixels"), CSV_LAYOUT) as (header, columns, rows):
+        emotion_at, pixels_at = columns.index("emotion"), columns.index("pixels")
+        usage_at = columns.index("usage") if "usage" in columns else None
+        needed = max(emotion_at, pixels_at, usage_at or 0) + 1
+        for line, row in rows:
+            if len(row) < needed:
+                expected = f"expected {len(columns)} ({','.join(header)})"
+                rejected.append((line, f"{len(row)} fields, {expected}"))
+                continue
+            emotion, reason = _emotion(row[emotion_at])
+            split = ""
+            if reason is None and usage_at is not None:
+                split, reason = _usage(row[usage_at])
+            pixels = None
+            if reason is None:
+                pixels, reason = _pixels(row[pixels_at])
+            if reason is not None:
+                rejected.append((line, reason))
+                continue
+            lines.append(line)
+            emotions.append(emotion)
+            splits.append(split)
+            images.append(pixels)
     return Fer2013Table(
         path=path,
         lines=np.asarray(lines, dtype=np.int64),

@@ -24,10 +24,10 @@ Errors name the CSV file and the line.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from vidseq.errors import UsageError
+from vidseq.extract.csv_table import csv_table
 from vidseq.extract.dataset import (
     Dataset,
     VideoItem,
@@ -144,38 +144,13 @@ def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
 
 def _read_rows(csv_path: Path):
     """Returns (lower-cased header columns, column positions, [(line number, row)])."""
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            try:
-                header = next(reader, None)
-                if header is None:
-                    raise UsageError(f"{csv_path}: empty; expected a header line {EXPECTED}")
-                columns = [name.strip().lower() for name in header]
-                missing = [name for name in ("path", "label") if name not in columns]
-                if missing:
-                    raise UsageError(
-                        f"{csv_path}, line 1: header lacks the column(s) {', '.join(missing)}; "
-                        f"expected a header {EXPECTED}, found {','.join(header)!r}"
-                    )
-                for name in columns:
-                    if name and columns.count(name) > 1:
-                        raise UsageError(f"{csv_path}, line 1: column {name!r} appears twice")
-                position = {
-                    name: columns.index(name)
-                    for name in ("path", "label", "split", "group")
-                    if name in columns
-                }
-                rows = [
-                    (reader.line_num, row) for row in reader if any(cell.strip() for cell in row)
-                ]
-            except UnicodeDecodeError as error:
-                raise UsageError(f"{csv_path}: not UTF-8 text ({error})") from None
-            except csv.Error as error:
-                raise UsageError(f"{csv_path}, line {reader.line_num}: bad CSV ({error})") from None
-    except OSError as error:
-        raise UsageError(f"{csv_path}: cannot open it ({error})") from None
-    return columns, position, rows
+    with csv_table(csv_path, ("path", "label"), f"a header {EXPECTED}") as (_, columns, rows):
+        position = {
+            name: columns.index(name)
+            for name in ("path", "label", "split", "group")
+            if name in columns
+        }
+        return columns, position, list(rows)
 
 
 def _own_group(item: VideoItem) -> VideoItem:
