@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from vidseq.errors import UsageError
+from vidseq.extract.sampling import as_float
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 _local = threading.local()
@@ -66,10 +67,10 @@ class FaceCrop:
 
     def __post_init__(self):
         checks = (
-            ("margin", _number(self.margin), lambda v: v >= 0, "a number >= 0"),
-            ("detect_size", _number(self.detect_size), lambda v: v >= 24, "an integer >= 24"),
-            ("scale_factor", _number(self.scale_factor), lambda v: v > 1, "a number > 1"),
-            ("min_neighbors", _number(self.min_neighbors), lambda v: v >= 0, "an integer >= 0"),
+            ("margin", as_float(self.margin), lambda v: v >= 0, "a number >= 0"),
+            ("detect_size", as_float(self.detect_size), lambda v: v >= 24, "an integer >= 24"),
+            ("scale_factor", as_float(self.scale_factor), lambda v: v > 1, "a number > 1"),
+            ("min_neighbors", as_float(self.min_neighbors), lambda v: v >= 0, "an integer >= 0"),
         )
         for name, value, valid, expected in checks:
             if value is None or not math.isfinite(value) or not valid(value):
@@ -108,15 +109,6 @@ def face_crop_from_sampling(sampling: dict) -> FaceCrop | None:
     """
     value = sampling.get("face_crop")
     return FaceCrop.from_dict(value) if value else None
-
-
-def _number(value):
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def cascade() -> cv2.CascadeClassifier:

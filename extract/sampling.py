@@ -59,7 +59,7 @@ class SamplingConfig:
             raise UsageError(
                 f"num_frames must be an integer >= 1. Received: num_frames={self.num_frames!r}"
             )
-        rate = _as_float(self.frame_rate)
+        rate = as_float(self.frame_rate)
         if rate is None or not (math.isfinite(rate) and rate > 0):
             raise UsageError(
                 "frame_rate must be a positive number of frames per second. "
@@ -201,13 +201,14 @@ def _positive_int(name, value):
 
 
 def _positive_rate(name, value):
-    rate = _as_float(value)
+    rate = as_float(value)
     if rate is None or not (math.isfinite(rate) and rate > 0):
         raise ValueError(f"{name} must be a positive finite number. Received: {name}={value!r}")
     return rate
 
 
-def _as_float(value):
+def as_float(value):
+    """``value`` as a float, or None when it is not a number (booleans are not numbers)."""
     if isinstance(value, bool):
         return None
     try:

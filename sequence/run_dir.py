@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidseq.cache.schema import CacheMeta
 from vidseq.errors import UsageError
 
 RUN_KIND = "vidseq-sequence-run"
@@ -34,19 +35,8 @@ RUN_FILES = (
     CHECKPOINT_DIR,
 )
 
-# Cache meta fields copied verbatim into config.json.
-META_FIELDS = (
-    "backbone",
-    "weights",
-    "weights_sha256",
-    "engine",
-    "input_size",
-    "feature_dim",
-    "sampling",
-    "class_names",
-    "dtype",
-    "weights_seed",
-)
+META_FIELDS = tuple(field.name for field in dataclasses.fields(CacheMeta))
+"""The cache meta fields copied verbatim into config.json: every field of CacheMeta."""
 REQUIRED_KEYS = (
     *(k for k in META_FIELDS if k != "weights_seed"),
     "kind",
