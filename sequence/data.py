@@ -235,10 +235,17 @@ class SequenceBatches(keras.utils.PyDataset):
     def __len__(self):
         return math.ceil(len(self.indices) / self.batch_size)
 
-    def __getitem__(self, index):
+    def batch_positions(self, index):
+        """Positions (into ``indices``) of the videos of batch ``index``, in batch order."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
-        positions = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        return self.batch_of_positions(self.batch_positions(index))
+
+    def batch_of_positions(self, positions):
+        """The batch of the videos at ``positions`` (a part of a batch, for one replica)."""
         videos = self.indices[positions]
         rows = self.features.read(videos)
         x = np.zeros((len(videos), self.length, rows[0].shape[-1]), dtype=np.float32)
@@ -278,13 +285,15 @@ def mean_valid_features(features, indices, num_valid, batch_size=256):
         A (len(indices), D) float64 array.
     """
     indices = np.asarray(indices, dtype=np.int64)
-    out = []
+    out = None  # filled in place: no list of N rows stacked into a second copy at the end
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
-        for video, feats in zip(chunk, features.read(chunk), strict=True):
+        for j, (video, feats) in enumerate(zip(chunk, features.read(chunk), strict=True)):
+            if out is None:
+                out = np.empty((len(indices), feats.shape[-1]), dtype=np.float64)
             valid = max(int(num_valid[video]), 1)
-            out.append(np.asarray(feats[:valid], dtype=np.float64).mean(axis=0))
-    return np.stack(out) if out else np.zeros((0, 0))
+            out[start + j] = np.asarray(feats[:valid], dtype=np.float64).mean(axis=0)
+    return out if out is not None else np.zeros((0, 0))
 
 
 def predict_probabilities(model, batches):

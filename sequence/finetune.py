@@ -50,7 +50,7 @@ DEFAULT_UNFREEZE = 20
 GRAY_LAYER = "rgb_to_gray"
 LUMINANCE = (0.299, 0.587, 0.114)
 # Fields a resumed run may take from the new call instead of the saved config.
-RESUME_OVERRIDABLE = ("resume", "workers", "tensorboard")
+RESUME_OVERRIDABLE = ("resume", "workers", "tensorboard", "strategy")
 
 
 @dataclass
@@ -64,8 +64,9 @@ class FinetuneConfig:
             (instead of ``unfreeze``).
         lr: Initial Adam learning rate (small: the network is pretrained).
         epochs: Most epochs to train.
-        batch_size: Videos per batch (memory is about ``batch_size`` x T
-            frames, times the batches decoded ahead).
+        batch_size: Videos per batch and replica (memory is about
+            ``batch_size`` x T frames per replica, times the batches decoded
+            ahead); a step reads ``batch_size x replicas`` videos.
         patience: Early stopping on validation loss (0: off; the best epoch is kept).
         lr_schedule: ``"constant"``, ``"step"``, ``"cosine"`` or ``"plateau"``
             (as train-sequence).
@@ -93,6 +94,8 @@ class FinetuneConfig:
             validation when the data has no ``val`` split.
         eval_clips: From scratch: clips averaged per video in evaluation when
             the cache is denser than ``frames``.
+        strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (as
+            train-sequence; see :mod:`vidseq.sequence.distribute`).
     """
 
     unfreeze: int = DEFAULT_UNFREEZE
@@ -122,9 +125,11 @@ class FinetuneConfig:
     centering: str = "concat"
     val_fraction: float = 0.15
     eval_clips: int = 5
+    strategy: str = "default"
 
     def validate(self):
         """Raises UsageError naming the first bad field; returns self."""
+        from vidseq.sequence.distribute import STRATEGIES
         from vidseq.sequence.head import CENTERING_MODES, RNN_TYPES
         from vidseq.sequence.training import LR_SCHEDULES
 
@@ -163,6 +168,7 @@ class FinetuneConfig:
             ("centering", self.centering in CENTERING_MODES, f"one of {CENTERING_MODES}"),
             ("val_fraction", 0.0 < float(self.val_fraction) < 1.0, "in (0, 1)"),
             ("eval_clips", is_int(self.eval_clips) and self.eval_clips >= 1, "an integer >= 1"),
+            ("strategy", self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -508,12 +514,12 @@ def evaluate_frames(model, videos, config, indices, *, split, num_clips=None, ba
 # ------------------------------------------------------------------------------ training
 
 
-def _open_out_dir(out_dir, config, overwrite):
+def _open_out_dir(out_dir, config, overwrite, chief=True):
     """Checks the output directory; on resume returns (state, saved config, settings)."""
     from vidseq.sequence.training import _check_out_dir
 
     run_path = Path(out_dir)
-    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite)
+    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite, chief=chief)
     warnings = []
     if state is None:
         return None, None, config, warnings
@@ -576,12 +582,65 @@ def _train(
     callbacks,
     verbose,
     warnings,
+    dist,
 ):
-    """Builds (or resumes) the model, fits it with train-sequence's loop, evaluates it."""
-    import keras
+    """Builds (or resumes) the model, fits it with train-sequence's loop, evaluates it.
+
+    ``make_model`` builds the model under ``dist.scope()`` (or returns one built
+    there); only the chief writes ``run_path`` and evaluates.
+    """
     import tensorflow as tf
 
+    from vidseq.sequence.distribute import write_dir
+
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(
+            f"tensorboard={config.tensorboard!r} needs the tensorboard package, which is not "
+            "installed (pip install tensorboard)"
+        )
+    if not tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+    with write_dir(run_path, dist) as write_path:
+        return _fit_and_evaluate(
+            write_path,
+            run_path,
+            config,
+            state,
+            saved_config,
+            run_config,
+            make_model,
+            videos,
+            splits,
+            source_name=source_name,
+            callbacks=callbacks,
+            verbose=verbose,
+            warnings=warnings,
+            dist=dist,
+        )
+
+
+def _fit_and_evaluate(
+    write_path,
+    run_path,
+    config,
+    state,
+    saved_config,
+    run_config,
+    make_model,
+    videos,
+    splits,
+    *,
+    source_name,
+    callbacks,
+    verbose,
+    warnings,
+    dist,
+):
+    """:func:`_train` once the directory to write (``write_path``) is known."""
+    import keras
+
     from vidseq.sequence import reports
+    from vidseq.sequence.distribute import weights_sha256
     from vidseq.sequence.evaluation import write_evaluation
     from vidseq.sequence.frames_data import FrameBatches
     from vidseq.sequence.training import (
@@ -593,24 +652,21 @@ def _train(
         new_run_state,
     )
 
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(
-            f"tensorboard={config.tensorboard!r} needs the tensorboard package, which is not "
-            "installed (pip install tensorboard)"
-        )
-    if not tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.enable_op_determinism()
-    if state is not None:
-        run_config = saved_config
-        model = rd.load_model_file(run_path / rd.CHECKPOINT_DIR / state["checkpoint"], compile=True)
-        start_epoch = int(state["epochs_done"])
-    else:
-        model = make_model()
-        _compile(model, config, run_config["mixed_precision"])
-        _clear_run_files(run_path)
-        reports.write_json(run_path / rd.CONFIG_FILE, run_config)
+    with dist.scope():  # the model and its optimizer are the strategy's
+        if state is not None:
+            run_config = saved_config
+            model = rd.load_model_file(
+                write_path / rd.CHECKPOINT_DIR / state["checkpoint"], compile=True
+            )
+            start_epoch = int(state["epochs_done"])
+        else:
+            model = make_model()
+            _compile(model, config, run_config["mixed_precision"])
+            start_epoch = 0
+    if state is None:
+        _clear_run_files(write_path)
+        reports.write_json(write_path / rd.CONFIG_FILE, run_config)
         state = new_run_state(config.lr)
-        start_epoch = 0
     resumed_from = start_epoch
 
     frames = int(run_config["frames"])
@@ -620,7 +676,7 @@ def _train(
         splits.train,
         num_classes,
         frames=frames,
-        batch_size=config.batch_size,
+        batch_size=dist.global_batch_size(config.batch_size),
         training=True,
         augment=config.augment,
         seed=config.seed,
@@ -633,32 +689,43 @@ def _train(
         splits.val,
         num_classes,
         frames=frames,
-        batch_size=config.batch_size,
+        batch_size=dist.global_batch_size(config.batch_size),
         workers=config.workers,
     )
     keras.utils.set_random_seed(config.seed)
     seconds = fit_run(
         model,
-        run_path,
-        config,
+        write_path,
+        config if dist.chief else dataclasses.replace(config, tensorboard=None),
         state,
         train_batches,
         val_batches,
         start_epoch=start_epoch,
         callbacks=callbacks,
         verbose=verbose,
+        strategy=dist.strategy,
+        loop=dist.loop,
     )
-    eval_split, eval_indices = ("test", splits.test) if len(splits.test) else ("val", splits.val)
-    if eval_split == "val":
-        warnings.append("no labelled test video: metrics are on validation")
-    metrics = evaluate_frames(
-        model, videos, run_config, eval_indices, split=eval_split, batch_size=config.batch_size
-    )
-    metrics["cache"] = source_name
-    metrics["run_dir"] = str(run_path.resolve())
-    write_evaluation(metrics, run_path)
     state["finished"] = True
-    reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
+    metrics = {}
+    if dist.chief:
+        eval_split, eval_indices = (
+            ("test", splits.test) if len(splits.test) else ("val", splits.val)
+        )
+        if eval_split == "val":
+            warnings.append("no labelled test video: metrics are on validation")
+        metrics = evaluate_frames(  # a distributed model is evaluated as its saved copy
+            model if dist.name == "default" else rd.load_model_file(write_path / rd.MODEL_FILE),
+            videos,
+            run_config,
+            eval_indices,
+            split=eval_split,
+            batch_size=config.batch_size,
+        )
+        metrics["cache"] = source_name
+        metrics["run_dir"] = str(run_path.resolve())
+        write_evaluation(metrics, run_path)
+        reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
     return TrainResult(
         run_dir=run_path,
         history=list(state["history"]),
@@ -672,6 +739,9 @@ def _train(
         seconds=seconds,
         videos=len(splits.train) * (int(state["epochs_done"]) - resumed_from),
         warnings=warnings,
+        weights_sha256=weights_sha256(model),
+        chief=dist.chief,
+        replicas=dist.replicas,
     )
 
 
@@ -703,13 +773,15 @@ def finetune(
             (``SourceReadError``).
     """
     from vidseq.cache.store import FeatureStore
+    from vidseq.sequence.distribute import make_distribution
     from vidseq.sequence.evaluation import check_cache_matches_run
     from vidseq.sequence.frames_data import videos_from_cache
     from vidseq.sequence.predict import load_run_backbone
 
     config = (config or FinetuneConfig()).validate()
+    dist = make_distribution(config.strategy)  # before any other TensorFlow op
     run_path = Path(out_dir)
-    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite)
+    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite, dist.chief)
     source = rd.load_run(run_dir)
     if is_end_to_end(source.config):
         raise UsageError(
@@ -733,12 +805,18 @@ def finetune(
     run_config = None
     model = None
     if state is None:
-        with dtype_policy("mixed_float16" if mixed else "float32"):
-            backbone = load_run_backbone(source)  # SHA-256 checked against the run
-        unfrozen = set_trainable(
-            backbone, unfreeze=config.unfreeze, unfreeze_from=config.unfreeze_from
-        )
-        model = build_end_to_end(backbone, source.model, frames=source.frames)
+        with dist.scope():  # the strategy's variables: the head is reloaded inside it
+            with dtype_policy("mixed_float16" if mixed else "float32"):
+                backbone = load_run_backbone(source)  # SHA-256 checked against the run
+            unfrozen = set_trainable(
+                backbone, unfreeze=config.unfreeze, unfreeze_from=config.unfreeze_from
+            )
+            head = (
+                source.model
+                if dist.name == "default"
+                else rd.load_model_file(source.path / rd.MODEL_FILE)
+            )
+            model = build_end_to_end(backbone, head, frames=source.frames)
         run_config = _run_config(
             config,
             backbone=backbone,
@@ -757,6 +835,7 @@ def finetune(
                 "train": train_config,
                 "cache_path": source_name,
                 "splits": splits.sizes(),
+                "distribute": dist.to_dict(),
             },
         )
     return _train(
@@ -772,6 +851,7 @@ def finetune(
         callbacks=callbacks,
         verbose=verbose,
         warnings=warnings,
+        dist=dist,
     )
 
 
@@ -828,12 +908,14 @@ def train_from_scratch(
     from vidseq.extract.backbones import get_spec, load_backbone
     from vidseq.extract.frames import FrameGeometry
     from vidseq.extract.sampling import SamplingConfig
+    from vidseq.sequence.distribute import make_distribution
     from vidseq.sequence.frames_data import videos_from_dataset
     from vidseq.sequence.head import build_head
 
     config = (config or FinetuneConfig()).validate()
+    dist = make_distribution(config.strategy)  # before any other TensorFlow op
     run_path = Path(out_dir)
-    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite)
+    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite, dist.chief)
     spec = get_spec(config.backbone)
     size = tuple(int(v) for v in (config.input_size or spec.input_size))
     extra = {}
@@ -903,26 +985,29 @@ def train_from_scratch(
     run_config = None
     model = None
     if state is None:
-        with dtype_policy("mixed_float16" if mixed else "float32"):
-            if config.grayscale:
-                backbone = load_grayscale_backbone(
-                    config.backbone, input_size=size, seed=config.seed
-                )
-            else:
-                backbone = load_backbone(config.backbone, "none", input_size=size, seed=config.seed)
-        unfrozen = set_trainable(backbone, everything=True)
-        import keras
+        with dist.scope():  # the model's variables are the strategy's
+            with dtype_policy("mixed_float16" if mixed else "float32"):
+                if config.grayscale:
+                    backbone = load_grayscale_backbone(
+                        config.backbone, input_size=size, seed=config.seed
+                    )
+                else:
+                    backbone = load_backbone(
+                        config.backbone, "none", input_size=size, seed=config.seed
+                    )
+            unfrozen = set_trainable(backbone, everything=True)
+            import keras
 
-        keras.utils.set_random_seed(config.seed)
-        head["feature_dim"] = int(backbone.feature_dim)
-        head_model = build_head(
-            num_classes,
-            backbone.feature_dim,
-            **{k: head[k] for k in ("rnn", "units", "layers", "bidirectional", "dropout")},
-            centering=config.centering,
-            num_frames=frames,
-        )
-        model = build_end_to_end(backbone, head_model, frames=frames)
+            keras.utils.set_random_seed(config.seed)
+            head["feature_dim"] = int(backbone.feature_dim)
+            head_model = build_head(
+                num_classes,
+                backbone.feature_dim,
+                **{k: head[k] for k in ("rnn", "units", "layers", "bidirectional", "dropout")},
+                centering=config.centering,
+                num_frames=frames,
+            )
+            model = build_end_to_end(backbone, head_model, frames=frames)
         run_config = _run_config(
             config,
             backbone=backbone,
@@ -940,6 +1025,7 @@ def train_from_scratch(
                 "mixed_precision": mixed,
                 "train": train_config,
                 "splits": splits.sizes(),
+                "distribute": dist.to_dict(),
                 **extra,
             },
         )
@@ -956,6 +1042,7 @@ def train_from_scratch(
         callbacks=callbacks,
         verbose=verbose,
         warnings=warnings,
+        dist=dist,
     )
 
 

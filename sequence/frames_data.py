@@ -275,10 +275,17 @@ class FrameBatches(keras.utils.PyDataset):
     def __len__(self):
         return math.ceil(len(self.indices) / self.batch_size)
 
-    def __getitem__(self, index):
+    def batch_positions(self, index):
+        """Positions (into ``indices``) of the videos of batch ``index``, in batch order."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
-        positions = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        return self.batch_of_positions(self.batch_positions(index))
+
+    def batch_of_positions(self, positions):
+        """The batch of the videos at ``positions`` (a part of a batch, for one replica)."""
         chosen = self.indices[positions]
         x = np.stack(
             [

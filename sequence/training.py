@@ -19,7 +19,7 @@ from vidseq.sequence import run_dir as rd
 LR_SCHEDULES = ("constant", "step", "cosine", "plateau")
 STATE_FILE = "state.json"
 # Fields a resumed run may take from the new call instead of the saved config.
-RESUME_OVERRIDABLE = ("resume", "streaming", "tensorboard")
+RESUME_OVERRIDABLE = ("resume", "streaming", "tensorboard", "strategy")
 
 
 @dataclass
@@ -37,7 +37,9 @@ class TrainConfig:
             only) or ``"none"`` (the features as they are, the tutorial's head).
         lr: Initial Adam learning rate.
         epochs: Most epochs to train.
-        batch_size: Videos per batch.
+        batch_size: Videos per batch and replica: a step reads ``batch_size x
+            replicas`` videos (the global batch; replicas are 1 under the
+            default strategy).
         patience: Early stopping on validation loss after this many epochs
             without improvement (best weights restored); 0 disables it (the
             best epoch's weights are still the ones kept).
@@ -61,6 +63,9 @@ class TrainConfig:
             validation when the cache has no ``val`` split.
         eval_clips: Temporal samples averaged per video in evaluation when the
             cache is denser than ``frames``.
+        strategy: ``"default"`` (one device), ``"mirrored"`` (the GPUs of this
+            machine) or ``"multiworker"`` (machines listed in ``TF_CONFIG``); see
+            :mod:`vidseq.sequence.distribute`.
     """
 
     rnn: str = "lstm"
@@ -84,10 +89,12 @@ class TrainConfig:
     tensorboard: str | None = None
     val_fraction: float = 0.15
     eval_clips: int = 5
+    strategy: str = "default"
 
     def validate(self):
         """Raises UsageError naming the first bad field; returns self."""
         from vidseq.sequence.data import STREAMING_MODES
+        from vidseq.sequence.distribute import STRATEGIES
         from vidseq.sequence.head import CENTERING_MODES, RNN_TYPES
 
         checks = [
@@ -117,6 +124,7 @@ class TrainConfig:
             ("streaming", self.streaming in STREAMING_MODES, f"one of {STREAMING_MODES}"),
             ("val_fraction", 0.0 < float(self.val_fraction) < 1.0, "in (0, 1)"),
             ("eval_clips", _is_int(self.eval_clips) and self.eval_clips >= 1, "an integer >= 1"),
+            ("strategy", self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -160,6 +168,11 @@ class TrainResult:
         seconds: Wall time of the fitting in this call.
         videos: Training videos seen in this call (videos x epochs).
         warnings: Things the caller should tell the user.
+        weights_sha256: Digest of the final weights (``distribute.weights_sha256``):
+            every worker of a multi-worker run reports the same one.
+        chief: This process wrote the run directory (False for the other
+            workers of a multi-worker run, whose ``metrics`` are empty).
+        replicas: Replicas that trained in sync.
     """
 
     run_dir: Path
@@ -174,6 +187,9 @@ class TrainResult:
     seconds: float
     videos: int
     warnings: list = field(default_factory=list)
+    weights_sha256: str = ""
+    chief: bool = True
+    replicas: int = 1
 
     @property
     def videos_per_second(self):
@@ -183,6 +199,12 @@ class TrainResult:
     def summary(self):
         """One closing line: videos, seconds, videos/s, result, where."""
         m = self.metrics
+        if not self.chief:
+            return (
+                f"worker done: {self.videos} video-epochs in {self.seconds:.1f} s, best epoch "
+                f"{self.best_epoch}/{self.epochs_completed}; weights sha256 "
+                f"{self.weights_sha256}; the chief writes the run directory {self.run_dir}"
+            )
         baseline = m.get("baseline")
         versus = f", bag-of-frames baseline {baseline['accuracy']:.3f}" if baseline else ""
         return (
@@ -226,13 +248,24 @@ def reseed_layers(model, seed, epoch):
         state.assign(np.asarray([value, 0]).astype(state.dtype))
 
 
-def _check_out_dir(out_dir, *, resume, overwrite):
-    """Refuses an occupied run directory. Returns the saved state of a resume, or None."""
+def _check_out_dir(out_dir, *, resume, overwrite, chief=True):
+    """Refuses an occupied run directory. Returns the saved state of a resume, or None.
+
+    A worker that is not the chief (``chief=False``) only reads the state of a
+    resume: the chief checks the directory, and may already be writing to it.
+    """
     out_dir = Path(out_dir)
+    state_path = out_dir / rd.CHECKPOINT_DIR / STATE_FILE
+    if not chief:
+        if not (resume and state_path.is_file()):
+            return None
+        from vidseq.sequence.reports import read_json
+
+        state = read_json(state_path)
+        return state if state.get("checkpoint") and not state.get("finished") else None
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a directory")
     non_empty = out_dir.is_dir() and any(out_dir.iterdir())
-    state_path = out_dir / rd.CHECKPOINT_DIR / STATE_FILE
     if resume and state_path.is_file():
         from vidseq.sequence.reports import read_json
 
@@ -409,6 +442,8 @@ def fit_run(
     start_epoch,
     callbacks=None,
     verbose=1,
+    strategy=None,
+    loop="fit",
 ):
     """Fits a compiled model the way every run trains, then saves its model and curves.
 
@@ -416,7 +451,11 @@ def fit_run(
     epoch, tracks the best epoch, stops early and checkpoints every epoch (see
     ``state.json``). After fitting, the best weights are loaded and
     ``model.keras``, ``history.csv`` and ``training_curves.png`` written. Used
-    by train-sequence and by finetune.
+    by train-sequence and by finetune, under every strategy: ``loop="fit"``
+    runs Keras' ``Model.fit``, ``loop="custom"``
+    :func:`vidseq.sequence.distribute.fit_custom` (``strategy.run`` steps, for
+    MultiWorkerMirroredStrategy); both call the same callbacks, so the
+    bookkeeping is this one callback's whichever loop runs.
 
     Args:
         model: A compiled ``keras.Model`` (fresh, or loaded from a checkpoint).
@@ -429,6 +468,9 @@ def fit_run(
         start_epoch: Epochs already completed.
         callbacks: Extra Keras callbacks, called after the run's own.
         verbose: Keras progress verbosity.
+        strategy: The ``tf.distribute.Strategy`` the model was built under
+            (default: the current one).
+        loop: ``"fit"`` or ``"custom"``.
 
     Returns:
         Seconds spent fitting.
@@ -444,7 +486,24 @@ def fit_run(
     all_callbacks.extend(callbacks or [])
 
     fit_start = time.perf_counter()
-    if start_epoch < config.epochs and not state["stopped_early"]:
+    if loop not in ("fit", "custom"):
+        raise UsageError(f"loop must be 'fit' or 'custom'. Received: loop={loop!r}")
+    if start_epoch < config.epochs and not state["stopped_early"] and loop == "custom":
+        import tensorflow as tf
+
+        from vidseq.sequence.distribute import fit_custom
+
+        fit_custom(
+            model,
+            strategy or tf.distribute.get_strategy(),
+            train_batches,
+            val_batches,
+            epochs=config.epochs,
+            initial_epoch=start_epoch,
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    elif start_epoch < config.epochs and not state["stopped_early"]:
         model.fit(
             train_batches,
             validation_data=val_batches,
@@ -463,6 +522,34 @@ def fit_run(
     return seconds
 
 
+def _build_or_resume_head(config, state, run_path, num_classes, feature_dim, frames):
+    """The compiled head: loaded from the resumed checkpoint, or fresh. Returns (model, epoch)."""
+    import keras
+
+    from vidseq.sequence.head import build_head
+
+    if state is not None:
+        model = rd.load_model_file(run_path / rd.CHECKPOINT_DIR / state["checkpoint"], compile=True)
+        return model, int(state["epochs_done"])
+    model = build_head(
+        num_classes,
+        feature_dim,
+        rnn=config.rnn,
+        units=config.units,
+        layers=config.layers,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        centering=config.centering,
+        num_frames=frames,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.lr),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing)),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model, 0
+
+
 def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose=1, callbacks=None):
     """Trains the LSTM/GRU head on a feature cache and writes a run directory.
 
@@ -471,7 +558,12 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
     weights so far, ``state.json``), ``history.csv`` (each epoch), and at the
     end ``model.keras`` (best weights), ``metrics.json``,
     ``classification_report.txt``, ``confusion_matrix.png`` and
-    ``training_curves.png``.
+    ``training_curves.png``. ``config.json`` records the strategy under
+    ``distribute`` (``strategy``, ``replicas``, ``num_workers``, ``loop``).
+
+    Under ``config.strategy="multiworker"`` every worker calls this with the
+    same arguments; only the chief writes ``out_dir`` (the others checkpoint
+    into a temporary directory, and return without evaluating).
 
     Args:
         cache_path: A feature cache (``features.h5``) with labels and a train split.
@@ -504,8 +596,8 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         feature_bytes,
         make_features,
     )
+    from vidseq.sequence.distribute import make_distribution, weights_sha256, write_dir
     from vidseq.sequence.evaluation import evaluate_model, write_evaluation
-    from vidseq.sequence.head import build_head
     from vidseq.sequence.splits import resolve_splits
 
     config = (config or TrainConfig()).validate()
@@ -516,7 +608,8 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         )
     run_path = Path(out_dir)
     warnings = []
-    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite)
+    dist = make_distribution(config.strategy)  # before any other TensorFlow op
+    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite, chief=dist.chief)
     saved_config = None
     if state is not None:
         saved_config = rd.read_run_config(run_path)
@@ -536,7 +629,7 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
             setattr(saved, name, getattr(config, name))
         config = saved.validate()
 
-    with FeatureStore(cache_path) as store:
+    with FeatureStore(cache_path) as store, write_dir(run_path, dist) as write_path:
         meta = store.meta
         class_names = list(store.class_names)
         num_classes = len(class_names)
@@ -576,52 +669,35 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
                 f"{cache_path}: resumed run reads {saved_config['frames']} frames, "
                 f"this cache gives {frames}"
             )
-        run_config = saved_config or build_run_config(
-            meta,
-            config,
-            frames=frames,
-            cache_path=cache_path,
-            splits=splits.sizes(),
-            num_classes=num_classes,
-        )
+        run_config = saved_config or {
+            **build_run_config(
+                meta,
+                config,
+                frames=frames,
+                cache_path=cache_path,
+                splits=splits.sizes(),
+                num_classes=num_classes,
+            ),
+            "distribute": dist.to_dict(),
+        }
         if saved_config is None:
-            _clear_run_files(run_path)
-            reports.write_json(run_path / rd.CONFIG_FILE, run_config)
+            _clear_run_files(write_path)
+            reports.write_json(write_path / rd.CONFIG_FILE, run_config)
 
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
-        if state is not None:
-            model = rd.load_model_file(
-                run_path / rd.CHECKPOINT_DIR / state["checkpoint"], compile=True
+        with dist.scope():  # the model and its optimizer are the strategy's
+            model, start_epoch = _build_or_resume_head(
+                config, state, write_path, num_classes, int(meta.feature_dim), frames
             )
-            start_epoch = int(state["epochs_done"])
-        else:
+        if state is None:
             state = new_run_state(config.lr)
-            model = build_head(
-                num_classes,
-                int(meta.feature_dim),
-                rnn=config.rnn,
-                units=config.units,
-                layers=config.layers,
-                bidirectional=config.bidirectional,
-                dropout=config.dropout,
-                centering=config.centering,
-                num_frames=frames,
-            )
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=config.lr),
-                loss=keras.losses.CategoricalCrossentropy(
-                    label_smoothing=float(config.label_smoothing)
-                ),
-                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            )
-            start_epoch = 0
         resumed_from = start_epoch
 
         common = {
             "frames": frames,
             "length": frames,
-            "batch_size": config.batch_size,
+            "batch_size": dist.global_batch_size(config.batch_size),
         }
         train_batches = SequenceBatches(
             features,
@@ -641,16 +717,19 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         )
         seconds = fit_run(
             model,
-            run_path,
-            config,
+            write_path,
+            config if dist.chief else dataclasses.replace(config, tensorboard=None),
             state,
             train_batches,
             val_batches,
             start_epoch=start_epoch,
             callbacks=callbacks,
             verbose=verbose,
+            strategy=dist.strategy,
+            loop=dist.loop,
         )
         videos = len(splits.train) * (int(state["epochs_done"]) - resumed_from)
+        digest = weights_sha256(model)
 
         eval_split, eval_indices = (
             ("test", splits.test)
@@ -660,23 +739,26 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
                 splits.val,
             )
         )
-        if eval_split == "val":
+        if eval_split == "val" and dist.chief:
             warnings.append("the cache has no labelled test video: metrics are on validation")
-        metrics = evaluate_model(
-            model,
-            store,
-            run_config,
-            eval_indices,
-            features=features,
-            split=eval_split,
-            batch_size=max(config.batch_size, 64),
-            baseline_train=splits.train,
-        )
-    metrics["cache"] = run_config["cache_path"]
-    metrics["run_dir"] = str(run_path.resolve())
-    write_evaluation(metrics, run_path)
+        metrics = {}
+        if dist.chief:  # a distributed model is evaluated as its saved copy, on one device
+            metrics = evaluate_model(
+                model if dist.name == "default" else rd.load_model_file(write_path / rd.MODEL_FILE),
+                store,
+                run_config,
+                eval_indices,
+                features=features,
+                split=eval_split,
+                batch_size=max(config.batch_size, 64),
+                baseline_train=splits.train,
+            )
     state["finished"] = True
-    reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
+    if dist.chief:
+        metrics["cache"] = run_config["cache_path"]
+        metrics["run_dir"] = str(run_path.resolve())
+        write_evaluation(metrics, run_path)
+        reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
     return TrainResult(
         run_dir=run_path,
         history=list(state["history"]),
@@ -690,4 +772,7 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         seconds=seconds,
         videos=videos,
         warnings=warnings,
+        weights_sha256=digest,
+        chief=dist.chief,
+        replicas=dist.replicas,
     )
