@@ -88,6 +88,7 @@ def cmd_extract_features(args) -> int:
         progress=not args.quiet,
         clip_length=args.clip_length,
         face_crop=face_crop,
+        engine=args.engine,
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -144,6 +145,7 @@ def cmd_train_sequence(args) -> int:
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    _print_replica_digest(result)
     print(result.summary())
     return EXIT_OK
 
@@ -177,7 +179,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from vidseq.sequence.predict import predict_videos
 
-    predictions = predict_videos(args.run, args.videos, top_k=args.top_k)
+    predictions = predict_videos(args.run, args.videos, top_k=args.top_k, engine=args.engine)
     if args.json:
         _print_json([prediction.to_dict() for prediction in predictions])
     for prediction in predictions:
@@ -203,6 +205,24 @@ def cmd_demo(args) -> int:
         "--weights PATH to a local file)."
     )
     return EXIT_OK
+
+
+def _add_strategy_argument(parser, default) -> None:
+    from vidseq.sequence.distribute import STRATEGIES
+
+    parser.add_argument(
+        "--strategy",
+        default=default,
+        choices=STRATEGIES,
+        help="tf.distribute strategy: default (one device), mirrored (this machine's GPUs), "
+        "multiworker (the machines of TF_CONFIG; every worker runs the same command, the "
+        "chief writes --out)",
+    )
+
+
+def _print_replica_digest(result) -> None:
+    if result.replicas > 1 or not result.chief:
+        print(f"final weights sha256 {result.weights_sha256}", file=sys.stderr)
 
 
 def _add_train_parser(commands) -> None:
@@ -236,7 +256,13 @@ def _add_train_parser(commands) -> None:
     )
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="videos per batch and replica (a step reads batch-size x replicas)",
+    )
+    _add_strategy_argument(parser, defaults.strategy)
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
     )
@@ -295,6 +321,7 @@ def cmd_finetune(args) -> int:
         result = finetune(args.source_path, args.out, config, cache=args.cache, **common)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    _print_replica_digest(result)
     print(result.summary())
     return EXIT_OK
 
@@ -333,7 +360,13 @@ def _add_finetune_parser(commands) -> None:
     )
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="videos")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="videos per batch and replica (a step reads batch-size x replicas)",
+    )
+    _add_strategy_argument(parser, defaults.strategy)
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
     )
@@ -469,6 +502,12 @@ def _add_extract_parser(commands) -> None:
     )
     parser.add_argument("--decode-workers", type=int, default=None, help="decoder threads")
     parser.add_argument(
+        "--engine",
+        choices=["tf", "openvino"],
+        default="tf",
+        help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
+    )
+    parser.add_argument(
         "--commit-every", type=int, default=32, help="videos per commit (work lost on a crash)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of random-init weights")
@@ -522,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", help="run directory")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
     predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument(
+        "--engine",
+        choices=["tf", "openvino"],
+        default="tf",
+        help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
+    )
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=cmd_predict)
 

@@ -43,6 +43,12 @@ class ExtractionSummary:
         failures: Videos that could not be read by this run.
         frames: Frames that went through the CNN.
         seconds: Wall-clock time of the run.
+        setup_seconds: The part of ``seconds`` spent before the first video:
+            reading the dataset, building the backbone and compiling it
+            (TensorFlow: one traced call on a single frame; OpenVINO: the
+            conversion, the first time, and compilation).
+            ``frames / (seconds - setup_seconds)`` is the steady throughput a
+            longer run converges to.
         warnings: Notes from the dataset source (e.g. unknown groups).
     """
 
@@ -52,6 +58,7 @@ class ExtractionSummary:
     failures: list[FailedRecord] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
+    setup_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -202,6 +209,9 @@ class FeatureExtractor:
         decode_workers: Decoder threads; :func:`default_decode_workers` if None.
         face_crop: A :class:`~vidseq.extract.faces.FaceCrop` to cut each frame
             around its largest face; None uses whole frames.
+        engine: What runs the network: ``"tf"``, ``"openvino"`` (built on the
+            first :meth:`run`, see :func:`vidseq.extract.engines.load_engine`)
+            or an engine object already built from ``net``.
 
     Attributes:
         frames: Frames that went through the CNN so far.
@@ -216,6 +226,7 @@ class FeatureExtractor:
         batch_size=32,
         decode_workers=None,
         face_crop: FaceCrop | None = None,
+        engine="tf",
     ):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
@@ -224,6 +235,7 @@ class FeatureExtractor:
         self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop, face=face_crop)
         self.batch_size = batch_size
         self.decode_workers = decode_workers or default_decode_workers()
+        self.engine = engine
         self.frames = 0
 
     def _read(self, item: VideoItem) -> SampledFrames:
@@ -231,7 +243,15 @@ class FeatureExtractor:
 
     def _extract(self, batch: np.ndarray) -> np.ndarray:
         self.frames += len(batch)
-        return self.net.extract(batch)
+        return self.engine.extract(batch)
+
+    def load_engine(self):
+        """Builds the engine if it was given by name; returns it."""
+        if isinstance(self.engine, str):
+            from vidseq.extract.engines import load_engine
+
+            self.engine = load_engine(self.net, self.engine, batch_size=self.batch_size)
+        return self.engine
 
     def run(
         self, items: list[VideoItem]
@@ -240,6 +260,7 @@ class FeatureExtractor:
 
         Items come out in completion order, not necessarily in the order given.
         """
+        self.load_engine()
         packer = _BatchPacker(self._extract, self.batch_size, (*self.geometry.size, 3))
         for item, result in _decode_in_background(items, self._read, self.decode_workers):
             if isinstance(result, SourceReadError):
@@ -259,7 +280,7 @@ def extract_features(
     source: str = "auto",
     split: int = 1,
     backbone: str = "tiny",
-    weights: str = "none",
+    weights: str | None = None,
     input_size: tuple[int, int] | None = None,
     sampling: SamplingConfig | None = None,
     crop: str = "resize",
@@ -275,6 +296,7 @@ def extract_features(
     progress: bool = True,
     clip_length: int = 10,
     face_crop: FaceCrop | None = None,
+    engine: str = "tf",
 ) -> ExtractionSummary:
     """Extracts frozen-CNN features of every video of a dataset into an HDF5 cache.
 
@@ -287,7 +309,9 @@ def extract_features(
         source: ``"auto"``, ``"folder"``, ``"ucf101"``, ``"manifest"`` or ``"fer2013"``.
         split: UCF-101 official split (1, 2 or 3).
         backbone: A name from the backbone registry.
-        weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights file.
+        weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights
+            file; None means ImageNet weights, or random init for a backbone that has
+            none (``tiny``).
         input_size: ``(height, width)`` fed to the CNN; the backbone's default if None.
         sampling: Which frames to take; 16 uniform frames if None.
         crop: ``"resize"`` (plain resize) or ``"center"`` (shorter side, centre crop).
@@ -307,6 +331,10 @@ def extract_features(
         face_crop: Cut each frame around its largest face (recorded in the
             cache's sampling dict as ``face_crop``; a per-frame ``face_found``
             row dataset is stored).
+        engine: What runs the network: ``"tf"`` (TensorFlow) or ``"openvino"``
+            (needs the ``vidseq[openvino]`` extra; features equal to float32
+            rounding, faster on CPUs). Recorded in the cache: resuming or
+            merging with another engine's features is refused.
 
     Returns:
         An :class:`ExtractionSummary`. Malformed dataset rows (FER-2013 CSV)
@@ -317,9 +345,11 @@ def extract_features(
         SourceReadError: With ``strict``, the first video (or malformed dataset
             row) that cannot be read.
     """
-    from vidseq.extract.backbones import load_backbone
+    from vidseq.extract.backbones import get_spec, load_backbone
+    from vidseq.extract.engines import check_engine
 
     started = time.perf_counter()
+    check_engine(engine)
     sampling = sampling or SamplingConfig()
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32. Received: {dtype}")
@@ -328,6 +358,8 @@ def extract_features(
     rejected = [r for r in dataset.rejected if shard_of(r.input_id, num_shards) == shard_index]
     if strict and rejected:
         raise SourceReadError(rejected[0].path, rejected[0].reason)
+    if weights is None:
+        weights = "imagenet" if get_spec(backbone).imagenet else "none"
     net = load_backbone(backbone, weights, input_size=input_size, seed=seed)
     extractor = FeatureExtractor(
         net,
@@ -336,7 +368,9 @@ def extract_features(
         batch_size=batch_size,
         decode_workers=decode_workers,
         face_crop=face_crop,
+        engine=engine,
     )
+    extractor.load_engine()  # OpenVINO: converted (once) and compiled before any write
     recorded = {**sampling.to_dict(), "crop": crop}
     if face_crop is not None:
         recorded["face_crop"] = face_crop.to_dict()
@@ -346,7 +380,7 @@ def extract_features(
         backbone=net.name,
         weights=net.weights,
         weights_sha256=net.weights_sha256,
-        engine="tf",
+        engine=engine,
         input_size=tuple(net.input_size),
         feature_dim=net.feature_dim,
         sampling=recorded,
@@ -364,6 +398,9 @@ def extract_features(
             )
             writer.add_failure(failure)
             summary.failures.append(failure)
+        if todo and extractor.engine.name == "tf":  # trace now: setup_seconds holds it
+            net.extract(np.zeros((1, *net.input_size, 3), dtype=np.uint8))
+        summary.setup_seconds = time.perf_counter() - started
         _extract_into(writer, todo, extractor, summary, strict, progress)
         summary.out = writer.finalize()
     summary.frames = extractor.frames

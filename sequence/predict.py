@@ -49,13 +49,20 @@ def load_run_backbone(run: SequenceRun):
         The :class:`~vidseq.extract.backbones.Backbone`.
 
     Raises:
-        UsageError: The weights found now are not those the run was trained on.
+        UsageError: The weights found now are not those the run was trained on,
+            or its features were made by an engine vidseq does not know.
     """
     from vidseq.extract.backbones import load_backbone
+    from vidseq.extract.engines import ENGINES
 
     config = run.config
-    if config["engine"] != "tf":
-        raise UsageError(f"{run.path}: features made with engine {config['engine']!r}; use tf")
+    # Every known engine gives the same features (to float32 rounding): a run
+    # trained on one engine's cache predicts with any of them.
+    if config["engine"] not in ENGINES:
+        raise UsageError(
+            f"{run.path}: features made with engine {config['engine']!r}; "
+            f"expected one of {', '.join(ENGINES)}"
+        )
     net = load_backbone(
         config["backbone"],
         config["weights"],
@@ -78,6 +85,7 @@ def predict_videos(
     top_k: int = 5,
     batch_size: int = 32,
     decode_workers: int | None = None,
+    engine: str = "tf",
 ) -> list[Prediction]:
     """Classifies video files with a trained run.
 
@@ -91,17 +99,30 @@ def predict_videos(
         top_k: How many labels to report per video.
         batch_size: Frames per CNN batch.
         decode_workers: Decoder threads.
+        engine: What runs the frozen backbone: ``"tf"`` or ``"openvino"``
+            (``vidseq[openvino]``); whichever engine made the run's cache.
+            An end-to-end (fine-tuned) run always runs with TensorFlow.
 
     Returns:
         One :class:`Prediction` per video, in the order given.
 
     Raises:
-        UsageError: Incomplete run directory, or weights that differ from the run's.
+        UsageError: Incomplete run directory, weights that differ from the
+            run's, an unknown engine, openvino without the package, or openvino
+            asked for an end-to-end run.
     """
+    from vidseq.extract.engines import check_engine
+
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1. Received: {top_k}")
+    check_engine(engine)
     run = load_run(run_dir)
     if run.end_to_end:
+        if engine != "tf":
+            raise UsageError(
+                f"{run_dir}: an end-to-end (fine-tuned) run predicts with its whole Keras "
+                f"model; --engine {engine} applies to runs on cached features. Use --engine tf"
+            )
         return _predict_end_to_end(run, videos, top_k, min(batch_size, 8), decode_workers)
     net = load_run_backbone(run)
     recorded = dict(run.config["sampling"])
@@ -112,6 +133,7 @@ def predict_videos(
         face_crop=face_crop_from_sampling(recorded),
         batch_size=batch_size,
         decode_workers=decode_workers,
+        engine=engine,
     )
     items = [
         VideoItem(video_id=str(v), source=str(Path(v).resolve()), label=-1, split="", group="")

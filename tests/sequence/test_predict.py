@@ -84,3 +84,18 @@ def test_predict_refuses_a_run_whose_weights_differ(trained_run, tmp_path, capsy
     error = capsys.readouterr().err.strip()
     assert "SHA-256" in error and "\n" not in error
     assert config_path.read_bytes() == before
+
+
+def test_predict_with_openvino_equals_tensorflow(trained_run, tmp_path, monkeypatch):
+    pytest.importorskip(
+        "openvino", reason='openvino is not installed (pip install "vidseq[openvino]")'
+    )
+    monkeypatch.setenv("VIDSEQ_CACHE", str(tmp_path / "vidseq-cache"))
+    sample, run = trained_run
+    videos = sorted(str(p) for p in Path(sample).glob("*/*.avi"))[:2]
+    expected = predict_videos(run, videos, top_k=2)
+    actual = predict_videos(run, videos, top_k=2, engine="openvino")
+    for got, want in zip(actual, expected, strict=True):
+        assert got.error is None
+        assert [label for label, _ in got.top] == [label for label, _ in want.top]
+        assert [p for _, p in got.top] == pytest.approx([p for _, p in want.top], abs=1e-4)
