@@ -220,6 +220,45 @@ def _add_strategy_argument(parser, default) -> None:
     )
 
 
+def _add_head_arguments(parser, defaults, centering_help=None) -> None:
+    """--rnn ... --centering: the sequence head, defaults from a config."""
+    parser.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
+    parser.add_argument("--units", type=int, default=defaults.units)
+    parser.add_argument("--layers", type=int, default=defaults.layers)
+    parser.add_argument("--bidirectional", action="store_true")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    parser.add_argument(
+        "--centering",
+        default=defaults.centering,
+        choices=["concat", "subtract", "none"],
+        help=centering_help,
+    )
+
+
+def _add_fit_arguments(parser, defaults) -> None:
+    """--lr, --epochs, --batch-size, --strategy, --patience, defaults from a config."""
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="videos per batch and replica (a step reads batch-size x replicas)",
+    )
+    _add_strategy_argument(parser, defaults.strategy)
+    parser.add_argument(
+        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
+    )
+
+
+def _add_run_arguments(parser) -> None:
+    """--tensorboard, --resume, --overwrite, --quiet: how a training run goes."""
+    parser.add_argument("--tensorboard", default=None, metavar="DIR")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
 def _print_replica_digest(result) -> None:
     if result.replicas > 1 or not result.chief:
         print(f"final weights sha256 {result.weights_sha256}", file=sys.stderr)
@@ -242,30 +281,13 @@ def _add_train_parser(commands) -> None:
         "are read as one cache",
     )
     parser.add_argument("--out", required=True, help="run directory to write")
-    parser.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
-    parser.add_argument("--units", type=int, default=defaults.units)
-    parser.add_argument("--layers", type=int, default=defaults.layers)
-    parser.add_argument("--bidirectional", action="store_true")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
-    parser.add_argument(
-        "--centering",
-        default=defaults.centering,
-        choices=["concat", "subtract", "none"],
-        help="RNN input: features and their deviation from the clip mean (concat), the "
-        "deviation only (subtract), or the features as they are (none)",
+    _add_head_arguments(
+        parser,
+        defaults,
+        centering_help="RNN input: features and their deviation from the clip mean (concat), "
+        "the deviation only (subtract), or the features as they are (none)",
     )
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="videos per batch and replica (a step reads batch-size x replicas)",
-    )
-    _add_strategy_argument(parser, defaults.strategy)
-    parser.add_argument(
-        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
-    )
+    _add_fit_arguments(parser, defaults)
     parser.add_argument("--class-weight", default=None, choices=["balanced"])
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
@@ -281,10 +303,7 @@ def _add_train_parser(commands) -> None:
     )
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     parser.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
-    parser.add_argument("--tensorboard", default=None, metavar="DIR")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_run_arguments(parser)
     parser.set_defaults(func=cmd_train_sequence)
 
 
@@ -358,18 +377,7 @@ def _add_finetune_parser(commands) -> None:
     unfreeze.add_argument(
         "--unfreeze-from", default=None, metavar="LAYER", help="unfreeze from this layer on"
     )
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="videos per batch and replica (a step reads batch-size x replicas)",
-    )
-    _add_strategy_argument(parser, defaults.strategy)
-    parser.add_argument(
-        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
-    )
+    _add_fit_arguments(parser, defaults)
     parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
     parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
     parser.add_argument("--class-weight", default=None, choices=["balanced"])
@@ -387,10 +395,7 @@ def _add_finetune_parser(commands) -> None:
     parser.add_argument(
         "--cache", default=None, help="cache listing the videos (default: the run's)"
     )
-    parser.add_argument("--tensorboard", default=None, metavar="DIR")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_run_arguments(parser)
     scratch = parser.add_argument_group("from scratch (--from-scratch DATA_OR_CACHE)")
     scratch.add_argument(
         "--from-scratch",
@@ -401,14 +406,7 @@ def _add_finetune_parser(commands) -> None:
     scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
     scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
-    scratch.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
-    scratch.add_argument("--units", type=int, default=defaults.units)
-    scratch.add_argument("--layers", type=int, default=defaults.layers)
-    scratch.add_argument("--bidirectional", action="store_true")
-    scratch.add_argument("--dropout", type=float, default=defaults.dropout)
-    scratch.add_argument(
-        "--centering", default=defaults.centering, choices=["concat", "subtract", "none"]
-    )
+    _add_head_arguments(scratch, defaults)
     scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     scratch.add_argument(

@@ -136,7 +136,60 @@ def make_features(store, indices, streaming):
     return StreamFeatures(store) if streaming else MemoryFeatures(store, indices)
 
 
-class SequenceBatches(keras.utils.PyDataset):
+class VideoBatches(keras.utils.PyDataset):
+    """Batches of videos taken in each epoch's order; the base of the batch sequences.
+
+    A subclass sets ``indices``, ``batch_size``, ``num_classes``,
+    ``training``, ``targets`` and ``class_weights``, and defines
+    ``set_epoch`` (which sets ``epoch`` and ``_order``, a permutation of the
+    positions into ``indices``) and ``batch_of_positions``.
+    """
+
+    def on_epoch_end(self):
+        """Advances to the next epoch's plan (Keras calls it after each epoch)."""
+        self.set_epoch(self.epoch + 1)
+
+    def __len__(self):
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def batch_positions(self, index):
+        """Positions (into ``indices``) of the videos of batch ``index``, in batch order."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
+        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        return self.batch_of_positions(self.batch_positions(index))
+
+    def with_targets(self, x, all_labels, chosen):
+        """The batch tuple of inputs ``x``: ``(x,)``, ``(x, y)`` or ``(x, y, weights)``.
+
+        Args:
+            x: The inputs of the batch.
+            all_labels: Labels indexed like ``chosen`` (read only when targets are yielded).
+            chosen: The videos of the batch, as indices into ``all_labels``.
+
+        Returns:
+            ``(x,)`` without targets; ``(x, y)`` (one-hot float32 ``y``) for
+            evaluation; ``(x, y, weights)`` for training (float32 sample
+            weights: ones, or ``class_weights`` of the labels).
+        """
+        if not self.targets:
+            return (x,)
+        labels = all_labels[chosen]
+        y = np.zeros((len(chosen), self.num_classes), dtype=np.float32)
+        y[np.arange(len(chosen)), labels] = 1.0
+        if not self.training:
+            return x, y
+        weights = (
+            np.ones(len(chosen), dtype=np.float32)
+            if self.class_weights is None
+            else self.class_weights[labels].astype(np.float32)
+        )
+        return x, y, weights
+
+
+class SequenceBatches(VideoBatches):
     """Batches of (x, one-hot y[, sample weight]) built from cached features.
 
     Training batches are shuffled, temporally sampled at random inside each
@@ -228,22 +281,6 @@ class SequenceBatches(keras.utils.PyDataset):
         self.epoch = int(epoch)
         self._order, self._fractions, self._shifts = self.plan(self.epoch)
 
-    def on_epoch_end(self):
-        """Advances to the next epoch's plan (Keras calls it after each epoch)."""
-        self.set_epoch(self.epoch + 1)
-
-    def __len__(self):
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def batch_positions(self, index):
-        """Positions (into ``indices``) of the videos of batch ``index``, in batch order."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
-        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
-
-    def __getitem__(self, index):
-        return self.batch_of_positions(self.batch_positions(index))
-
     def batch_of_positions(self, positions):
         """The batch of the videos at ``positions`` (a part of a batch, for one replica)."""
         videos = self.indices[positions]
@@ -257,19 +294,7 @@ class SequenceBatches(keras.utils.PyDataset):
             if self._shifts is not None:
                 clip = temporal_shift(clip, valid, self._shifts[pos])
             x[j] = clip
-        if not self.targets:
-            return (x,)
-        labels = self.labels[videos]
-        y = np.zeros((len(videos), self.num_classes), dtype=np.float32)
-        y[np.arange(len(videos)), labels] = 1.0
-        if not self.training:
-            return x, y
-        weights = (
-            np.ones(len(videos), dtype=np.float32)
-            if self.class_weights is None
-            else self.class_weights[labels].astype(np.float32)
-        )
-        return x, y, weights
+        return self.with_targets(x, self.labels, videos)
 
 
 def mean_valid_features(features, indices, num_valid, batch_size=256):

@@ -131,10 +131,8 @@ class FinetuneConfig:
         """Raises UsageError naming the first bad field; returns self."""
         from vidseq.sequence.distribute import STRATEGIES
         from vidseq.sequence.head import CENTERING_MODES, RNN_TYPES
-        from vidseq.sequence.training import LR_SCHEDULES
-
-        def is_int(value):
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        from vidseq.sequence.training import LR_SCHEDULES, _check_fields
+        from vidseq.sequence.training import _is_int as is_int
 
         checks = [
             ("unfreeze", is_int(self.unfreeze) and self.unfreeze >= 0, "an integer >= 0"),
@@ -170,12 +168,7 @@ class FinetuneConfig:
             ("eval_clips", is_int(self.eval_clips) and self.eval_clips >= 1, "an integer >= 1"),
             ("strategy", self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
         ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise UsageError(
-                    f"{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
-                )
-        return self
+        return _check_fields(self, checks)
 
     def to_dict(self):
         """The fields as a JSON-ready dict."""
@@ -360,14 +353,12 @@ def backbone_of(model):
 def _compile(model, config, mixed):
     import keras
 
+    from vidseq.sequence.training import _compile_classifier
+
     optimizer = keras.optimizers.Adam(learning_rate=config.lr)
     if mixed:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing)),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+    _compile_classifier(model, optimizer, config.label_smoothing)
 
 
 # ------------------------------------------------------------------------------ data of a run
@@ -514,38 +505,52 @@ def evaluate_frames(model, videos, config, indices, *, split, num_clips=None, ba
 # ------------------------------------------------------------------------------ training
 
 
-def _open_out_dir(out_dir, config, overwrite, chief=True):
-    """Checks the output directory; on resume returns (state, saved config, settings)."""
-    from vidseq.sequence.training import _check_out_dir
+@dataclass
+class _OutDir:
+    """A checked output directory, with the settings and state a resume brings back."""
 
+    path: Path
+    config: FinetuneConfig
+    dist: object
+    state: dict | None
+    saved_config: dict | None
+    warnings: list
+
+    def mixed_precision(self) -> bool:
+        """The resumed run's mixed precision, or the config's mode resolved now."""
+        if self.saved_config:
+            return bool(self.saved_config["mixed_precision"])
+        return use_mixed_precision(self.config.mixed_precision)
+
+
+def _open_out_dir(out_dir, config, overwrite):
+    """Validates the settings, makes the distribution, checks the output directory.
+
+    On resume the saved settings win (except ``RESUME_OVERRIDABLE``).
+    """
+    from vidseq.sequence.distribute import make_distribution
+    from vidseq.sequence.training import _check_out_dir, _resumed_config
+
+    config = (config or FinetuneConfig()).validate()
+    dist = make_distribution(config.strategy)  # before any other TensorFlow op
     run_path = Path(out_dir)
-    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite, chief=chief)
+    state = _check_out_dir(run_path, resume=config.resume, overwrite=overwrite, chief=dist.chief)
     warnings = []
     if state is None:
-        return None, None, config, warnings
+        return _OutDir(run_path, config, dist, None, None, warnings)
     saved_config = rd.read_run_config(run_path)
     if not is_end_to_end(saved_config):
         raise UsageError(f"{run_path}: not an end-to-end run; nothing for finetune to resume")
     saved = FinetuneConfig.from_dict(saved_config["finetune"])
-    changed = [
-        f.name
-        for f in dataclasses.fields(FinetuneConfig)
-        if f.name not in RESUME_OVERRIDABLE and getattr(saved, f.name) != getattr(config, f.name)
-    ]
-    if changed:
-        warnings.append(
-            "resume keeps the interrupted run's settings; ignored new values of "
-            + ", ".join(changed)
-        )
-    for name in RESUME_OVERRIDABLE:
-        setattr(saved, name, getattr(config, name))
-    return state, saved_config, saved.validate(), warnings
+    config = _resumed_config(saved, config, RESUME_OVERRIDABLE, warnings)
+    return _OutDir(run_path, config, dist, state, saved_config, warnings)
 
 
-def _run_config(config, *, backbone, frames, class_names, head, extra):
+def _run_config(out, *, backbone, frames, class_names, head, unfrozen, train_config, splits, extra):
+    """The config.json of an end-to-end run; ``extra`` holds the keys of one kind of run."""
     from vidseq import __version__
 
-    out = {
+    return {
         "kind": rd.RUN_KIND,
         "format_version": rd.RUN_FORMAT_VERSION,
         "model": END_TO_END,
@@ -562,105 +567,72 @@ def _run_config(config, *, backbone, frames, class_names, head, extra):
         "frames": int(frames),
         "input": {"shape": [int(frames), *backbone.input_size, 3], "dtype": "uint8"},
         "head": dict(head),
-        "finetune": config.to_dict(),
+        "finetune": out.config.to_dict(),
+        **extra,
+        "preprocessing": _preprocessing_of(backbone.model),
+        "unfrozen_layers": unfrozen,
+        "mixed_precision": out.mixed_precision(),
+        "train": train_config,
+        "splits": splits.sizes(),
+        "distribute": out.dist.to_dict(),
     }
-    out.update(extra)
-    return out
 
 
-def _train(
-    run_path,
-    config,
-    state,
-    saved_config,
-    run_config,
-    make_model,
-    videos,
-    splits,
-    *,
-    source_name,
-    callbacks,
-    verbose,
-    warnings,
-    dist,
-):
-    """Builds (or resumes) the model, fits it with train-sequence's loop, evaluates it.
+def _train(out, run_config, model, videos, splits, *, source_name, callbacks, verbose):
+    """Resumes (or compiles) the model, fits it with train-sequence's loop, evaluates it.
 
-    ``make_model`` builds the model under ``dist.scope()`` (or returns one built
-    there); only the chief writes ``run_path`` and evaluates.
+    ``model`` is the new model built under ``out.dist.scope()`` (None on
+    resume); only the chief writes ``out.path`` and evaluates.
     """
     import tensorflow as tf
 
     from vidseq.sequence.distribute import write_dir
+    from vidseq.sequence.training import _require_tensorboard
 
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(
-            f"tensorboard={config.tensorboard!r} needs the tensorboard package, which is not "
-            "installed (pip install tensorboard)"
-        )
+    _require_tensorboard(out.config)
     if not tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()
-    with write_dir(run_path, dist) as write_path:
+    with write_dir(out.path, out.dist) as write_path:
         return _fit_and_evaluate(
+            out,
             write_path,
-            run_path,
-            config,
-            state,
-            saved_config,
             run_config,
-            make_model,
+            model,
             videos,
             splits,
             source_name=source_name,
             callbacks=callbacks,
             verbose=verbose,
-            warnings=warnings,
-            dist=dist,
         )
 
 
 def _fit_and_evaluate(
-    write_path,
-    run_path,
-    config,
-    state,
-    saved_config,
-    run_config,
-    make_model,
-    videos,
-    splits,
-    *,
-    source_name,
-    callbacks,
-    verbose,
-    warnings,
-    dist,
+    out, write_path, run_config, model, videos, splits, *, source_name, callbacks, verbose
 ):
     """:func:`_train` once the directory to write (``write_path``) is known."""
     import keras
 
     from vidseq.sequence import reports
     from vidseq.sequence.distribute import weights_sha256
-    from vidseq.sequence.evaluation import write_evaluation
     from vidseq.sequence.frames_data import FrameBatches
     from vidseq.sequence.training import (
-        STATE_FILE,
-        TrainResult,
         _class_weights,
         _clear_run_files,
-        fit_run,
+        _evaluation_split,
+        _finish_run,
+        _fit_distributed,
         new_run_state,
     )
 
+    config, dist, state, warnings = out.config, out.dist, out.state, out.warnings
     with dist.scope():  # the model and its optimizer are the strategy's
         if state is not None:
-            run_config = saved_config
+            run_config = out.saved_config
             model = rd.load_model_file(
                 write_path / rd.CHECKPOINT_DIR / state["checkpoint"], compile=True
             )
             start_epoch = int(state["epochs_done"])
         else:
-            model = make_model()
             _compile(model, config, run_config["mixed_precision"])
             start_epoch = 0
     if state is None:
@@ -693,25 +665,21 @@ def _fit_and_evaluate(
         workers=config.workers,
     )
     keras.utils.set_random_seed(config.seed)
-    seconds = fit_run(
+    seconds = _fit_distributed(
+        dist,
         model,
         write_path,
-        config if dist.chief else dataclasses.replace(config, tensorboard=None),
+        config,
         state,
         train_batches,
         val_batches,
         start_epoch=start_epoch,
         callbacks=callbacks,
         verbose=verbose,
-        strategy=dist.strategy,
-        loop=dist.loop,
     )
-    state["finished"] = True
     metrics = {}
     if dist.chief:
-        eval_split, eval_indices = (
-            ("test", splits.test) if len(splits.test) else ("val", splits.val)
-        )
+        eval_split, eval_indices = _evaluation_split(splits)
         if eval_split == "val":
             warnings.append("no labelled test video: metrics are on validation")
         metrics = evaluate_frames(  # a distributed model is evaluated as its saved copy
@@ -722,26 +690,18 @@ def _fit_and_evaluate(
             split=eval_split,
             batch_size=config.batch_size,
         )
-        metrics["cache"] = source_name
-        metrics["run_dir"] = str(run_path.resolve())
-        write_evaluation(metrics, run_path)
-        reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
-    return TrainResult(
-        run_dir=run_path,
-        history=list(state["history"]),
-        best_epoch=int(state["best_epoch"]),
-        epochs_completed=int(state["epochs_done"]),
-        stopped_early=bool(state["stopped_early"]),
+    return _finish_run(
+        out.path,
+        state,
+        metrics,
+        cache=source_name,
+        dist=dist,
+        splits=splits,
         resumed_from=resumed_from,
-        metrics=metrics,
-        splits=splits.sizes(),
         streaming=True,
         seconds=seconds,
-        videos=len(splits.train) * (int(state["epochs_done"]) - resumed_from),
         warnings=warnings,
         weights_sha256=weights_sha256(model),
-        chief=dist.chief,
-        replicas=dist.replicas,
     )
 
 
@@ -773,15 +733,12 @@ def finetune(
             (``SourceReadError``).
     """
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.distribute import make_distribution
     from vidseq.sequence.evaluation import check_cache_matches_run
     from vidseq.sequence.frames_data import videos_from_cache
     from vidseq.sequence.predict import load_run_backbone
 
-    config = (config or FinetuneConfig()).validate()
-    dist = make_distribution(config.strategy)  # before any other TensorFlow op
-    run_path = Path(out_dir)
-    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite, dist.chief)
+    out = _open_out_dir(out_dir, config, overwrite)
+    config, dist = out.config, out.dist
     source = rd.load_run(run_dir)
     if is_end_to_end(source.config):
         raise UsageError(
@@ -797,16 +754,11 @@ def finetune(
     source_name = str(absolute_cache_spec(cache))
     train_config = dict(source.config.get("train", {}))
     splits = resolve_run_splits(videos, train_config, source_name)
-    mixed = (
-        bool(saved_config["mixed_precision"])
-        if saved_config
-        else use_mixed_precision(config.mixed_precision)
-    )
     run_config = None
     model = None
-    if state is None:
+    if out.state is None:
         with dist.scope():  # the strategy's variables: the head is reloaded inside it
-            with dtype_policy("mixed_float16" if mixed else "float32"):
+            with dtype_policy("mixed_float16" if out.mixed_precision() else "float32"):
                 backbone = load_run_backbone(source)  # SHA-256 checked against the run
             unfrozen = set_trainable(
                 backbone, unfreeze=config.unfreeze, unfreeze_from=config.unfreeze_from
@@ -818,40 +770,32 @@ def finetune(
             )
             model = build_end_to_end(backbone, head, frames=source.frames)
         run_config = _run_config(
-            config,
+            out,
             backbone=backbone,
             frames=source.frames,
             class_names=source.class_names,
             head=source.config["head"],
+            unfrozen=unfrozen,
+            train_config=train_config,
+            splits=splits,
             extra={
                 "dtype": source.config.get("dtype", "float16"),
                 "sampling": source.config["sampling"],
-                "preprocessing": _preprocessing_of(backbone.model),
                 "grayscale": False,
                 "from_scratch": False,
                 "source_run": str(source.path.resolve()),
-                "unfrozen_layers": unfrozen,
-                "mixed_precision": mixed,
-                "train": train_config,
                 "cache_path": source_name,
-                "splits": splits.sizes(),
-                "distribute": dist.to_dict(),
             },
         )
     return _train(
-        run_path,
-        config,
-        state,
-        saved_config,
+        out,
         run_config,
-        lambda: model,
+        model,
         videos,
         splits,
         source_name=source_name,
         callbacks=callbacks,
         verbose=verbose,
-        warnings=warnings,
-        dist=dist,
     )
 
 
@@ -908,14 +852,11 @@ def train_from_scratch(
     from vidseq.extract.backbones import get_spec, load_backbone
     from vidseq.extract.frames import FrameGeometry
     from vidseq.extract.sampling import SamplingConfig
-    from vidseq.sequence.distribute import make_distribution
     from vidseq.sequence.frames_data import videos_from_dataset
     from vidseq.sequence.head import build_head
 
-    config = (config or FinetuneConfig()).validate()
-    dist = make_distribution(config.strategy)  # before any other TensorFlow op
-    run_path = Path(out_dir)
-    state, saved_config, config, warnings = _open_out_dir(run_path, config, overwrite, dist.chief)
+    out = _open_out_dir(out_dir, config, overwrite)
+    config, dist, saved_config = out.config, out.dist, out.saved_config
     spec = get_spec(config.backbone)
     size = tuple(int(v) for v in (config.input_size or spec.input_size))
     extra = {}
@@ -933,9 +874,9 @@ def train_from_scratch(
         from vidseq.extract.dataset import load_dataset
 
         dataset = load_dataset(data, source, split=split, seed=config.seed, clip_length=clip_length)
-        warnings.extend(dataset.warnings)
+        out.warnings.extend(dataset.warnings)
         if dataset.rejected:
-            warnings.append(f"{len(dataset.rejected)} malformed inputs left out")
+            out.warnings.append(f"{len(dataset.rejected)} malformed inputs left out")
         if sampling is None:  # FER-2013 pseudo-clips: every face of a clip
             fer = dataset.source == "fer2013"
             sampling = SamplingConfig(num_frames=config.frames or (clip_length if fer else 16))
@@ -967,11 +908,6 @@ def train_from_scratch(
     }
     splits = resolve_run_splits(videos, train_config, source_name)
     frames = int(saved_config["frames"]) if saved_config else config.frames or videos.max_valid()
-    mixed = (
-        bool(saved_config["mixed_precision"])
-        if saved_config
-        else use_mixed_precision(config.mixed_precision)
-    )
     head = {
         "rnn": config.rnn,
         "units": int(config.units),
@@ -984,9 +920,9 @@ def train_from_scratch(
     }
     run_config = None
     model = None
-    if state is None:
+    if out.state is None:
         with dist.scope():  # the model's variables are the strategy's
-            with dtype_policy("mixed_float16" if mixed else "float32"):
+            with dtype_policy("mixed_float16" if out.mixed_precision() else "float32"):
                 if config.grayscale:
                     backbone = load_grayscale_backbone(
                         config.backbone, input_size=size, seed=config.seed
@@ -1009,40 +945,32 @@ def train_from_scratch(
             )
             model = build_end_to_end(backbone, head_model, frames=frames)
         run_config = _run_config(
-            config,
+            out,
             backbone=backbone,
             frames=frames,
             class_names=videos.class_names,
             head=head,
+            unfrozen=unfrozen,
+            train_config=train_config,
+            splits=splits,
             extra={
                 "dtype": dtype,
                 "sampling": recorded,
-                "preprocessing": _preprocessing_of(backbone.model),
                 "grayscale": bool(config.grayscale),
                 "from_scratch": True,
                 "source_run": None,
-                "unfrozen_layers": unfrozen,
-                "mixed_precision": mixed,
-                "train": train_config,
-                "splits": splits.sizes(),
-                "distribute": dist.to_dict(),
                 **extra,
             },
         )
     return _train(
-        run_path,
-        config,
-        state,
-        saved_config,
+        out,
         run_config,
-        lambda: model,
+        model,
         videos,
         splits,
         source_name=source_name,
         callbacks=callbacks,
         verbose=verbose,
-        warnings=warnings,
-        dist=dist,
     )
 
 

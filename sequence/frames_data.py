@@ -19,16 +19,15 @@ all-zero frames (:class:`~vidseq.sequence.head.PaddingFrameMask`) so the head's
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
 from vidseq.errors import UsageError
 from vidseq.extract.frames import FrameGeometry, read_frames
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.sequence.data import VideoBatches
 from vidseq.sequence.temporal import segment_positions
 
 
@@ -192,7 +191,7 @@ def read_clip(videos: FrameVideos, i: int, frames: int, *, offset=0.5, rng=None)
     return clip
 
 
-class FrameBatches(keras.utils.PyDataset):
+class FrameBatches(VideoBatches):
     """Batches of uint8 clips (and one-hot targets) decoded on demand.
 
     Training batches are shuffled; with ``augment`` each video gets random TSN
@@ -268,22 +267,6 @@ class FrameBatches(keras.utils.PyDataset):
         else:
             self._order = np.arange(len(self.indices))
 
-    def on_epoch_end(self):
-        """Advances to the next epoch's plan (Keras calls it after each epoch)."""
-        self.set_epoch(self.epoch + 1)
-
-    def __len__(self):
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def batch_positions(self, index):
-        """Positions (into ``indices``) of the videos of batch ``index``, in batch order."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
-        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
-
-    def __getitem__(self, index):
-        return self.batch_of_positions(self.batch_positions(index))
-
     def batch_of_positions(self, positions):
         """The batch of the videos at ``positions`` (a part of a batch, for one replica)."""
         chosen = self.indices[positions]
@@ -301,19 +284,7 @@ class FrameBatches(keras.utils.PyDataset):
                 for i in chosen
             ]
         )
-        if not self.targets:
-            return (x,)
-        labels = self.videos.labels[chosen]
-        y = np.zeros((len(chosen), self.num_classes), dtype=np.float32)
-        y[np.arange(len(chosen)), labels] = 1.0
-        if not self.training:
-            return x, y
-        weights = (
-            np.ones(len(chosen), dtype=np.float32)
-            if self.class_weights is None
-            else self.class_weights[labels].astype(np.float32)
-        )
-        return x, y, weights
+        return self.with_targets(x, self.videos.labels, chosen)
 
 
 def predict_clips(model, videos, indices, num_classes, *, frames, batch_size, offset=0.5):

@@ -126,12 +126,7 @@ class TrainConfig:
             ("eval_clips", _is_int(self.eval_clips) and self.eval_clips >= 1, "an integer >= 1"),
             ("strategy", self.strategy in STRATEGIES, f"one of {STRATEGIES}"),
         ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise UsageError(
-                    f"{name} must be {expected}. Received: {name}={getattr(self, name)!r}"
-                )
-        return self
+        return _check_fields(self, checks)
 
     def to_dict(self):
         """The fields as a JSON-ready dict."""
@@ -146,6 +141,16 @@ class TrainConfig:
 
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_fields(config, checks):
+    """Raises UsageError for the first ``(name, ok, expected)`` not ok; returns ``config``."""
+    for name, ok, expected in checks:
+        if not ok:
+            raise UsageError(
+                f"{name} must be {expected}. Received: {name}={getattr(config, name)!r}"
+            )
+    return config
 
 
 @dataclass
@@ -300,6 +305,52 @@ def _clear_run_files(out_dir):
         elif path.exists():
             path.unlink()
     (out_dir / rd.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def _require_tensorboard(config):
+    """Refuses ``config.tensorboard`` when the tensorboard package is missing."""
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(
+            f"tensorboard={config.tensorboard!r} needs the tensorboard package, which is not "
+            "installed (pip install tensorboard)"
+        )
+
+
+def _resumed_config(saved, config, overridable, warnings):
+    """The interrupted run's settings ``saved``, with the new call's ``overridable`` fields.
+
+    Appends to ``warnings`` the other fields whose new values are ignored.
+    Returns the validated settings.
+    """
+    changed = [
+        f.name
+        for f in dataclasses.fields(saved)
+        if f.name not in overridable and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if changed:
+        warnings.append(
+            "resume keeps the interrupted run's settings; ignored new values of "
+            + ", ".join(changed)
+        )
+    for name in overridable:
+        setattr(saved, name, getattr(config, name))
+    return saved.validate()
+
+
+def _compile_classifier(model, optimizer, label_smoothing):
+    """Compiles a softmax classifier: cross-entropy (smoothed) and accuracy."""
+    import keras
+
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(label_smoothing)),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+
+def _evaluation_split(splits):
+    """``("test", indices)``, or ``("val", indices)`` when there is no test video."""
+    return ("test", splits.test) if len(splits.test) else ("val", splits.val)
 
 
 def build_run_config(meta, config, *, frames, cache_path, splits, num_classes):
@@ -522,6 +573,71 @@ def fit_run(
     return seconds
 
 
+def _fit_distributed(dist, model, write_path, config, state, train_batches, val_batches, **kwargs):
+    """:func:`fit_run` under ``dist``'s strategy and loop; only the chief logs TensorBoard.
+
+    ``kwargs`` (``start_epoch``, ``callbacks``, ``verbose``) go to :func:`fit_run`.
+    """
+    return fit_run(
+        model,
+        write_path,
+        config if dist.chief else dataclasses.replace(config, tensorboard=None),
+        state,
+        train_batches,
+        val_batches,
+        strategy=dist.strategy,
+        loop=dist.loop,
+        **kwargs,
+    )
+
+
+def _finish_run(
+    run_path,
+    state,
+    metrics,
+    *,
+    cache,
+    dist,
+    splits,
+    resumed_from,
+    streaming,
+    seconds,
+    warnings,
+    weights_sha256,
+):
+    """Marks the run finished; the chief writes its metrics and final state.
+
+    Returns:
+        The :class:`TrainResult` of the call.
+    """
+    from vidseq.sequence import reports
+    from vidseq.sequence.evaluation import write_evaluation
+
+    state["finished"] = True
+    if dist.chief:
+        metrics["cache"] = cache
+        metrics["run_dir"] = str(run_path.resolve())
+        write_evaluation(metrics, run_path)
+        reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
+    return TrainResult(
+        run_dir=run_path,
+        history=list(state["history"]),
+        best_epoch=int(state["best_epoch"]),
+        epochs_completed=int(state["epochs_done"]),
+        stopped_early=bool(state["stopped_early"]),
+        resumed_from=resumed_from,
+        metrics=metrics,
+        splits=splits.sizes(),
+        streaming=streaming,
+        seconds=seconds,
+        videos=len(splits.train) * (int(state["epochs_done"]) - resumed_from),
+        warnings=warnings,
+        weights_sha256=weights_sha256,
+        chief=dist.chief,
+        replicas=dist.replicas,
+    )
+
+
 def _build_or_resume_head(config, state, run_path, num_classes, feature_dim, frames):
     """The compiled head: loaded from the resumed checkpoint, or fresh. Returns (model, epoch)."""
     import keras
@@ -542,10 +658,8 @@ def _build_or_resume_head(config, state, run_path, num_classes, feature_dim, fra
         centering=config.centering,
         num_frames=frames,
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.lr),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing)),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    _compile_classifier(
+        model, keras.optimizers.Adam(learning_rate=config.lr), config.label_smoothing
     )
     return model, 0
 
@@ -597,15 +711,11 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         make_features,
     )
     from vidseq.sequence.distribute import make_distribution, weights_sha256, write_dir
-    from vidseq.sequence.evaluation import evaluate_model, write_evaluation
+    from vidseq.sequence.evaluation import evaluate_model
     from vidseq.sequence.splits import resolve_splits
 
     config = (config or TrainConfig()).validate()
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise UsageError(
-            f"tensorboard={config.tensorboard!r} needs the tensorboard package, which is not "
-            "installed (pip install tensorboard)"
-        )
+    _require_tensorboard(config)
     run_path = Path(out_dir)
     warnings = []
     dist = make_distribution(config.strategy)  # before any other TensorFlow op
@@ -614,20 +724,7 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
     if state is not None:
         saved_config = rd.read_run_config(run_path)
         saved = TrainConfig.from_dict(saved_config["train"])
-        changed = [
-            f.name
-            for f in dataclasses.fields(TrainConfig)
-            if f.name not in RESUME_OVERRIDABLE
-            and getattr(saved, f.name) != getattr(config, f.name)
-        ]
-        if changed:
-            warnings.append(
-                "resume keeps the interrupted run's settings; ignored new values of "
-                + ", ".join(changed)
-            )
-        for name in RESUME_OVERRIDABLE:
-            setattr(saved, name, getattr(config, name))
-        config = saved.validate()
+        config = _resumed_config(saved, config, RESUME_OVERRIDABLE, warnings)
 
     with FeatureStore(cache_path) as store, write_dir(run_path, dist) as write_path:
         meta = store.meta
@@ -715,30 +812,21 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         val_batches = SequenceBatches(
             features, splits.val, labels, num_valid, num_classes, **common
         )
-        seconds = fit_run(
+        seconds = _fit_distributed(
+            dist,
             model,
             write_path,
-            config if dist.chief else dataclasses.replace(config, tensorboard=None),
+            config,
             state,
             train_batches,
             val_batches,
             start_epoch=start_epoch,
             callbacks=callbacks,
             verbose=verbose,
-            strategy=dist.strategy,
-            loop=dist.loop,
         )
-        videos = len(splits.train) * (int(state["epochs_done"]) - resumed_from)
         digest = weights_sha256(model)
 
-        eval_split, eval_indices = (
-            ("test", splits.test)
-            if len(splits.test)
-            else (
-                "val",
-                splits.val,
-            )
-        )
+        eval_split, eval_indices = _evaluation_split(splits)
         if eval_split == "val" and dist.chief:
             warnings.append("the cache has no labelled test video: metrics are on validation")
         metrics = {}
@@ -753,26 +841,16 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
                 batch_size=max(config.batch_size, 64),
                 baseline_train=splits.train,
             )
-    state["finished"] = True
-    if dist.chief:
-        metrics["cache"] = run_config["cache_path"]
-        metrics["run_dir"] = str(run_path.resolve())
-        write_evaluation(metrics, run_path)
-        reports.write_json(run_path / rd.CHECKPOINT_DIR / STATE_FILE, state)
-    return TrainResult(
-        run_dir=run_path,
-        history=list(state["history"]),
-        best_epoch=int(state["best_epoch"]),
-        epochs_completed=int(state["epochs_done"]),
-        stopped_early=bool(state["stopped_early"]),
+    return _finish_run(
+        run_path,
+        state,
+        metrics,
+        cache=run_config["cache_path"],
+        dist=dist,
+        splits=splits,
         resumed_from=resumed_from,
-        metrics=metrics,
-        splits=splits.sizes(),
         streaming=streaming,
         seconds=seconds,
-        videos=videos,
         warnings=warnings,
         weights_sha256=digest,
-        chief=dist.chief,
-        replicas=dist.replicas,
     )

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -35,30 +34,6 @@ def reference_cache(sample_root, tmp_path_factory):
     summary = extract_features(sample_root, out, sampling=SAMPLING, batch_size=5, progress=False)
     assert summary.failures == []
     return out
-
-
-def cache_contents(path):
-    """Every dataset of a cache (and its root attributes but the version) as plain values."""
-    contents = {}
-    with h5py.File(path, "r") as handle:
-        contents.update({f"@{k}": v for k, v in handle.attrs.items() if k != "vidseq_version"})
-
-        def visit(name, node):
-            if isinstance(node, h5py.Dataset):
-                data = node[()]
-                if node.dtype.kind == "O":
-                    data = [x.decode() if isinstance(x, bytes) else x for x in data]
-                contents[name] = data
-
-        handle.visititems(visit)
-    return contents
-
-
-def assert_same_cache(a, b):
-    left, right = cache_contents(a), cache_contents(b)
-    assert sorted(left) == sorted(right)
-    for key in left:
-        np.testing.assert_array_equal(np.asarray(left[key]), np.asarray(right[key]), err_msg=key)
 
 
 def run_cli(*args):
@@ -92,7 +67,9 @@ def test_features_equal_the_backbone_on_the_same_frames(reference_cache):
             )
 
 
-def test_shards_merged_equal_a_single_run(sample_root, reference_cache, tmp_path):
+def test_shards_merged_equal_a_single_run(
+    sample_root, reference_cache, tmp_path, assert_same_cache
+):
     shards = []
     for index in range(3):
         out = tmp_path / f"shard{index}.h5"
@@ -113,7 +90,7 @@ def test_shards_merged_equal_a_single_run(sample_root, reference_cache, tmp_path
 
 
 def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
-    sample_root, reference_cache, tmp_path
+    sample_root, reference_cache, tmp_path, assert_same_cache
 ):
     out = tmp_path / "features.h5"
     flags = ["--frames", "6", "--batch-size", "5", "--commit-every", "1", "--quiet"]

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
@@ -147,22 +146,6 @@ def test_cli_reports_an_inconsistent_array_as_a_usage_error(tmp_path, monkeypatc
 EXTRACT = ["--frames", "5", "--batch-size", "4", "--quiet", "--decode-workers", "1"]
 
 
-def cache_contents(path):
-    contents = {}
-    with h5py.File(path, "r") as handle:
-        contents.update({f"@{k}": v for k, v in handle.attrs.items() if k != "vidseq_version"})
-
-        def visit(name, node):
-            if isinstance(node, h5py.Dataset):
-                data = node[()]
-                if node.dtype.kind == "O":
-                    data = [x.decode() if isinstance(x, bytes) else x for x in data]
-                contents[name] = data
-
-        handle.visititems(visit)
-    return contents
-
-
 @pytest.fixture(scope="module")
 def parallel_shards(tmp_path_factory):
     """A sample set, three shard processes started at once from SLURM variables, one full run."""
@@ -224,14 +207,11 @@ def test_parallel_shards_read_together_equal_the_single_run(parallel_shards, tmp
                 np.testing.assert_array_equal(many.timestamps_ms(i), one.timestamps_ms(i))
 
 
-def test_parallel_shards_merged_equal_the_single_run(parallel_shards, tmp_path):
+def test_parallel_shards_merged_equal_the_single_run(parallel_shards, tmp_path, assert_same_cache):
     _, shards, single = parallel_shards
     merged = tmp_path / "merged.h5"
     assert main(["cache", "merge", str(merged), *map(str, shards)]) == 0
-    left, right = cache_contents(merged), cache_contents(single)
-    assert sorted(left) == sorted(right)
-    for key in left:
-        np.testing.assert_array_equal(np.asarray(left[key]), np.asarray(right[key]), err_msg=key)
+    assert_same_cache(merged, single)
 
 
 def test_mismatched_shards_are_refused(parallel_shards, tmp_path, capsys):

@@ -173,3 +173,55 @@ def trained_run(tmp_path_factory):
     )
     result = train_sequence(cache, root / "run", config, verbose=0)
     return cache, root / "run", result, root / "tb"
+
+
+RUN_FILES = (
+    "model.keras",
+    "config.json",
+    "history.csv",
+    "metrics.json",
+    "classification_report.txt",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "checkpoints/state.json",
+)
+
+
+@pytest.fixture(scope="session")
+def assert_run_files():
+    """Returns ``check(run_dir)``: asserts every file of a finished run is there."""
+
+    def check(run_dir):
+        for name in RUN_FILES:
+            assert (run_dir / name).is_file(), name
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def make_feature_run():
+    """Returns ``make(root, epochs) -> (sample, cache, run_dir)``: a tiny-CNN feature run.
+
+    Two classes of 6 sample videos, extracted at 32x32 with 6 frames into a
+    float32 cache, and a small head trained on it.
+    """
+    from vidseq.extract.pipeline import extract_features
+    from vidseq.extract.sample_data import make_sample
+    from vidseq.extract.sampling import SamplingConfig
+    from vidseq.sequence.training import TrainConfig, train_sequence
+
+    def make(root, epochs):
+        sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
+        cache = extract_features(
+            sample,
+            root / "features.h5",
+            sampling=SamplingConfig(num_frames=6),
+            input_size=(32, 32),
+            dtype="float32",
+            progress=False,
+        ).out
+        config = TrainConfig(units=8, epochs=epochs, batch_size=4, lr=3e-3, patience=0, dropout=0.0)
+        run = train_sequence(cache, root / "run", config, verbose=0).run_dir
+        return sample, cache, run
+
+    return make

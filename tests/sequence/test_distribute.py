@@ -38,16 +38,6 @@ SETTINGS = {
     "eval_clips": 3,
 }
 GLOBAL_BATCH = 16
-RUN_FILES = (
-    "model.keras",
-    "config.json",
-    "history.csv",
-    "metrics.json",
-    "classification_report.txt",
-    "confusion_matrix.png",
-    "training_curves.png",
-    "checkpoints/state.json",
-)
 
 
 def _env():
@@ -119,16 +109,21 @@ def _run_two_workers(tmp_path, command, outs):
     return digests[0].group(1)
 
 
-def _check_run_dir(run_dir, epochs):
-    for name in RUN_FILES:
-        assert (run_dir / name).is_file(), name
-    run = load_run(run_dir)  # safe_mode=True, shapes checked against config.json
-    with open(run_dir / "history.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
-    state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
-    assert state["finished"] and state["epochs_done"] == epochs
-    return run, json.loads((run_dir / "metrics.json").read_text())
+@pytest.fixture
+def check_run_dir(assert_run_files):
+    """Returns ``check(run_dir, epochs) -> (run, metrics)`` for a finished run."""
+
+    def check(run_dir, epochs):
+        assert_run_files(run_dir)
+        run = load_run(run_dir)  # safe_mode=True, shapes checked against config.json
+        with open(run_dir / "history.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))
+        state = json.loads((run_dir / "checkpoints" / "state.json").read_text())
+        assert state["finished"] and state["epochs_done"] == epochs
+        return run, json.loads((run_dir / "metrics.json").read_text())
+
+    return check
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +168,9 @@ class _StopTraining(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def test_custom_loop_keeps_fits_bookkeeping_and_numbers(cache_and_baseline, tmp_path, monkeypatch):
+def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
+    cache_and_baseline, tmp_path, monkeypatch, check_run_dir
+):
     """The strategy.run loop (multiworker's) equals fit, resume and early stopping included."""
     cache, baseline = cache_and_baseline
     settings = {**SETTINGS, "batch_size": GLOBAL_BATCH}
@@ -185,7 +182,7 @@ def test_custom_loop_keeps_fits_bookkeeping_and_numbers(cache_and_baseline, tmp_
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-5), key
     assert custom.weights_sha256 and custom.metrics["accuracy"] == baseline.metrics["accuracy"]
-    _check_run_dir(tmp_path / "custom", 4)
+    check_run_dir(tmp_path / "custom", 4)
 
     with pytest.raises(_Interrupt):
         train_sequence(
@@ -208,7 +205,7 @@ def test_custom_loop_keeps_fits_bookkeeping_and_numbers(cache_and_baseline, tmp_
         callbacks=[_StopTraining()],
     )
     assert stopped.epochs_completed == 2 and stopped.history == custom.history[:2]
-    _check_run_dir(tmp_path / "stopped", 2)
+    check_run_dir(tmp_path / "stopped", 2)
 
 
 MIRRORED = textwrap.dedent(
@@ -229,7 +226,9 @@ MIRRORED = textwrap.dedent(
 )
 
 
-def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(cache_and_baseline, tmp_path):
+def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
+    cache_and_baseline, tmp_path, check_run_dir
+):
     cache, baseline = cache_and_baseline
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -245,7 +244,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(cache_and_bas
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
-    run, metrics = _check_run_dir(run_dir, SETTINGS["epochs"])
+    run, metrics = check_run_dir(run_dir, SETTINGS["epochs"])
     assert run.config["distribute"] == {
         "strategy": "mirrored",
         "replicas": 2,
@@ -259,7 +258,9 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(cache_and_bas
         assert got["loss"] == pytest.approx(want["loss"], abs=0.1)
 
 
-def test_two_local_workers_train_in_sync_and_only_the_chief_writes(cache_and_baseline, tmp_path):
+def test_two_local_workers_train_in_sync_and_only_the_chief_writes(
+    cache_and_baseline, tmp_path, check_run_dir
+):
     cache, baseline = cache_and_baseline
     chief_out, worker_out = tmp_path / "run", tmp_path / "worker-out"
     args = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
@@ -269,7 +270,7 @@ def test_two_local_workers_train_in_sync_and_only_the_chief_writes(cache_and_bas
         ["train-sequence", str(cache), f"--batch-size={GLOBAL_BATCH // 2}", *args],
         [chief_out, worker_out],
     )
-    run, metrics = _check_run_dir(chief_out, SETTINGS["epochs"])
+    run, metrics = check_run_dir(chief_out, SETTINGS["epochs"])
     assert not worker_out.exists()  # the worker wrote nothing into its --out
     assert run.config["distribute"] == {
         "strategy": "multiworker",
@@ -281,26 +282,12 @@ def test_two_local_workers_train_in_sync_and_only_the_chief_writes(cache_and_bas
     assert weights_sha256(run.model) == digest  # model.keras holds those weights
 
 
-def test_two_local_workers_finetune_end_to_end(tmp_path):
-    from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sample_data import make_sample
-    from vidseq.extract.sampling import SamplingConfig
-
-    sample = make_sample(tmp_path / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
-    cache = extract_features(
-        sample,
-        tmp_path / "features.h5",
-        sampling=SamplingConfig(num_frames=6),
-        input_size=(32, 32),
-        dtype="float32",
-        progress=False,
-    ).out
-    config = TrainConfig(units=8, epochs=2, batch_size=4, lr=3e-3, patience=0, dropout=0.0)
-    run = train_sequence(cache, tmp_path / "run", config, verbose=0).run_dir
+def test_two_local_workers_finetune_end_to_end(tmp_path, check_run_dir, make_feature_run):
+    _, _, run = make_feature_run(tmp_path, epochs=2)
     fine, worker_out = tmp_path / "fine", tmp_path / "worker-out"
     command = ["finetune", str(run), "--epochs=2", "--batch-size=1", "--unfreeze=2"]
     digest = _run_two_workers(tmp_path, [*command, "--workers=2"], [fine, worker_out])
-    finetuned, metrics = _check_run_dir(fine, 2)
+    finetuned, metrics = check_run_dir(fine, 2)
     assert not worker_out.exists()
     assert finetuned.end_to_end and finetuned.config["distribute"]["num_workers"] == 2
     assert metrics["num_videos"] == 4

@@ -9,9 +9,6 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample
-from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.finetune import (
     FinetuneConfig,
     build_end_to_end,
@@ -23,26 +20,15 @@ from vidseq.sequence.frames_data import read_clip, videos_from_cache
 from vidseq.sequence.predict import load_run_backbone
 from vidseq.sequence.run_dir import load_run
 from vidseq.sequence.temporal import prepare_clip
-from vidseq.sequence.training import TrainConfig, train_sequence
 
 SMALL = {"epochs": 1, "batch_size": 4, "unfreeze": 2, "workers": 2}
 
 
 @pytest.fixture(scope="module")
-def feature_run(tmp_path_factory):
+def feature_run(tmp_path_factory, make_feature_run):
     """A tiny-CNN feature run (32x32, 6 frames, float32 cache) and its finetune via the CLI."""
     root = tmp_path_factory.mktemp("finetune")
-    sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
-    cache = extract_features(
-        sample,
-        root / "features.h5",
-        sampling=SamplingConfig(num_frames=6),
-        input_size=(32, 32),
-        dtype="float32",
-        progress=False,
-    ).out
-    config = TrainConfig(units=8, epochs=4, batch_size=4, lr=3e-3, patience=0, dropout=0.0)
-    run = train_sequence(cache, root / "run", config, verbose=0).run_dir
+    sample, cache, run = make_feature_run(root, epochs=4)
     fine = root / "fine"
     code = main(
         [
@@ -71,19 +57,9 @@ def test_end_to_end_model_starts_with_the_feature_runs_outputs(feature_run):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_finetuned_run_keeps_its_accuracy_and_records_what_it_did(feature_run):
+def test_finetuned_run_keeps_its_accuracy_and_records_what_it_did(feature_run, assert_run_files):
     _, _, run, fine = feature_run
-    for name in (
-        "model.keras",
-        "config.json",
-        "history.csv",
-        "metrics.json",
-        "classification_report.txt",
-        "confusion_matrix.png",
-        "training_curves.png",
-        "checkpoints/state.json",
-    ):
-        assert (fine / name).is_file(), name
+    assert_run_files(fine)
     config = json.loads((fine / "config.json").read_text())
     source = json.loads((run / "config.json").read_text())
     assert config["model"] == "end_to_end" and config["kind"] == source["kind"]

@@ -18,19 +18,9 @@ from vidseq.sequence.run_dir import load_run
 from vidseq.sequence.training import TrainConfig, scheduled_lr, train_sequence
 
 
-def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run):
+def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, assert_run_files):
     cache, run_dir, result, tensorboard = trained_run
-    for name in (
-        "model.keras",
-        "config.json",
-        "history.csv",
-        "metrics.json",
-        "classification_report.txt",
-        "confusion_matrix.png",
-        "training_curves.png",
-        "checkpoints/state.json",
-    ):
-        assert (run_dir / name).is_file(), name
+    assert_run_files(run_dir)
     if importlib.util.find_spec("tensorboard") is not None:
         assert any(tensorboard.rglob("*"))
 
