@@ -829,6 +829,11 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
         eval_split, eval_indices = _evaluation_split(splits)
         if eval_split == "val" and dist.chief:
             warnings.append("the cache has no labelled test video: metrics are on validation")
+        if streaming and dist.chief:
+            warnings.append(
+                "features were streamed, so the bag-of-frames baseline was not fitted (it "
+                "holds every training video's pooled features); `vidseq evaluate RUN` fits it"
+            )
         metrics = {}
         if dist.chief:  # a distributed model is evaluated as its saved copy, on one device
             metrics = evaluate_model(
@@ -839,7 +844,9 @@ def train_sequence(cache_path, out_dir, config=None, *, overwrite=False, verbose
                 features=features,
                 split=eval_split,
                 batch_size=max(config.batch_size, 64),
-                baseline_train=splits.train,
+                # The baseline holds the pooled training features in memory (N x D,
+                # float64 in scikit-learn): a streamed run leaves it to `vidseq evaluate`.
+                baseline_train=None if streaming else splits.train,
             )
     return _finish_run(
         run_path,
