@@ -77,12 +77,18 @@ class TensorFlowEngine:
 
     Args:
         net: A loaded :class:`~vidseq.extract.backbones.Backbone`.
+
+    Attributes:
+        on_gpu: Whether TensorFlow sees a GPU (it then runs the network there).
     """
 
     name = "tf"
 
     def __init__(self, net):
+        import tensorflow as tf
+
         self.net = net
+        self.on_gpu = bool(tf.config.list_physical_devices("GPU"))
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 features."""
@@ -122,6 +128,7 @@ class OpenVINOEngine:
     """
 
     name = "openvino"
+    on_gpu = False  # compiled for the "CPU" device
 
     def __init__(self, net, batch_size: int = 32, cache_dir=None):
         ov = _import_openvino()

@@ -97,9 +97,22 @@ def select_shard(items: list[VideoItem], num_shards: int, shard_index: int) -> l
     return [item for item in items if shard_of(item.video_id, num_shards) == shard_index]
 
 
-def default_decode_workers() -> int:
-    """Decoder threads: enough to keep a CPU backbone fed without starving it of cores."""
-    return max(2, min(8, (os.cpu_count() or 2)))
+def default_decode_workers(gpu: bool = False) -> int:
+    """Decoder threads for this machine.
+
+    On a CPU the network needs the cores, so at most 8 decoders share them. When a GPU
+    runs the network, decoding is the bottleneck (an H200 with 16 cores: the decoders
+    deliver a third of what ResNet50 takes, see docs/performance.md), so there is one
+    decoder per core.
+
+    Args:
+        gpu: Whether the network runs on a GPU.
+
+    Returns:
+        A thread count, at least 2.
+    """
+    cores = os.cpu_count() or 2
+    return max(2, cores if gpu else min(8, cores))
 
 
 def _decode_in_background(
@@ -206,7 +219,8 @@ class FeatureExtractor:
         sampling: Which frames to take from each video.
         crop: ``"resize"`` or ``"center"``; frames are brought to the backbone's input size.
         batch_size: Frames per CNN batch.
-        decode_workers: Decoder threads; :func:`default_decode_workers` if None.
+        decode_workers: Decoder threads; :func:`default_decode_workers` for the
+            engine's device if None.
         face_crop: A :class:`~vidseq.extract.faces.FaceCrop` to cut each frame
             around its largest face; None uses whole frames.
         engine: What runs the network: ``"tf"``, ``"openvino"`` (built on the
@@ -234,7 +248,7 @@ class FeatureExtractor:
         self.sampling = sampling
         self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop, face=face_crop)
         self.batch_size = batch_size
-        self.decode_workers = decode_workers or default_decode_workers()
+        self.decode_workers = decode_workers
         self.engine = engine
         self.frames = 0
 
@@ -260,9 +274,10 @@ class FeatureExtractor:
 
         Items come out in completion order, not necessarily in the order given.
         """
-        self.load_engine()
+        engine = self.load_engine()
+        workers = self.decode_workers or default_decode_workers(gpu=engine.on_gpu)
         packer = _BatchPacker(self._extract, self.batch_size, (*self.geometry.size, 3))
-        for item, result in _decode_in_background(items, self._read, self.decode_workers):
+        for item, result in _decode_in_background(items, self._read, workers):
             if isinstance(result, SourceReadError):
                 yield item, result
                 continue

@@ -160,3 +160,13 @@ def test_incompatible_existing_cache_is_refused_and_left_untouched(
     assert code == 0
     with FeatureStore(out) as store:
         assert store.meta.sampling["num_frames"] == 8
+
+
+def test_decoders_default_to_every_core_when_a_gpu_runs_the_network(monkeypatch):
+    from vidseq.extract.pipeline import default_decode_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert default_decode_workers(gpu=False) == 8  # the CNN needs the cores
+    assert default_decode_workers(gpu=True) == 16  # decoding is the bottleneck
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert default_decode_workers(gpu=False) == default_decode_workers(gpu=True) == 2
