@@ -130,6 +130,15 @@ def cmd_cache_merge(args) -> int:
     return EXIT_OK
 
 
+def _report_training(result) -> int:
+    """Prints a training result's warnings, replica digest and summary line."""
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_replica_digest(result)
+    print(result.summary())
+    return EXIT_OK
+
+
 def cmd_train_sequence(args) -> int:
     from vidseq.sequence.training import TrainConfig, train_sequence
 
@@ -143,11 +152,7 @@ def cmd_train_sequence(args) -> int:
         overwrite=args.overwrite,
         verbose=0 if args.quiet else 2,
     )
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    _print_replica_digest(result)
-    print(result.summary())
-    return EXIT_OK
+    return _report_training(result)
 
 
 def cmd_evaluate(args) -> int:
@@ -338,11 +343,7 @@ def cmd_finetune(args) -> int:
         )
     else:
         result = finetune(args.source_path, args.out, config, cache=args.cache, **common)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    _print_replica_digest(result)
-    print(result.summary())
-    return EXIT_OK
+    return _report_training(result)
 
 
 def _add_finetune_parser(commands) -> None:
