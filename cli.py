@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from vidseq import __version__
 from vidseq.errors import SourceReadError, UsageError, VidseqError
+from vidseq.quiet import quiet_tensorflow
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+# Commands that never import TensorFlow (inspecting a cache must stay fast).
+WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -589,6 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("inputs", nargs="+")
     merge.add_argument("--overwrite", action="store_true")
     merge.set_defaults(func=cmd_cache_merge)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="keep TensorFlow's own log lines (as VIDSEQ_DEBUG=1 does)",
+        )
     return parser
 
 
@@ -602,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         The exit code.
     """
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if args.command not in WITHOUT_TENSORFLOW:
+        quiet_tensorflow(verbose=args.verbose)
     try:
         return args.func(args)
     except (UsageError, SourceReadError) as error:

@@ -1,0 +1,105 @@
+"""Quiet start-up of TensorFlow for the commands.
+
+Importing TensorFlow writes C++ log lines straight to file descriptor 2, before
+its logging is set up, so no environment variable silences all of them
+(``TF_CPP_MIN_LOG_LEVEL`` stops only some). On a CPU machine they include
+``Could not find cuda drivers`` and an ``E0000 ... failed call to cuInit`` line
+that reads like a failure. :func:`quiet_tensorflow` imports TensorFlow and looks
+for devices with descriptor 2 captured, drops the known start-up chatter,
+passes every other line through, and reports a real GPU problem (a driver is
+present but TensorFlow sees no GPU) in one line of vidseq's own. It also sets
+TensorFlow's and absl's Python loggers to errors only, which hides retracing
+warnings.
+
+``--verbose`` on any command, or ``VIDSEQ_DEBUG=1``, keeps everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import re
+import sys
+import tempfile
+
+DEBUG_ENV = "VIDSEQ_DEBUG"
+NVIDIA_DRIVER = "/proc/driver/nvidia/version"
+
+# Lines TensorFlow, XLA and absl print at every start-up: information, not problems.
+_CHATTER = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} "  # absl/glog INFO and WARNING lines
+    r"|To enable the following instructions:"
+    r"|E\d{4} .*(cuInit|cuda_dnn|cuda_fft|cuda_blas|Unable to register cu\w+ factory)"
+    r"|.*TF-TRT Warning: Could not find TensorRT)"
+)
+_CUINIT = re.compile(r"failed call to cuInit: (.*)$")
+
+
+def debug_requested(verbose: bool = False) -> bool:
+    """Whether the user asked for TensorFlow's own logs (``verbose`` or ``VIDSEQ_DEBUG=1``)."""
+    return bool(verbose) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
+    """Imports TensorFlow without its start-up chatter; idempotent.
+
+    Args:
+        verbose: Keep every log line (as ``VIDSEQ_DEBUG=1`` does).
+        stream: Where kept lines and vidseq's own device line go; ``sys.stderr``
+            if None.
+    """
+    stream = stream or sys.stderr
+    if debug_requested(verbose):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules:
+        with _captured_fd2() as captured:
+            tf = importlib.import_module("tensorflow")
+            gpus = tf.config.list_physical_devices("GPU")
+        kept = [line for line in captured if line.strip() and not _CHATTER.match(line)]
+        for line in kept:
+            print(line, file=stream)
+        problem = device_problem(captured, gpus, os.path.exists(NVIDIA_DRIVER))
+        if problem:
+            print(f"vidseq: warning: {problem}", file=stream)
+    for name in ("tensorflow", "absl", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def device_problem(lines, gpus, driver_present: bool) -> str | None:
+    """One line on a GPU that should work and does not, else None.
+
+    Args:
+        lines: What TensorFlow printed while starting.
+        gpus: The GPUs TensorFlow found.
+        driver_present: An NVIDIA kernel driver is loaded on this machine.
+    """
+    if gpus or not driver_present:
+        return None
+    reasons = [m.group(1) for m in map(_CUINIT.search, lines) if m]
+    why = f" ({reasons[0].strip()})" if reasons else ""
+    return f"an NVIDIA driver is present but TensorFlow sees no GPU{why}; running on the CPU"
+
+
+@contextlib.contextmanager
+def _captured_fd2():
+    """Sends file descriptor 2 (C++ and Python stderr alike) to a temporary file.
+
+    Yields a list that holds the captured lines once the block has ended.
+    """
+    lines = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            lines.extend(file.read().decode("utf-8", "replace").splitlines())

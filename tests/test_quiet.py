@@ -1,0 +1,49 @@
+"""Quiet by default: no TensorFlow C++ start-up lines in a command's output, unless asked for."""
+
+import os
+import re
+import subprocess
+import sys
+
+from vidseq.quiet import device_problem
+
+# absl/glog line heads (I0000 00:00:..., E0000 ...) and TensorFlow's start-up phrases.
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cuda drivers|cuInit|oneDNN", re.M)
+IMPORT_TF = "from vidseq.quiet import quiet_tensorflow; quiet_tensorflow(); import keras"
+
+
+def _run(args, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in ("VIDSEQ_DEBUG",)}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=environment, timeout=300
+    )
+
+
+def test_an_extraction_prints_no_tensorflow_log_line(tmp_path):
+    data, cache = tmp_path / "data", tmp_path / "f.h5"
+    assert (
+        _run(["-m", "vidseq", "make-sample", str(data), "--videos-per-class", "2"]).returncode == 0
+    )
+    result = _run(
+        ["-m", "vidseq", "extract-features", str(data), "--out", str(cache), "--frames", "4"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert cache.is_file()
+    assert not TF_LOG_LINE.search(result.stderr + result.stdout), result.stderr
+
+
+def test_vidseq_debug_brings_tensorflow_logs_back():
+    quiet = _run(["-c", IMPORT_TF])
+    loud = _run(["-c", IMPORT_TF], VIDSEQ_DEBUG="1", TF_CPP_MIN_LOG_LEVEL="0")
+    assert quiet.returncode == loud.returncode == 0
+    assert not TF_LOG_LINE.search(quiet.stderr), quiet.stderr
+    assert TF_LOG_LINE.search(loud.stderr), loud.stderr
+
+
+def test_a_gpu_problem_is_one_line_of_vidseqs_own():
+    lines = ["E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: CUDA error 303"]
+    assert device_problem(lines, gpus=[], driver_present=False) is None  # a CPU machine
+    assert device_problem(lines, gpus=["gpu:0"], driver_present=True) is None
+    problem = device_problem(lines, gpus=[], driver_present=True)
+    assert "TensorFlow sees no GPU (CUDA error 303)" in problem and "\n" not in problem
