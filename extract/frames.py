@@ -34,8 +34,11 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.decode_plan import plan_decode
 from vidseq.extract.faces import FaceCrop, FaceTracker
+from vidseq.extract.packet_index import IndexUnavailable
 from vidseq.extract.sampling import FrameSelection, SamplingConfig, select_frames
+from vidseq.extract.video_reader import IndexedVideo, planned_decoding_enabled, report_fallback
 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for a video whose header gives none (0, negative or NaN)."""
@@ -207,6 +210,11 @@ def _read_video(path, sampling, geometry, rng, requested):
     problem = _file_problem(path)
     if problem:
         raise SourceReadError(path, problem)
+    if planned_decoding_enabled():
+        try:
+            return _read_video_planned(path, sampling, geometry, rng, requested)
+        except IndexUnavailable as error:
+            report_fallback(path, error)
     capture = _open(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)
@@ -264,13 +272,47 @@ def _read_video(path, sampling, geometry, rng, requested):
                 "pass but not found on the second",
             )
 
+    return _video_frames(decoded, selection, fps, path, geometry)
+
+
+def _read_video_planned(path, sampling, geometry, rng, requested):
+    """Decodes only the frames the selection needs (see :mod:`.decode_plan`).
+
+    Raises:
+        IndexUnavailable: If the packet index cannot stand in for sequential
+            decoding; nothing has been kept, the caller decodes sequentially.
+    """
+    with IndexedVideo(path) as video:
+        index = video.index
+        fps = index.fps or DEFAULT_FPS
+        if requested is None:
+            selection = select_frames(sampling, index.num_frames, fps, rng)
+        elif requested.max() < index.num_frames:
+            selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+        else:
+            raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
+        needed = np.unique(selection.indices)
+        faces = FaceTracker(geometry.face) if geometry.face is not None else None
+        found = {}
+
+        def process(target, image):
+            return _to_rgb(_face(image, faces, found, target), geometry)
+
+        runs = plan_decode(index, np.union1d(needed, [0]))  # frame 0's stamp: the time origin
+        planned = video.decode(runs, needed.tolist(), process)
+    stamps = planned.stamps_ms
+    decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
+    return _video_frames(decoded, selection, fps, path, geometry)
+
+
+def _video_frames(decoded, selection, fps, path, geometry):
     return SampledFrames(
         frames=_assemble(decoded.kept, selection.indices, path),
         frame_indices=selection.indices.astype(np.int64, copy=False),
         timestamps_ms=_video_timestamps(decoded, selection.indices, fps),
         num_valid=int(selection.num_valid),
         fps=float(fps),
-        num_source_frames=count,
+        num_source_frames=decoded.count,
         face_found=_face_found(decoded.found, selection.indices, geometry),
     )
 
