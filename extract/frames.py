@@ -272,7 +272,7 @@ def _read_video(path, sampling, geometry, rng, requested):
                 "pass but not found on the second",
             )
 
-    return _video_frames(decoded, selection, fps, path, geometry)
+    return _video_frames(decoded, selection, fps, count, path, geometry)
 
 
 def _read_video_planned(path, sampling, geometry, rng, requested):
@@ -302,17 +302,17 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
         planned = video.decode(runs, needed.tolist(), process)
     stamps = planned.stamps_ms
     decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
-    return _video_frames(decoded, selection, fps, path, geometry)
+    return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
 
 
-def _video_frames(decoded, selection, fps, path, geometry):
+def _video_frames(decoded, selection, fps, count, path, geometry):
     return SampledFrames(
         frames=_assemble(decoded.kept, selection.indices, path),
         frame_indices=selection.indices.astype(np.int64, copy=False),
         timestamps_ms=_video_timestamps(decoded, selection.indices, fps),
         num_valid=int(selection.num_valid),
         fps=float(fps),
-        num_source_frames=decoded.count,
+        num_source_frames=count,
         face_found=_face_found(decoded.found, selection.indices, geometry),
     )
 

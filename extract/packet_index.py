@@ -13,8 +13,7 @@ carries one frame and is decodable, so the index refuses (raises
 
 * damaged indexes: packets without a timestamp, two packets with the same
   timestamp, truncated (corrupt) packets, a first frame that is not a
-  keyframe, more packets than the header's frame count allows (sequential
-  decoding stops there); these are ``broken``;
+  keyframe; these are ``broken``;
 * codecs outside :data:`PLANNABLE_CODECS` (e.g. VP8, whose hidden alt-ref
   frames may travel in packets of their own), AVI files whose codec reorders
   frames (AVI stores decode order only, so packet timestamps are not display
@@ -151,10 +150,6 @@ def index_stream(container, stream) -> PacketIndex:
     keyframes = np.flatnonzero(np.asarray(keys, dtype=bool)[order]).astype(np.int64)
     if len(keyframes) == 0 or keyframes[0] != 0:
         raise IndexUnavailable("the first frame is not a keyframe")
-    claimed = stream.frames
-    if claimed > 0 and len(pts) > claimed + 1:
-        # Sequential decoding (OpenCV) stops one frame past the header's count.
-        raise IndexUnavailable(f"{len(pts)} packets but the header counts {claimed} frames")
     if stream.start_time is None:
         raise IndexUnavailable("the stream has no start time")
     return PacketIndex(
