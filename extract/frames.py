@@ -2,8 +2,11 @@
 
 :func:`read_frames` is the one reader over three kinds of source:
 
-* a video file, decoded sequentially with OpenCV (``cv2.VideoCapture``, any
-  container and codec the installed FFmpeg decodes);
+* a video file: decoded by plan with PyAV (only the frames sampling needs,
+  from the keyframe before them; see :mod:`vidseq.extract.decode_plan`) when
+  its packet index vouches for it, else sequentially with OpenCV
+  (``cv2.VideoCapture``, any container and codec the installed FFmpeg decodes).
+  Both give the same frames, indices, timestamps and counts;
 * a directory of frame images, taken in order of their file names;
 * a list or tuple of image files (a "clip", e.g. FER-2013 faces), or of
   FER-2013 CSV row references (``"<csv>#line=<N>"``, decoded from the CSV
@@ -16,9 +19,10 @@ With a face crop (:class:`vidseq.extract.faces.FaceCrop` in the geometry), each
 kept frame is cut around its largest face before resizing, and a per-frame
 ``face_found`` flag is returned.
 
-The container's frame count (``CAP_PROP_FRAME_COUNT``) is only a first guess: the
-video is always decoded to its end, ``grab()`` for frames that are not kept
-(no colour conversion, no copy) and ``retrieve()`` only for kept ones. When the
+On the sequential path, the container's frame count (``CAP_PROP_FRAME_COUNT``)
+is only a first guess: the video is always decoded to its end, ``grab()`` for
+frames that are not kept (no colour conversion, no copy) and ``retrieve()`` only
+for kept ones. When the
 real count shows that the guess led to a different selection, the frames are
 selected again with the real count and, if needed, decoded again.
 """
@@ -140,10 +144,14 @@ def read_frames(
 ) -> SampledFrames:
     """Reads the sampled frames of one video, frame directory or image clip.
 
-    Videos are decoded sequentially from the start. The header's frame count is
-    used only as a first guess for ``uniform`` sampling; the frames are counted
-    to the end and, if the count differs and changes the selection, the frames
-    are selected again with the real count (and decoded again when needed). A
+    Videos whose packet index allows it are decoded by plan (the frame count
+    from the packets, only the needed frames, from the keyframe before them);
+    the others (logged: a warning the first time an index is damaged) and all
+    videos under ``VIDSEQ_DECODER=opencv`` are decoded sequentially from the
+    start with OpenCV. There, the header's frame count is only a first guess
+    for ``uniform`` sampling; the frames are counted to the end and, if the
+    count differs and changes the selection, the frames are selected again with
+    the real count (and decoded again when needed). A
     video whose header gives no frame rate (0, negative or NaN) is taken to run
     at ``DEFAULT_FPS`` (25) frames per second.
 
