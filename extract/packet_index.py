@@ -17,8 +17,9 @@ carries one frame and is decodable, so the index refuses (raises
 * codecs outside :data:`PLANNABLE_CODECS` (e.g. VP8, whose hidden alt-ref
   frames may travel in packets of their own), AVI files whose codec reorders
   frames (AVI stores decode order only, so packet timestamps are not display
-  times), and rotated videos (OpenCV rotates them on reading); these are
-  merely ``unsupported``.
+  times); these are merely unsupported (``broken`` is False). Rotated videos
+  (OpenCV rotates them on reading) are refused by the reader at the first
+  decoded frame.
 
 A packet whose decoder can only fail in the middle of a file is not detectable
 without decoding it: sequential decoding stops at such a packet, the index
