@@ -2,8 +2,11 @@
 
 :func:`read_frames` is the one reader over three kinds of source:
 
-* a video file, decoded sequentially with OpenCV (``cv2.VideoCapture``, any
-  container and codec the installed FFmpeg decodes);
+* a video file: decoded by plan with PyAV (only the frames sampling needs,
+  from the keyframe before them; see :mod:`vidseq.extract.decode_plan`) when
+  its packet index vouches for it, else sequentially with OpenCV
+  (``cv2.VideoCapture``, any container and codec the installed FFmpeg decodes).
+  Both give the same frames, indices, timestamps and counts;
 * a directory of frame images, taken in order of their file names;
 * a list or tuple of image files (a "clip", e.g. FER-2013 faces), or of
   FER-2013 CSV row references (``"<csv>#line=<N>"``, decoded from the CSV
@@ -16,9 +19,10 @@ With a face crop (:class:`vidseq.extract.faces.FaceCrop` in the geometry), each
 kept frame is cut around its largest face before resizing, and a per-frame
 ``face_found`` flag is returned.
 
-The container's frame count (``CAP_PROP_FRAME_COUNT``) is only a first guess: the
-video is always decoded to its end, ``grab()`` for frames that are not kept
-(no colour conversion, no copy) and ``retrieve()`` only for kept ones. When the
+On the sequential path, the container's frame count (``CAP_PROP_FRAME_COUNT``)
+is only a first guess: the video is always decoded to its end, ``grab()`` for
+frames that are not kept (no colour conversion, no copy) and ``retrieve()`` only
+for kept ones. When the
 real count shows that the guess led to a different selection, the frames are
 selected again with the real count and, if needed, decoded again.
 """
@@ -34,8 +38,11 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.decode_plan import plan_decode
 from vidseq.extract.faces import FaceCrop, FaceTracker
+from vidseq.extract.packet_index import IndexUnavailable
 from vidseq.extract.sampling import FrameSelection, SamplingConfig, select_frames
+from vidseq.extract.video_reader import IndexedVideo, planned_decoding_enabled, report_fallback
 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for a video whose header gives none (0, negative or NaN)."""
@@ -137,10 +144,14 @@ def read_frames(
 ) -> SampledFrames:
     """Reads the sampled frames of one video, frame directory or image clip.
 
-    Videos are decoded sequentially from the start. The header's frame count is
-    used only as a first guess for ``uniform`` sampling; the frames are counted
-    to the end and, if the count differs and changes the selection, the frames
-    are selected again with the real count (and decoded again when needed). A
+    Videos whose packet index allows it are decoded by plan (the frame count
+    from the packets, only the needed frames, from the keyframe before them);
+    the others (logged: a warning the first time an index is damaged) and all
+    videos under ``VIDSEQ_DECODER=opencv`` are decoded sequentially from the
+    start with OpenCV. There, the header's frame count is only a first guess
+    for ``uniform`` sampling; the frames are counted to the end and, if the
+    count differs and changes the selection, the frames are selected again with
+    the real count (and decoded again when needed). A
     video whose header gives no frame rate (0, negative or NaN) is taken to run
     at ``DEFAULT_FPS`` (25) frames per second.
 
@@ -207,6 +218,11 @@ def _read_video(path, sampling, geometry, rng, requested):
     problem = _file_problem(path)
     if problem:
         raise SourceReadError(path, problem)
+    if planned_decoding_enabled():
+        try:
+            return _read_video_planned(path, sampling, geometry, rng, requested)
+        except IndexUnavailable as error:
+            report_fallback(path, error)
     capture = _open(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)
@@ -264,6 +280,40 @@ def _read_video(path, sampling, geometry, rng, requested):
                 "pass but not found on the second",
             )
 
+    return _video_frames(decoded, selection, fps, count, path, geometry)
+
+
+def _read_video_planned(path, sampling, geometry, rng, requested):
+    """Decodes only the frames the selection needs (see :mod:`.decode_plan`).
+
+    Raises:
+        IndexUnavailable: If the packet index cannot stand in for sequential
+            decoding; nothing has been kept, the caller decodes sequentially.
+    """
+    with IndexedVideo(path) as video:
+        index = video.index
+        fps = index.fps or DEFAULT_FPS
+        if requested is None:
+            selection = select_frames(sampling, index.num_frames, fps, rng)
+        elif requested.max() < index.num_frames:
+            selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+        else:
+            raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
+        needed = np.unique(selection.indices)
+        faces = FaceTracker(geometry.face) if geometry.face is not None else None
+        found = {}
+
+        def process(target, image):
+            return _to_rgb(_face(image, faces, found, target), geometry)
+
+        runs = plan_decode(index, np.union1d(needed, [0]))  # frame 0's stamp: the time origin
+        planned = video.decode(runs, needed.tolist(), process)
+    stamps = planned.stamps_ms
+    decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
+    return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+
+
+def _video_frames(decoded, selection, fps, count, path, geometry):
     return SampledFrames(
         frames=_assemble(decoded.kept, selection.indices, path),
         frame_indices=selection.indices.astype(np.int64, copy=False),

@@ -1,5 +1,8 @@
 """Fixtures shared by the extraction tests."""
 
+import struct
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -35,3 +38,20 @@ def assert_same_cache():
             )
 
     return check
+
+
+def _patch_avi_frame_count(path, claim):
+    """Rewrites the total-frame fields of an AVI header (avih, strh, dmlh) to ``claim``."""
+    data = bytearray(Path(path).read_bytes())
+    offsets = [data.find(b"avih") + 8 + 16, data.find(b"strh") + 8 + 32]
+    if data.find(b"dmlh") >= 0:
+        offsets.append(data.find(b"dmlh") + 8)
+    for offset in offsets:
+        struct.pack_into("<I", data, offset, claim)
+    Path(path).write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="session")
+def patch_avi_frame_count():
+    """``patch_avi_frame_count(path, claim)``: makes an AVI header claim ``claim`` frames."""
+    return _patch_avi_frame_count

@@ -1,0 +1,281 @@
+"""Reading video frames with PyAV: the sampled frames by plan, or every frame as a thumbnail.
+
+:class:`IndexedVideo` decodes only what a :class:`~vidseq.extract.decode_plan.DecodeRun`
+plan needs: it seeks to each run's keyframe and decodes forward. Frames are
+told apart by their presentation timestamp (the packet index maps it to a
+display index), so each kept frame is the very frame sequential decoding
+yields at that index: same pixels (converted to BGR by the same FFmpeg
+``swscale`` call OpenCV makes) and the same decoder timestamps. Anything
+unexpected while decoding (a frame the index lacks, a frame skipped, a seek
+that lands past its keyframe, a rotated video, a decoding error) raises
+:class:`~vidseq.extract.packet_index.IndexUnavailable`, and the caller falls
+back to sequential decoding with OpenCV.
+
+:func:`iter_thumbnails` is the cheap full pass for signals that need every
+frame (e.g. motion between consecutive frames): small grey thumbnails of every
+frame, in display order.
+
+The environment variable ``VIDSEQ_DECODER`` chooses the video reader of
+:func:`vidseq.extract.frames.read_frames`: ``planned`` (the default) or
+``opencv`` (sequential OpenCV decoding of every frame, as before planning existed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from vidseq.errors import UsageError
+from vidseq.extract.decode_plan import DecodeRun
+from vidseq.extract.packet_index import IndexUnavailable, index_stream
+
+logger = logging.getLogger(__name__)
+
+DECODERS = ("planned", "opencv")
+DECODER_VARIABLE = "VIDSEQ_DECODER"
+
+_fallback_lock = threading.Lock()
+_fallback_reported = False
+
+
+@dataclass
+class PlannedFrames:
+    """What :meth:`IndexedVideo.decode` decoded.
+
+    Attributes:
+        kept: Display index -> ``process(index, bgr)`` of that frame.
+        stamps_ms: Display index -> the decoder time OpenCV's
+            ``CAP_PROP_POS_MSEC`` gives after grabbing that frame, for every
+            kept frame and for frame 0.
+        frames_decoded: Frames the decoder produced (the plan's real cost).
+    """
+
+    kept: dict
+    stamps_ms: dict
+    frames_decoded: int
+
+
+def planned_decoding_enabled() -> bool:
+    """Whether ``VIDSEQ_DECODER`` asks for planned decoding (the default).
+
+    Raises:
+        UsageError: For a value other than ``planned`` or ``opencv``.
+    """
+    value = os.environ.get(DECODER_VARIABLE, "planned").strip().lower() or "planned"
+    if value not in DECODERS:
+        raise UsageError(
+            f"{DECODER_VARIABLE} must be one of {list(DECODERS)}. "
+            f"Received: {DECODER_VARIABLE}={value!r}"
+        )
+    return value == "planned"
+
+
+def report_fallback(path: str, error: IndexUnavailable) -> None:
+    """Logs that ``path`` is decoded sequentially instead: a warning once per process.
+
+    A broken index is worth a warning the first time; later ones, and files of
+    a kind the planner does not handle, are logged at debug level only.
+    """
+    global _fallback_reported
+    message = "%s: decoding sequentially with OpenCV (%s)"
+    with _fallback_lock:
+        first = error.broken and not _fallback_reported
+        if first:
+            _fallback_reported = True
+    if first:
+        logger.warning(message + "; further such files are logged at debug level", path, error)
+    else:
+        logger.debug(message, path, error)
+
+
+class IndexedVideo:
+    """A video opened with PyAV and indexed, ready for planned decoding.
+
+    Use as a context manager: ``with IndexedVideo(path) as video:`` opens the
+    file once, reads its :class:`~vidseq.extract.packet_index.PacketIndex`
+    (``video.index``), then :meth:`decode` decodes plans from the same handle.
+
+    Args:
+        path: A video file.
+
+    Raises:
+        IndexUnavailable: On entering, if the index cannot stand in for
+            sequential decoding.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.index = None
+        self._container = None
+
+    def __enter__(self):
+        try:
+            self._container = av.open(self.path)
+            if not self._container.streams.video:
+                raise IndexUnavailable("no video stream")
+            self.index = index_stream(self._container, self._container.streams.video[0])
+        except av.FFmpegError as error:
+            self.close()
+            raise IndexUnavailable(f"PyAV cannot read it ({error})") from None
+        except IndexUnavailable:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        """Closes the file (idempotent)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def decode(
+        self, runs: list[DecodeRun], keep, process: Callable[[int, np.ndarray], object]
+    ) -> PlannedFrames:
+        """Decodes the targets of a plan, calling ``process(index, bgr)`` on those to keep.
+
+        Args:
+            runs: The plan (:func:`~vidseq.extract.decode_plan.plan_decode`).
+                Every target gets a stamp; include frame 0 when relative
+                timestamps are wanted (OpenCV's are relative to frame 0's).
+            keep: The targets to process and keep. ``process`` is called in
+                increasing order of frames, as sequential decoding would.
+            process: Turns one (H, W, 3) uint8 BGR frame into what is kept.
+
+        Returns:
+            The :class:`PlannedFrames`.
+
+        Raises:
+            IndexUnavailable: If decoding does not go as the index says (see
+                the module's description).
+        """
+        result = PlannedFrames(kept={}, stamps_ms={}, frames_decoded=0)
+        stream = self._container.streams.video[0]
+        stream.codec_context.thread_count = 1  # parallelism: several videos at once
+        keep = set(keep)
+        try:
+            for run in runs:
+                _decode_run(self._container, stream, self.index, run, keep, process, result)
+        except av.FFmpegError as error:
+            raise IndexUnavailable(f"decoding failed ({error})") from None
+        return result
+
+
+def _decode_run(container, stream, index, run, keep, process, result):
+    container.seek(int(index.pts[run.start]), backward=True, any_frame=False, stream=stream)
+    stream.codec_context.flush_buffers()
+    targets = set(run.targets)
+    last = run.targets[-1]
+    expected = None  # the next display index, once the run's keyframe is out
+    for frame in _frames(container, stream):
+        position = index.frame_of(frame.pts)
+        if position < 0:
+            raise IndexUnavailable(f"decoded a frame (pts={frame.pts}) the index does not list")
+        result.frames_decoded += 1
+        if expected is None:
+            if position < run.start:
+                continue  # leading frames of an open GOP: shown before the keyframe
+            if position > run.start:
+                raise IndexUnavailable(f"seeking to frame {run.start} landed on frame {position}")
+            if frame.rotation:
+                raise IndexUnavailable("rotated video (OpenCV rotates it)", broken=False)
+        elif position != expected:
+            raise IndexUnavailable(f"frame {expected} expected, frame {position} decoded")
+        expected = position + 1
+        if position in targets:
+            result.stamps_ms[position] = _opencv_stamp_ms(frame, index)
+        if position in keep:
+            result.kept[position] = process(position, frame.to_ndarray(format="bgr24"))
+        if position == last:
+            return
+    raise IndexUnavailable(f"the video ended before frame {last}")
+
+
+def _frames(container, stream):
+    for packet in container.demux(stream):
+        yield from packet.decode()  # the last, empty packet flushes the decoder
+
+
+def _opencv_stamp_ms(frame, index):
+    """``CAP_PROP_POS_MSEC`` of OpenCV's FFmpeg backend after grabbing ``frame``."""
+    pts = frame.pts if frame.pts else frame.dts  # OpenCV's rule: pts unless missing or 0
+    if pts is None:
+        return 0.0
+    seconds_per_unit = index.time_base.numerator / index.time_base.denominator
+    return float(pts - index.start_time) * seconds_per_unit * 1000.0
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """One frame of :func:`iter_thumbnails`.
+
+    Attributes:
+        index: Display index of the frame (0, 1, 2, ... in decoding order out of
+            the decoder, which is display order).
+        time_s: Presentation time in seconds from the stream's start, or NaN.
+        grey: (height, width) uint8 grey thumbnail.
+    """
+
+    index: int
+    time_s: float
+    grey: np.ndarray
+
+
+def iter_thumbnails(
+    path: str, size: tuple[int, int] = (32, 32), *, fast: bool = True
+) -> Iterator[Thumbnail]:
+    """Yields a small grey thumbnail of every frame of a video, in display order.
+
+    The cheap full pass for per-frame signals (e.g. the mean absolute
+    difference of consecutive thumbnails as a motion signal). It decodes every
+    frame once with PyAV on one thread, and never converts a full-size frame to
+    RGB: FFmpeg's ``swscale`` shrinks the luma plane straight to a grey
+    thumbnail (area averaging). With ``fast=True`` the decoder also skips the
+    in-loop deblocking filter (H.264/HEVC ``skip_loop_filter``): about a
+    quarter less decoding work on H.264, at the price of slightly blockier
+    frames (errors do not accumulate beyond the GOP), which a motion signal
+    does not notice; the frame count and order are unchanged. Memory stays
+    constant: one frame at a time.
+
+    Args:
+        path: A video file PyAV opens.
+        size: ``(height, width)`` of the thumbnails.
+        fast: Skip the deblocking filter (see above).
+
+    Yields:
+        :class:`Thumbnail` per frame.
+
+    Raises:
+        UsageError: For a bad ``size``.
+        av.FFmpegError: If the file cannot be opened or decoded.
+    """
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height < 1 or width < 1:
+        raise UsageError(
+            f"size must be (height, width), two positive integers. Received: size={size!r}"
+        )
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        context.thread_count = 1
+        if fast:
+            context.options = {"skip_loop_filter": "all"}
+        start = stream.start_time or 0
+        base = stream.time_base
+        for number, frame in enumerate(_frames(container, stream)):
+            time_s = float((frame.pts - start) * base) if frame.pts is not None else float("nan")
+            grey = frame.reformat(
+                width=width, height=height, format="gray", interpolation="AREA"
+            ).to_ndarray()
+            yield Thumbnail(number, time_s, grey)
