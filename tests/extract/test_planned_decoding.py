@@ -210,13 +210,14 @@ def test_unknown_decoder_setting_is_refused(videos, monkeypatch):
 
 
 def sample_videos():
-    """The real sample videos: $VIDSEQ_SAMPLE_VIDEOS, else ../shared/videos beside the clone."""
+    """The real sample videos: $VIDSEQ_SAMPLE_VIDEOS, else the workspace's shared/videos folder
+    beside the clone (CI has one; a user's clone does not, and these tests then skip)."""
     default = Path(__file__).resolve().parents[3] / "shared" / "videos"
     folder = Path(os.environ.get(SAMPLE_VIDEOS_VARIABLE, default))
     return sorted(p for p in folder.glob("*") if p.suffix in {".avi", ".mp4", ".mkv", ".webm"})
 
 
-@pytest.mark.skipif(not sample_videos(), reason="no real sample videos (../shared/videos)")
+@pytest.mark.skipif(not sample_videos(), reason="no real sample videos (set VIDSEQ_SAMPLE_VIDEOS)")
 @pytest.mark.parametrize("path", sample_videos(), ids=lambda p: p.name)
 def test_real_sample_videos(path, monkeypatch):
     sampling = SamplingConfig(num_frames=8)
