@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidseq.errors import SourceReadError
 from vidseq.extract.motion import MotionSignal, gray_thumbnail, motion_indices
@@ -76,6 +77,7 @@ class FrameSignal:
     def __init__(self, config: SamplingConfig):
         self.config = config
         self._signal = MotionSignal() if config.mode == "motion" else ContentSignal()
+        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
 
     def add_video_frame(self, frame) -> None:
         """Adds a decoded ``av.VideoFrame``."""
@@ -84,7 +86,9 @@ class FrameSignal:
         else:
             width, height = COLOUR_THUMB
             self._signal.add(
-                frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+                self._reformatter.reformat(
+                    frame, width=width, height=height, format="bgr24"
+                ).to_ndarray()
             )
 
     def add_image(self, image: np.ndarray) -> None:
