@@ -102,9 +102,13 @@ class FrameSignal:
             bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
             self._signal.add(cv2.resize(bgr, COLOUR_THUMB, interpolation=cv2.INTER_AREA))
 
+    def values(self) -> np.ndarray:
+        """(n,) the signal of every frame added so far (motion or content change)."""
+        return self._signal.values()
+
     def select(self, rng=None) -> FrameSelection:
         """The frames the mode chooses from the signal added so far."""
-        values, config = self._signal.values(), self.config
+        values, config = self.values(), self.config
         if config.mode == "motion":
             return motion_indices(values, config.num_frames, config.motion_floor, rng=rng)
         return keyframe_indices(

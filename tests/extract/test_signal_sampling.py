@@ -103,7 +103,7 @@ def test_shot_cuts_are_found_and_frames_follow_shot_lengths(video_writer, tmp_pa
     signal = FrameSignal(SamplingConfig(mode="keyframes"))
     for frame in frames:
         signal.add_image(frame[:, :, ::-1].copy())
-    change = signal._signal.values()
+    change = signal.values()
     assert detect_cuts(change, 0.3, 3.0).tolist() == [30, 75]
     assert shot_frames(120, [30, 75], 12).tolist() == [3, 5, 4]
 
