@@ -48,15 +48,62 @@ def cmd_make_sample(args) -> int:
     kwargs = {"seed": args.seed, "classes": args.classes}
     if args.videos_per_class is not None:
         kwargs["videos_per_class"] = args.videos_per_class
+    if args.event_fraction is not None:
+        kwargs["event_fraction"] = args.event_fraction
     root = make_sample(args.out, **kwargs)
     print(f"sample dataset written to {root}")
     return EXIT_OK
 
 
+def _sampling_config(args, num_frames):
+    """The SamplingConfig that the sampling flags of a command describe."""
+    from vidseq.extract.sampling import SamplingConfig
+
+    return SamplingConfig(
+        mode=args.sampling,
+        num_frames=num_frames,
+        frame_rate=args.frame_rate,
+        motion_floor=args.motion_floor,
+        cut_threshold=args.cut_threshold,
+        cut_ratio=args.cut_ratio,
+    )
+
+
+def _add_sampling_arguments(parser) -> None:
+    from vidseq.extract.sampling import SAMPLING_MODES, SamplingConfig
+
+    defaults = SamplingConfig()
+    parser.add_argument(
+        "--sampling",
+        default="uniform",
+        choices=SAMPLING_MODES,
+        help="uniform: K equal segments; fps: --frame-rate from the start; motion: equal "
+        "steps of cumulative motion; keyframes: frames per shot in proportion to its length",
+    )
+    parser.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
+    parser.add_argument(
+        "--motion-floor",
+        type=float,
+        default=defaults.motion_floor,
+        help="motion mode: least weight of a frame, in grey levels of mean frame difference",
+    )
+    parser.add_argument(
+        "--cut-threshold",
+        type=float,
+        default=defaults.cut_threshold,
+        help="keyframes mode: least HSV-histogram change (0-1) of a shot cut",
+    )
+    parser.add_argument(
+        "--cut-ratio",
+        type=float,
+        default=defaults.cut_ratio,
+        help="keyframes mode: least ratio of a cut's change to its neighbours' (adaptive)",
+    )
+
+
 def cmd_extract_features(args) -> int:
     from vidseq.extract.faces import FaceCrop
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sampling import SamplingConfig
     from vidseq.extract.sharding import resolve_shard, shard_output_path
 
     num_shards, shard_index = resolve_shard(args.num_shards, args.shard_index)
@@ -74,9 +121,7 @@ def cmd_extract_features(args) -> int:
         backbone=args.backbone,
         weights=args.weights,
         input_size=args.input_size,
-        sampling=SamplingConfig(
-            mode=args.sampling, num_frames=args.frames, frame_rate=args.frame_rate
-        ),
+        sampling=_sampling_config(args, args.frames),
         crop=args.crop,
         batch_size=args.batch_size,
         dtype=args.dtype,
@@ -322,7 +367,6 @@ def cmd_finetune(args) -> int:
     common = {"overwrite": args.overwrite, "verbose": 0 if args.quiet else 2}
     if args.from_scratch:
         from vidseq.extract.faces import FaceCrop
-        from vidseq.extract.sampling import SamplingConfig
 
         face_crop = None
         if args.face_crop or args.face_gray:
@@ -333,9 +377,7 @@ def cmd_finetune(args) -> int:
             config,
             source=args.source,
             split=args.split,
-            sampling=SamplingConfig(
-                mode=args.sampling, num_frames=args.frames or 16, frame_rate=args.frame_rate
-            )
+            sampling=_sampling_config(args, args.frames or 16)
             if args.frames or args.sampling != "uniform"
             else None,
             crop=args.crop,
@@ -417,8 +459,7 @@ def _add_finetune_parser(commands) -> None:
     )
     scratch.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
     scratch.add_argument("--clip-length", type=int, default=10, help="fer2013: faces per clip")
-    scratch.add_argument("--sampling", default="uniform", choices=["uniform", "fps"])
-    scratch.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
+    _add_sampling_arguments(scratch)
     scratch.add_argument(
         "--center-crop", dest="crop", action="store_const", const="center", default="resize"
     )
@@ -456,8 +497,7 @@ def _add_extract_parser(commands) -> None:
     )
     parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     parser.add_argument("--frames", type=int, default=16, help="frames per video (K)")
-    parser.add_argument("--sampling", default="uniform", choices=["uniform", "fps"])
-    parser.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
+    _add_sampling_arguments(parser)
     crop = parser.add_mutually_exclusive_group()
     crop.add_argument("--resize", dest="crop", action="store_const", const="resize")
     crop.add_argument("--center-crop", dest="crop", action="store_const", const="center")
@@ -536,6 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--classes", nargs="+", default=None, help="subset of class names")
     sample.add_argument("--videos-per-class", type=int, default=None)
+    sample.add_argument(
+        "--event-fraction",
+        type=float,
+        default=None,
+        help="sparse-event variant: each video is a short event (this share of its frames, "
+        "0 < F <= 1) inside a long still shot",
+    )
     sample.set_defaults(func=cmd_make_sample)
 
     _add_extract_parser(commands)

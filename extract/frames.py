@@ -25,6 +25,11 @@ frames that are not kept (no colour conversion, no copy) and ``retrieve()`` only
 for kept ones. When the
 real count shows that the guess led to a different selection, the frames are
 selected again with the real count and, if needed, decoded again.
+
+The ``motion`` and ``keyframes`` modes choose from a signal of every frame:
+their videos are scanned once by :func:`vidseq.extract.signal_scan.scan_video`
+(PyAV; see there for when a second pass is made), and reading by recorded
+indices goes through the sequential reader above, which gives the same pixels.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.decode_plan import plan_decode
 from vidseq.extract.faces import FaceCrop, FaceTracker
 from vidseq.extract.packet_index import IndexUnavailable
-from vidseq.extract.sampling import FrameSelection, SamplingConfig, select_frames
+from vidseq.extract.sampling import SIGNAL_MODES, FrameSelection, SamplingConfig, select_frames
+from vidseq.extract.signal_scan import scan_video, select_from_images
 from vidseq.extract.video_reader import IndexedVideo, planned_decoding_enabled, report_fallback
 
 DEFAULT_FPS = 25.0
@@ -218,6 +224,8 @@ def _read_video(path, sampling, geometry, rng, requested):
     problem = _file_problem(path)
     if problem:
         raise SourceReadError(path, problem)
+    if requested is None and sampling.mode in SIGNAL_MODES:
+        return _read_scanned_video(path, sampling, geometry, rng)
     if planned_decoding_enabled():
         try:
             return _read_video_planned(path, sampling, geometry, rng, requested)
@@ -311,6 +319,22 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
     stamps = planned.stamps_ms
     decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
     return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+
+
+def _read_scanned_video(path, sampling, geometry, rng):
+    """``motion`` / ``keyframes``: one PyAV pass for the per-frame signal, then the chosen frames.
+
+    See :mod:`vidseq.extract.signal_scan`: the chosen frames come back as BGR
+    images, and are cropped and resized here exactly as sequential reading does.
+    """
+    scan = scan_video(path, sampling, rng)
+    kept, found = {}, {}
+    faces = FaceTracker(geometry.face) if geometry.face is not None else None
+    for index in sorted(scan.images):
+        kept[index] = _to_rgb(_face(scan.images[index], faces, found, index), geometry)
+    decoded = _Decoded(kept, scan.stamps_ms, scan.first_ms, scan.count, found)
+    fps = scan.fps or DEFAULT_FPS
+    return _video_frames(decoded, scan.selection, fps, scan.count, path, geometry)
 
 
 def _video_frames(decoded, selection, fps, count, path, geometry):
@@ -412,6 +436,8 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None
                 f"frame index {int(requested.max())} requested, but there are only {count} images",
             )
         selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+    elif sampling.mode in SIGNAL_MODES:
+        selection = select_from_images(sampling, load, count, rng)
     else:
         selection = select_frames(sampling, count, fps, rng)
     kept, found = {}, {}

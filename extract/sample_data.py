@@ -253,6 +253,54 @@ def sample_video(name: str, group: int, clip: int, *, seed: int = 0):
     return (frames[::-1] if reverse else frames), fps
 
 
+def sparse_event_video(name: str, group: int, clip: int, *, seed: int = 0, event_fraction=0.1):
+    """Draws one sample video as a short event inside a long still shot (without writing it).
+
+    The event is :func:`sample_video`'s clip; before and after it the group's
+    background holds still, without the shape, for as long as
+    ``event_fraction`` says. The same still image comes before and after the
+    event, and its split into "before" and "after" is drawn the same way for
+    both classes of a pair, so neither the set of frames nor the order of the
+    still parts tells a class from its time-reversed twin: only the order of
+    the few event frames does.
+
+    Args:
+        name: A class name from :data:`SAMPLE_CLASSES`.
+        group: Group number (1-based).
+        clip: Clip number inside the group (1-based).
+        seed: The data set's seed.
+        event_fraction: The event's share of the video's frames, in (0, 1].
+
+    Returns:
+        ``(frames, fps)`` as :func:`sample_video` returns them.
+
+    Raises:
+        UsageError: Unknown class name or an ``event_fraction`` outside (0, 1].
+    """
+    fraction = _event_fraction(event_fraction)
+    event, fps = sample_video(name, group, clip, seed=seed)
+    pair_index, _ = _KIND[name]
+    scene = _group_scene(np.random.default_rng([seed, _CLASS_ID[name], group, 0]), pair_index)
+    still = np.clip(np.rint(scene["background"]), 0, 255).astype(np.uint8)
+    static = round(len(event) * (1 / fraction - 1))
+    before = int(
+        np.random.default_rng([seed, _CLASS_ID[name], group, clip, 1]).integers(static + 1)
+    )
+    return [still] * before + list(event) + [still] * (static - before), fps
+
+
+def _event_fraction(value):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        valid = False
+    else:
+        valid = 0 < value <= 1
+    if not valid:
+        raise UsageError(
+            f"event_fraction must be a number in (0, 1]. Received: event_fraction={value!r}"
+        )
+    return float(value)
+
+
 def _write_avi(path: Path, frames, fps: int) -> None:
     height, width = FRAME_SIZE
     fourcc = cv2.VideoWriter_fourcc(*"MJPG")
@@ -301,6 +349,7 @@ def make_sample(
     classes=None,
     videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
     overwrite: bool = False,
+    event_fraction=None,
 ) -> Path:
     """Writes the offline sample data set (see the module docstring for its design).
 
@@ -316,6 +365,9 @@ def make_sample(
             (``v_<Class>_g01_c01.avi``, ``..._g01_c02.avi``, ``..._g02_c01.avi``).
         overwrite: Replace ``out`` if it is an earlier make-sample output
             (it holds ``vidseq_sample.json``).
+        event_fraction: None, or the sparse-event variant: each video is a
+            short event (this share of its frames) inside a long still shot
+            (see :func:`sparse_event_video`).
 
     Returns:
         The absolute path of ``out``.
@@ -333,6 +385,8 @@ def make_sample(
         raise UsageError(f"videos_per_class must be >= 1. Received: {videos_per_class}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be an integer >= 0. Received: seed={seed!r}")
+    if event_fraction is not None:
+        event_fraction = _event_fraction(event_fraction)
     out = Path(os.path.abspath(os.path.expanduser(str(out))))
     replace_existing = False
     if out.exists():
@@ -355,7 +409,7 @@ def make_sample(
     if partial.exists():
         shutil.rmtree(partial)
     try:
-        _write_dataset(partial, chosen, seed, videos_per_class)
+        _write_dataset(partial, chosen, seed, videos_per_class, event_fraction)
         if replace_existing:
             shutil.rmtree(out)
         partial.rename(out)
@@ -365,7 +419,7 @@ def make_sample(
     return out
 
 
-def _write_dataset(root: Path, chosen: list[str], seed: int, videos_per_class: int) -> None:
+def _write_dataset(root: Path, chosen, seed: int, videos_per_class: int, event_fraction) -> None:
     from vidseq import __version__
 
     num_groups = math.ceil(videos_per_class / CLIPS_PER_GROUP)
@@ -378,7 +432,12 @@ def _write_dataset(root: Path, chosen: list[str], seed: int, videos_per_class: i
         for number in range(videos_per_class):
             group, clip = number // CLIPS_PER_GROUP + 1, number % CLIPS_PER_GROUP + 1
             rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
-            frames, fps = sample_video(name, group, clip, seed=seed)
+            if event_fraction is None:
+                frames, fps = sample_video(name, group, clip, seed=seed)
+            else:
+                frames, fps = sparse_event_video(
+                    name, group, clip, seed=seed, event_fraction=event_fraction
+                )
             _write_avi(root / rel, frames, fps)
             split = "test" if group <= num_test else "train"
             if split == "test":
@@ -403,6 +462,7 @@ def _write_dataset(root: Path, chosen: list[str], seed: int, videos_per_class: i
         "classes": chosen,
         "pairs": [list(pair) for pair in SAMPLE_PAIRS if set(pair) & set(chosen)],
         "videos_per_class": videos_per_class,
+        "event_fraction": event_fraction,
         "frame_size": list(FRAME_SIZE),
         "videos": videos,
     }

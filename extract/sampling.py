@@ -8,6 +8,14 @@ Two modes (see ``DESIGN.md``):
   training-time augmentation of Temporal Segment Networks).
 * ``fps``: the tutorial's mode: one frame every ``max(int(fps / frame_rate), 1)``
   frames from the start, at most K, padded to K by repeating the last one.
+* ``motion``: K frames at equal steps of cumulative motion (see
+  :mod:`vidseq.extract.motion`); a static video gets the ``uniform`` selection.
+* ``keyframes``: content cuts split the video into shots, and each shot gets
+  frames in proportion to its length (see :mod:`vidseq.extract.shots`).
+
+``motion`` and ``keyframes`` need a signal from every frame; the reader computes
+it while decoding (:mod:`vidseq.extract.signal_scan`), so :func:`select_frames`
+here serves ``uniform`` and ``fps`` only.
 
 Segments are defined on integers: segment ``k`` of ``n`` frames split into ``K``
 holds the frames ``k * n // K`` up to, not including, ``(k + 1) * n // K``.
@@ -23,7 +31,9 @@ import numpy as np
 
 from vidseq.errors import UsageError
 
-SAMPLING_MODES = ("uniform", "fps")
+SAMPLING_MODES = ("uniform", "fps", "motion", "keyframes")
+SIGNAL_MODES = ("motion", "keyframes")
+"""The modes that choose frames from a per-frame signal of the whole video."""
 
 
 @dataclass(frozen=True)
@@ -31,19 +41,30 @@ class SamplingConfig:
     """How many frames to take from each video, and how.
 
     Args:
-        mode: ``"uniform"`` (K equal segments, centre frame of each) or ``"fps"``
-            (one frame every ``fps / frame_rate`` frames from the start).
+        mode: ``"uniform"`` (K equal segments, centre frame of each), ``"fps"``
+            (one frame every ``fps / frame_rate`` frames from the start),
+            ``"motion"`` (equal steps of cumulative motion) or ``"keyframes"``
+            (frames per shot in proportion to its length).
         num_frames: K, the number of frames per video (padding included).
-        frame_rate: Frames per second taken in ``fps`` mode; unused in ``uniform``.
+        frame_rate: Frames per second taken in ``fps`` mode; unused otherwise.
+        motion_floor: ``motion`` mode: weight, in grey levels, of a frame that
+            moves less than this; a video that never moves more is sampled
+            uniformly.
+        cut_threshold: ``keyframes`` mode: least HSV-histogram change (0-1) of a cut.
+        cut_ratio: ``keyframes`` mode: least ratio of a cut's change to the
+            mean change of its neighbours (the adaptive threshold).
 
     Raises:
-        UsageError: For an unknown mode, ``num_frames < 1`` or a frame rate that is
-            not a positive finite number.
+        UsageError: For an unknown mode, ``num_frames < 1`` or a rate, floor,
+            threshold or ratio that is not a positive finite number.
     """
 
     mode: str = "uniform"
     num_frames: int = 16
     frame_rate: float = 5.0
+    motion_floor: float = 1.0
+    cut_threshold: float = 0.3
+    cut_ratio: float = 3.0
 
     def __post_init__(self):
         if self.mode not in SAMPLING_MODES:
@@ -59,18 +80,28 @@ class SamplingConfig:
             raise UsageError(
                 f"num_frames must be an integer >= 1. Received: num_frames={self.num_frames!r}"
             )
-        rate = as_float(self.frame_rate)
-        if rate is None or not (math.isfinite(rate) and rate > 0):
-            raise UsageError(
-                "frame_rate must be a positive number of frames per second. "
-                f"Received: frame_rate={self.frame_rate!r}"
-            )
+        for name in ("frame_rate", "motion_floor", "cut_threshold", "cut_ratio"):
+            value = as_float(getattr(self, name))
+            if value is None or not (math.isfinite(value) and value > 0):
+                raise UsageError(
+                    f"{name} must be a positive finite number. "
+                    f"Received: {name}={getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, value)
         object.__setattr__(self, "num_frames", int(self.num_frames))
-        object.__setattr__(self, "frame_rate", rate)
 
     def to_dict(self) -> dict:
-        """Returns the configuration as a JSON-serialisable dict."""
-        return asdict(self)
+        """Returns the configuration as a JSON-serialisable dict.
+
+        The parameters of a mode are recorded with that mode only, so a
+        ``uniform`` or ``fps`` configuration reads as it always has.
+        """
+        recorded = asdict(self)
+        if self.mode != "motion":
+            del recorded["motion_floor"]
+        if self.mode != "keyframes":
+            del recorded["cut_threshold"], recorded["cut_ratio"]
+        return recorded
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingConfig:
@@ -126,7 +157,7 @@ def uniform_indices(num_source_frames, num_frames, rng=None) -> FrameSelection:
     n = _positive_int("num_source_frames", num_source_frames)
     k = _positive_int("num_frames", num_frames)
     if n < k:
-        return _padded(np.arange(n, dtype=np.int64), k)
+        return padded(np.arange(n, dtype=np.int64), k)
     starts = np.arange(k, dtype=np.int64) * n // k
     lengths = np.arange(1, k + 1, dtype=np.int64) * n // k - starts
     # Centre of each segment or, with rng, a random frame of it (TSN training).
@@ -158,7 +189,7 @@ def fps_indices(num_source_frames, fps, frame_rate, num_frames) -> FrameSelectio
     fps = _positive_rate("fps", fps)
     frame_rate = _positive_rate("frame_rate", frame_rate)
     step = max(int(fps / frame_rate), 1)
-    return _padded(np.arange(0, n, step, dtype=np.int64)[:k], k)
+    return padded(np.arange(0, n, step, dtype=np.int64)[:k], k)
 
 
 def select_frames(config, num_source_frames, fps, rng=None) -> FrameSelection:
@@ -178,13 +209,18 @@ def select_frames(config, num_source_frames, fps, rng=None) -> FrameSelection:
         return uniform_indices(num_source_frames, config.num_frames, rng=rng)
     if config.mode == "fps":
         return fps_indices(num_source_frames, fps, config.frame_rate, config.num_frames)
+    if config.mode in SIGNAL_MODES:
+        raise ValueError(
+            f"{config.mode} sampling needs a signal from every frame; "
+            "read the frames with vidseq.extract.frames.read_frames"
+        )
     raise ValueError(
         f"Unknown sampling mode. Expected one of {list(SAMPLING_MODES)}. "
         f"Received: mode={config.mode!r}"
     )
 
 
-def _padded(indices, num_frames):
+def padded(indices, num_frames) -> FrameSelection:
     """Pads real indices to ``num_frames`` by repeating the last one."""
     num_valid = len(indices)
     if num_valid < num_frames:

@@ -18,6 +18,7 @@ all-zero frames (:class:`~vidseq.sequence.head.PaddingFrameMask`) so the head's
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from vidseq.extract.frames import FrameGeometry, read_frames
 from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.data import VideoBatches
 from vidseq.sequence.temporal import segment_positions
+
+RANDOM_VARIANT_MODES = ("uniform", "motion", "keyframes")
+"""Sampling modes with a random variant (TSN offsets, in time, motion or shots) for augmentation."""
 
 
 def default_frame_workers() -> int:
@@ -154,8 +158,9 @@ def read_clip(videos: FrameVideos, i: int, frames: int, *, offset=0.5, rng=None)
     ``frames`` segments (all real rows when there are no more than ``frames``),
     read by their recorded source frame indices; without a cache, the sampling's
     selection. With ``rng`` (augmentation): with ``uniform`` sampling, a random
-    frame of each of ``frames`` equal segments of the video's real length (TSN),
-    and, independently, a horizontal flip with probability 1/2.
+    frame of each of ``frames`` equal segments of the video's real length (TSN;
+    with ``motion`` or ``keyframes``, of equal motion segments or of each
+    shot's segments), and, independently, a horizontal flip with probability 1/2.
 
     Args:
         videos: The video list.
@@ -171,10 +176,8 @@ def read_clip(videos: FrameVideos, i: int, frames: int, *, offset=0.5, rng=None)
         SourceReadError: The source cannot be read.
     """
     source = videos.sources[i]
-    sampling = SamplingConfig(
-        mode=videos.sampling.mode, num_frames=frames, frame_rate=videos.sampling.frame_rate
-    )
-    if rng is not None and sampling.mode == "uniform":
+    sampling = dataclasses.replace(videos.sampling, num_frames=frames)
+    if rng is not None and sampling.mode in RANDOM_VARIANT_MODES:
         read = read_frames(source, sampling, videos.geometry, rng=rng)
     elif videos.frame_indices is not None:
         positions = segment_positions(int(videos.num_valid[i]), frames, offset)

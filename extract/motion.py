@@ -1,0 +1,114 @@
+"""Motion-aware frame selection: K frames at equal steps of cumulative motion (MGSampler-style).
+
+The motion of frame ``i`` is the mean absolute difference, in grey levels
+(0-255), between small grey thumbnails of frames ``i - 1`` and ``i`` (frame 0
+has none). No CNN is involved: a thumbnail is a strided subsample of the luma
+plane, about :data:`THUMB_SIDE` pixels on its shorter side, so the signal costs
+a few microseconds per frame at any resolution.
+
+Selection. Each frame weighs ``max(motion, floor)``; the video's total weight
+is split into K equal parts ("motion segments") and the frame at the centre of
+each part is taken, so frames concentrate where the picture changes. The floor
+keeps static stretches from vanishing entirely, and a video whose motion never
+exceeds the floor (a still shot, or compression noise only) gets exactly the
+``uniform`` selection. With a random generator a random point of each motion
+segment is taken instead: the motion analogue of TSN's random segment offsets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidseq.extract.sampling import FrameSelection, padded, uniform_indices
+
+THUMB_SIDE = 32
+"""Approximate shorter side, in pixels, of the grey thumbnails the motion signal compares."""
+
+
+def gray_thumbnail(gray: np.ndarray) -> np.ndarray:
+    """A strided subsample of a 2-D grey image, about ``THUMB_SIDE`` pixels on its shorter side.
+
+    Args:
+        gray: (H, W) uint8 grey image (e.g. a decoded frame's luma plane).
+
+    Returns:
+        (h, w) int16 thumbnail (signed, so that differences do not wrap).
+    """
+    step = max(1, min(gray.shape[:2]) // THUMB_SIDE)
+    return gray[::step, ::step].astype(np.int16)
+
+
+class MotionSignal:
+    """Accumulates the per-frame motion signal of one video, one thumbnail at a time.
+
+    Memory is one thumbnail and one float per frame, never the frames.
+    """
+
+    def __init__(self):
+        self._values = []
+        self._previous = None
+
+    def add(self, thumbnail: np.ndarray) -> None:
+        """Adds the next frame's thumbnail (from :func:`gray_thumbnail`)."""
+        if self._previous is None or self._previous.shape != thumbnail.shape:
+            self._values.append(0.0)
+        else:
+            self._values.append(float(np.abs(thumbnail - self._previous).mean()))
+        self._previous = thumbnail
+
+    def values(self) -> np.ndarray:
+        """(n,) float64 motion of each frame so far, in grey levels."""
+        return np.asarray(self._values, dtype=np.float64)
+
+
+def motion_indices(motion, num_frames, floor, rng=None) -> FrameSelection:
+    """Selects K frames at equal steps of cumulative motion.
+
+    Args:
+        motion: (n,) per-frame motion in grey levels (:class:`MotionSignal`).
+        num_frames: K, the number of frames wanted (>= 1).
+        floor: Weight of a frame with less motion than this (grey levels, > 0).
+        rng: Optional ``numpy.random.Generator``: a random point of each motion
+            segment instead of its centre (training augmentation).
+
+    Returns:
+        The selection: K strictly increasing indices when ``n >= K``, else all
+        ``n`` frames padded to K by repeating the last one.
+
+    Raises:
+        ValueError: For an empty signal, ``K < 1`` or a floor that is not positive.
+    """
+    motion = np.asarray(motion, dtype=np.float64)
+    if motion.ndim != 1 or motion.size == 0:
+        raise ValueError(f"motion must be a non-empty 1-D array. Received: shape={motion.shape}")
+    if not floor > 0:
+        raise ValueError(f"floor must be > 0. Received: floor={floor!r}")
+    n, k = motion.size, int(num_frames)
+    if n < k:
+        return padded(np.arange(n, dtype=np.int64), k)
+    if not (motion > floor).any():
+        return uniform_indices(n, k, rng=rng)
+    weights = np.maximum(motion, floor)
+    cumulative = np.cumsum(weights)
+    offsets = np.full(k, 0.5) if rng is None else rng.random(k)
+    targets = (np.arange(k) + offsets) * cumulative[-1] / k
+    # Frame i covers the motion interval [cumulative[i-1], cumulative[i]).
+    indices = np.searchsorted(cumulative, targets, side="right").clip(0, n - 1)
+    return FrameSelection(indices=strictly_increasing(indices, n), num_valid=k)
+
+
+def strictly_increasing(indices, num_source_frames) -> np.ndarray:
+    """Moves repeated indices apart so that K indices in ``[0, n)`` strictly increase.
+
+    A frame that carries more than one segment's weight (a flash, a cut) would
+    otherwise be taken twice; its neighbours are taken instead, which keeps the
+    padding convention (trailing repeats mean padding) unambiguous.
+    """
+    result = np.asarray(indices, dtype=np.int64).copy()
+    k = len(result)
+    for j in range(1, k):
+        result[j] = max(result[j], result[j - 1] + 1)
+    for j in range(k - 1, -1, -1):
+        limit = num_source_frames - k + j if j == k - 1 else result[j + 1] - 1
+        result[j] = min(result[j], limit)
+    return result
