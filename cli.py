@@ -52,49 +52,51 @@ def cmd_make_sample(args) -> int:
 
 
 def cmd_extract_features(args) -> int:
-    from vidseq.extract.faces import FaceCrop
+    from vidseq.extract.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sampling import SamplingConfig
-    from vidseq.extract.sharding import resolve_shard, shard_output_path
+    from vidseq.extract.sharding import Shard
 
-    num_shards, shard_index = resolve_shard(args.num_shards, args.shard_index)
-    out = shard_output_path(args.out, num_shards, shard_index)
-    if num_shards > 1:
-        print(f"shard {shard_index} of {num_shards} → {out}", file=sys.stderr)
-    face_crop = None
-    if args.face_crop or args.face_gray:
-        face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
+    shard = Shard.resolve(args.num_shards, args.shard_index)
+    if shard.num_shards > 1:
+        print(
+            f"shard {shard.index} of {shard.num_shards} → {shard.output_path(args.out)}",
+            file=sys.stderr,
+        )
+    frames = FrameSpec.from_options(
+        sampling=args.sampling,
+        num_frames=args.frames,
+        frame_rate=args.frame_rate,
+        crop=args.crop,
+        face_crop=args.face_crop,
+        face_gray=args.face_gray,
+        face_margin=args.face_margin,
+        clip_length=args.clip_length,
+    )
     summary = extract_features(
         args.data,
-        out,
+        args.out,
         source=args.source,
         split=args.split,
         backbone=args.backbone,
         weights=args.weights,
         input_size=args.input_size,
-        sampling=SamplingConfig(
-            mode=args.sampling, num_frames=args.frames, frame_rate=args.frame_rate
-        ),
-        crop=args.crop,
+        frames=frames,
+        engine=args.engine,
         batch_size=args.batch_size,
-        dtype=args.dtype,
-        num_shards=num_shards,
-        shard_index=shard_index,
-        strict=args.strict,
-        overwrite=args.overwrite,
         decode_workers=args.decode_workers,
+        dtype=args.dtype,
         commit_every=args.commit_every,
+        overwrite=args.overwrite,
+        shard=shard,
+        strict=args.strict,
         seed=args.seed,
         progress=not args.quiet,
-        clip_length=args.clip_length,
-        face_crop=face_crop,
-        engine=args.engine,
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for failure in summary.failures:
         print(f"failed: {failure.path}: {failure.error}", file=sys.stderr)
-    print(summary.format())
+    print(summary.summary())
     return EXIT_PARTIAL if summary.failures else EXIT_OK
 
 

@@ -74,6 +74,11 @@ def register_clip_loader(
     return loader
 
 
+def unregister_clip_loader(name: str) -> None:
+    """Removes the clip loader called ``name`` (nothing happens if there is none)."""
+    _LOADERS.pop(name, None)
+
+
 def clip_loader_for(entries: Sequence[str]) -> ClipLoader | None:
     """The registered loader whose ``matches`` accepts the clip's first entry, or None.
 

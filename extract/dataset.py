@@ -52,6 +52,7 @@ __all__ = [
     "load_dataset",
     "register_source",
     "source_names",
+    "unregister_source",
 ]
 
 _REGISTRY: dict[str, ModuleType] = {}
@@ -83,6 +84,17 @@ def register_source(source: ModuleType) -> None:
     _REGISTRY[name] = source
     if fallback is not None and name != source_folder.NAME:
         _REGISTRY[source_folder.NAME] = fallback
+
+
+def unregister_source(name: str) -> None:
+    """Removes the source called ``name``; the built-in ``folder`` source stays.
+
+    Raises:
+        UsageError: ``name`` is ``"folder"``, the fallback of auto-detection.
+    """
+    if name == source_folder.NAME:
+        raise UsageError(f"the folder source cannot be removed. Received: name={name!r}")
+    _REGISTRY.pop(name, None)
 
 
 for _builtin in (source_ucf101, source_fer2013, source_manifest, source_folder):
@@ -130,7 +142,7 @@ def detect_source(path) -> str:
 
 
 def load_dataset(
-    path, source: str = "auto", *, split: int = 1, seed: int = 0, clip_length: int = 10
+    path, source: str = "auto", *, split: int = 1, seed: int = 0, clip_length: int | None = None
 ) -> Dataset:
     """Reads a dataset layout into a list of videos with labels, splits and groups.
 
@@ -147,7 +159,8 @@ def load_dataset(
         seed: Seed of the group-aware 70/15/15 split of sources that carry no
             split information (folder; manifest without a split column;
             fer2013 CSV without a Usage column).
-        clip_length: Images per pseudo-clip; fer2013 only.
+        clip_length: Images per pseudo-clip (fer2013 only); None takes the
+            source's default (10).
 
     Returns:
         A :class:`Dataset` whose items are sorted by ``video_id``.
@@ -165,6 +178,8 @@ def load_dataset(
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder; expected a dataset folder or a CSV file")
     reader = _REGISTRY[detect_source(path) if source == "auto" else source]
-    options = {"split": split, "seed": seed, "clip_length": clip_length}
+    options = {"split": split, "seed": seed}
+    if clip_length is not None:
+        options["clip_length"] = clip_length
     accepted = inspect.signature(reader.load).parameters
     return reader.load(path, **{key: value for key, value in options.items() if key in accepted})

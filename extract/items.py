@@ -106,6 +106,9 @@ class Dataset:
             FER-2013 CSV rows); extraction records them as failed.
         dropped: Images left out because they do not fill a whole clip
             (FER-2013 pseudo-clips).
+        clip_length: Images per clip for a source that cuts single images
+            into pseudo-clips (FER-2013); None for videos. Extraction records
+            it in the cache's frame spec.
     """
 
     class_names: list[str]
@@ -114,6 +117,7 @@ class Dataset:
     source: str = ""
     rejected: list[RejectedInput] = field(default_factory=list)
     dropped: int = 0
+    clip_length: int | None = None
 
     def __len__(self) -> int:
         return len(self.items)

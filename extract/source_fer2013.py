@@ -409,6 +409,7 @@ def load_fer2013_csv(csv_path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: 
     dataset = finish_dataset(list(FER2013_CLASSES), items, warnings, NAME)
     dataset.rejected = rejected
     dataset.dropped = dropped
+    dataset.clip_length = clip_length
     return dataset
 
 
@@ -526,6 +527,7 @@ def load_fer2013_folder(root, *, clip_length: int = DEFAULT_CLIP_LENGTH) -> Data
         warnings.append(f"{ignored} entries in emotion folders are not image files; left out")
     dataset = finish_dataset(list(FER2013_CLASSES), items, warnings, NAME)
     dataset.dropped = dropped
+    dataset.clip_length = clip_length
     return dataset
 
 
