@@ -77,7 +77,7 @@ def write_cache(
         backbone="tiny",
         weights="none",
         weights_sha256=weights_sha256,
-        engine="tensorflow",
+        engine="tf",
         input_size=(32, 32),
         feature_dim=feature_dim,
         sampling={"mode": "uniform", "num_frames": length, "frame_rate": 5.0},
