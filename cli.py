@@ -428,33 +428,8 @@ def _add_finetune_parser(commands) -> None:
     parser.set_defaults(func=cmd_finetune)
 
 
-def _add_extract_parser(commands) -> None:
-    from vidseq.extract.backbones import backbone_names
-
-    parser = commands.add_parser(
-        "extract-features",
-        help="dataset → sampled frames → frozen CNN → features.h5",
-        description="Run a frozen CNN once over sampled frames of every video and cache the "
-        "features in HDF5. Resumable: rerun the same command after a crash.",
-    )
-    parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
-    parser.add_argument(
-        "--out",
-        required=True,
-        help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
-        "e.g. feats-{shard}.h5",
-    )
-    parser.add_argument(
-        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
-    )
-    parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
-    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
-    )
-    parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
+def _add_frame_arguments(parser) -> None:
+    """--frames ... --face-margin: which frames extraction takes and how it frames them."""
     parser.add_argument("--frames", type=int, default=16, help="frames per video (K)")
     parser.add_argument("--sampling", default="uniform", choices=["uniform", "fps"])
     parser.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
@@ -485,6 +460,36 @@ def _add_extract_parser(commands) -> None:
         default=0.2,
         help="room around the face on each side, as a fraction of its size (default 0.2)",
     )
+
+
+def _add_extract_parser(commands) -> None:
+    from vidseq.extract.backbones import backbone_names
+
+    parser = commands.add_parser(
+        "extract-features",
+        help="dataset → sampled frames → frozen CNN → features.h5",
+        description="Run a frozen CNN once over sampled frames of every video and cache the "
+        "features in HDF5. Resumable: rerun the same command after a crash.",
+    )
+    parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
+        "e.g. feats-{shard}.h5",
+    )
+    parser.add_argument(
+        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
+    )
+    parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
+    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+    )
+    parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
+    _add_frame_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     parser.add_argument(
