@@ -131,7 +131,7 @@ class OpenVINOEngine:
     def __init__(self, net, batch_size: int = 32, cache_dir=None):
         ov = _import_openvino()
         if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
+            raise UsageError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
         self.net = net
         self.batch_size = int(batch_size)
         height, width = net.input_size

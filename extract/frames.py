@@ -177,7 +177,7 @@ def read_frames(
     except TypeError:
         raise UsageError(
             "source must be a path to a video or frame directory, or a list of image paths. "
-            f"Received: {type(source).__name__}"
+            f"Received: source={source!r}"
         ) from None
     if os.path.isdir(path):
         paths = _list_frame_directory(path)
@@ -445,7 +445,7 @@ def _requested_indices(frame_indices):
     ):
         raise UsageError(
             "frame_indices must be a non-empty 1-D sequence of non-negative integers. "
-            f"Received: {frame_indices!r}"
+            f"Received: frame_indices={frame_indices!r}"
         )
     return indices.astype(np.int64)
 

@@ -325,12 +325,15 @@ def make_sample(
             seed, or an ``out`` that is not free.
     """
     chosen = _check_classes(classes)
-    if isinstance(videos_per_class, bool) or not isinstance(videos_per_class, int):
+    if (
+        isinstance(videos_per_class, bool)
+        or not isinstance(videos_per_class, int)
+        or videos_per_class < 1
+    ):
         raise UsageError(
-            f"videos_per_class must be an integer >= 1. Received: {videos_per_class!r}"
+            "videos_per_class must be an integer >= 1. "
+            f"Received: videos_per_class={videos_per_class!r}"
         )
-    if videos_per_class < 1:
-        raise UsageError(f"videos_per_class must be >= 1. Received: {videos_per_class}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be an integer >= 0. Received: seed={seed!r}")
     out = Path(os.path.abspath(os.path.expanduser(str(out))))

@@ -54,7 +54,7 @@ def _int_var(environ: Mapping[str, str], name: str) -> int | None:
         return int(str(text).strip())
     except ValueError:
         raise UsageError(
-            f"environment variable {name} must be an integer. Received: {text!r}"
+            f"environment variable {name} must be an integer. Received: {name}={text!r}"
         ) from None
 
 
@@ -189,7 +189,7 @@ def shard_output_path(out: str | os.PathLike, num_shards: int, shard_index: int)
     path without braces is returned unchanged.
 
     Args:
-        out: The ``--out`` path, possibly with placeholders.
+        out: The output path, possibly with placeholders.
         num_shards: N.
         shard_index: I.
 
@@ -205,17 +205,17 @@ def shard_output_path(out: str | os.PathLike, num_shards: int, shard_index: int)
     try:
         names = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
     except ValueError as exc:
-        raise UsageError(f"--out {text!r}: malformed placeholder ({exc})") from None
+        raise UsageError(f"malformed placeholder in out ({exc}). Received: out={text!r}") from None
     unknown = sorted(name for name in names if name.split(".")[0].split("[")[0] not in PLACEHOLDERS)
     if unknown or "" in names:
         raise UsageError(
-            f"--out {text!r}: unknown placeholder {{{unknown[0] if unknown else ''}}}; "
-            "known: {shard}, {num_shards} (double the braces for a literal brace)"
+            f"unknown placeholder {{{unknown[0] if unknown else ''}}} in out; known: {{shard}}, "
+            f"{{num_shards}} (double the braces for a literal brace). Received: out={text!r}"
         )
     try:
         return text.format(shard=shard_index, num_shards=num_shards)
     except (ValueError, IndexError, KeyError, AttributeError) as exc:
-        raise UsageError(f"--out {text!r}: malformed placeholder ({exc})") from None
+        raise UsageError(f"malformed placeholder in out ({exc}). Received: out={text!r}") from None
 
 
 def shard_of(video_id: str, num_shards: int) -> int:
