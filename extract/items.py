@@ -11,7 +11,7 @@ import csv
 import itertools
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from vidseq.errors import UsageError
@@ -128,6 +128,33 @@ class Dataset:
         for item in self.items:
             counts[item.split] = counts.get(item.split, 0) + 1
         return counts
+
+    def summary(self) -> str:
+        """One line for humans: source, videos, classes and split sizes."""
+        splits = ", ".join(
+            f"{name or 'unassigned'} {count}" for name, count in sorted(self.split_counts().items())
+        )
+        extra = f"; {len(self.rejected)} inputs rejected" if self.rejected else ""
+        return (
+            f"{self.source or 'dataset'}: {len(self.items)} videos of {len(self.class_names)} "
+            f"classes ({splits}){extra}"
+        )
+
+    def to_dict(self) -> dict:
+        """The dataset as JSON-ready values (clips' entries as lists)."""
+        return {
+            "source": self.source,
+            "class_names": list(self.class_names),
+            "items": [{**asdict(item), "source": _jsonable(item.source)} for item in self.items],
+            "warnings": list(self.warnings),
+            "rejected": [asdict(rejected) for rejected in self.rejected],
+            "dropped": self.dropped,
+            "clip_length": self.clip_length,
+        }
+
+
+def _jsonable(source: str | tuple[str, ...]) -> str | list[str]:
+    return source if isinstance(source, str) else list(source)
 
 
 def finish_dataset(

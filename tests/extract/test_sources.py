@@ -1,5 +1,6 @@
 """The source registry, the clip-loader registry, and folder datasets of any image type."""
 
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -68,6 +69,20 @@ def test_one_image_extension_set_for_sources_and_reader(tmp_path):
     assert [item.video_id for item in dataset.items] == ["a/clip"]
     frames = read_frames(dataset.items[0].source, SamplingConfig(num_frames=2), FrameGeometry())
     assert frames.num_source_frames == 2
+
+
+def test_a_dataset_summarises_itself_and_round_trips_through_json(tmp_path):
+    write_frame_folder(tmp_path / "a" / "clip_g01_c01", 2, 50, ".png")
+    write_frame_folder(tmp_path / "b" / "clip_g02_c01", 2, 90, ".png")
+    dataset = load_dataset(tmp_path, "folder", seed=1)
+    record = json.loads(json.dumps(dataset.to_dict()))
+    assert record["source"] == "folder" and record["class_names"] == ["a", "b"]
+    assert [item["video_id"] for item in record["items"]] == ["a/clip_g01_c01", "b/clip_g02_c01"]
+    assert record["items"][0]["source"] == str(tmp_path / "a" / "clip_g01_c01")
+    assert record["clip_length"] is None and record["rejected"] == []
+    counts = dataset.split_counts()
+    assert dataset.summary().startswith("folder: 2 videos of 2 classes (")
+    assert all(f"{name} {count}" in dataset.summary() for name, count in counts.items())
 
 
 def test_builtin_sources_in_detection_order():
