@@ -61,6 +61,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidseq import __version__
 from vidseq.errors import UsageError
 
 SAMPLE_PAIRS = (
@@ -369,8 +370,6 @@ def make_sample(
 
 
 def _write_dataset(root: Path, chosen: list[str], seed: int, videos_per_class: int) -> None:
-    from vidseq import __version__
-
     num_groups = math.ceil(videos_per_class / CLIPS_PER_GROUP)
     num_test = num_test_groups(num_groups)
     lists = root / LISTS_DIR
