@@ -464,6 +464,7 @@ def _add_frame_arguments(parser) -> None:
 
 def _add_extract_parser(commands) -> None:
     from vidseq.extract.backbones import backbone_names
+    from vidseq.extract.dataset import source_names
 
     parser = commands.add_parser(
         "extract-features",
@@ -478,9 +479,7 @@ def _add_extract_parser(commands) -> None:
         help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
         "e.g. feats-{shard}.h5",
     )
-    parser.add_argument(
-        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
-    )
+    parser.add_argument("--source", default="auto", choices=["auto", *source_names()])
     parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
     parser.add_argument("--backbone", default="tiny", choices=backbone_names())
     parser.add_argument(

@@ -42,7 +42,6 @@ from vidseq.extract.items import (
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "SOURCES",
     "VIDEO_EXTENSIONS",
     "Dataset",
     "RejectedInput",
@@ -104,10 +103,6 @@ for _builtin in (source_ucf101, source_fer2013, source_manifest, source_folder):
 def source_names() -> tuple[str, ...]:
     """The registered sources, in auto-detection order (``folder`` last)."""
     return tuple(_REGISTRY)
-
-
-SOURCES = ("auto", "folder", "ucf101", "manifest", "fer2013")
-"""The ``--source`` choices of the built-in sources."""
 
 
 def detect_source(path) -> str:
