@@ -102,46 +102,54 @@ def _add_sampling_arguments(parser) -> None:
 
 
 def cmd_extract_features(args) -> int:
-    from vidseq.extract.faces import FaceCrop
+    from vidseq.extract.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sharding import resolve_shard, shard_output_path
+    from vidseq.extract.sharding import Shard
 
-    num_shards, shard_index = resolve_shard(args.num_shards, args.shard_index)
-    out = shard_output_path(args.out, num_shards, shard_index)
-    if num_shards > 1:
-        print(f"shard {shard_index} of {num_shards} → {out}", file=sys.stderr)
-    face_crop = None
-    if args.face_crop or args.face_gray:
-        face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
+    shard = Shard.resolve(args.num_shards, args.shard_index)
+    if shard.num_shards > 1:
+        print(
+            f"shard {shard.index} of {shard.num_shards} → {shard.output_path(args.out)}",
+            file=sys.stderr,
+        )
+    frames = FrameSpec.from_options(
+        sampling=args.sampling,
+        num_frames=args.frames,
+        frame_rate=args.frame_rate,
+        crop=args.crop,
+        face_crop=args.face_crop,
+        face_gray=args.face_gray,
+        face_margin=args.face_margin,
+        clip_length=args.clip_length,
+        motion_floor=args.motion_floor,
+        cut_threshold=args.cut_threshold,
+        cut_ratio=args.cut_ratio,
+    )
     summary = extract_features(
         args.data,
-        out,
+        args.out,
         source=args.source,
         split=args.split,
         backbone=args.backbone,
         weights=args.weights,
         input_size=args.input_size,
-        sampling=_sampling_config(args, args.frames),
-        crop=args.crop,
+        frames=frames,
+        engine=args.engine,
         batch_size=args.batch_size,
-        dtype=args.dtype,
-        num_shards=num_shards,
-        shard_index=shard_index,
-        strict=args.strict,
-        overwrite=args.overwrite,
         decode_workers=args.decode_workers,
+        dtype=args.dtype,
         commit_every=args.commit_every,
+        overwrite=args.overwrite,
+        shard=shard,
+        strict=args.strict,
         seed=args.seed,
         progress=not args.quiet,
-        clip_length=args.clip_length,
-        face_crop=face_crop,
-        engine=args.engine,
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for failure in summary.failures:
         print(f"failed: {failure.path}: {failure.error}", file=sys.stderr)
-    print(summary.format())
+    print(summary.summary())
     return EXIT_PARTIAL if summary.failures else EXIT_OK
 
 
@@ -469,33 +477,8 @@ def _add_finetune_parser(commands) -> None:
     parser.set_defaults(func=cmd_finetune)
 
 
-def _add_extract_parser(commands) -> None:
-    from vidseq.extract.backbones import backbone_names
-
-    parser = commands.add_parser(
-        "extract-features",
-        help="dataset → sampled frames → frozen CNN → features.h5",
-        description="Run a frozen CNN once over sampled frames of every video and cache the "
-        "features in HDF5. Resumable: rerun the same command after a crash.",
-    )
-    parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
-    parser.add_argument(
-        "--out",
-        required=True,
-        help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
-        "e.g. feats-{shard}.h5",
-    )
-    parser.add_argument(
-        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
-    )
-    parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
-    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
-    )
-    parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
+def _add_frame_arguments(parser) -> None:
+    """--frames ... --face-margin: which frames extraction takes and how it frames them."""
     parser.add_argument("--frames", type=int, default=16, help="frames per video (K)")
     _add_sampling_arguments(parser)
     crop = parser.add_mutually_exclusive_group()
@@ -525,6 +508,35 @@ def _add_extract_parser(commands) -> None:
         default=0.2,
         help="room around the face on each side, as a fraction of its size (default 0.2)",
     )
+
+
+def _add_extract_parser(commands) -> None:
+    from vidseq.extract.backbones import backbone_names
+    from vidseq.extract.dataset import source_names
+
+    parser = commands.add_parser(
+        "extract-features",
+        help="dataset → sampled frames → frozen CNN → features.h5",
+        description="Run a frozen CNN once over sampled frames of every video and cache the "
+        "features in HDF5. Resumable: rerun the same command after a crash.",
+    )
+    parser.add_argument("data", help="dataset folder, CSV manifest or fer2013.csv")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
+        "e.g. feats-{shard}.h5",
+    )
+    parser.add_argument("--source", default="auto", choices=["auto", *source_names()])
+    parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
+    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+    )
+    parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
+    _add_frame_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch")
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     parser.add_argument(

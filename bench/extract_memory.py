@@ -46,11 +46,12 @@ import numpy as np
 
 _CHILD_EXTRACT = """
 import json, resource, time
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sampling import SamplingConfig
 start = time.perf_counter()
 summary = extract_features({data!r}, {out!r}, source="manifest", backbone="mobilenetv2",
-    weights="none", input_size=(32, 32), sampling=SamplingConfig(num_frames=16),
+    weights="none", input_size=(32, 32), frames=FrameSpec(SamplingConfig(num_frames=16)),
     dtype="float32", progress=False, overwrite=True)
 assert not summary.failures, summary.failures[:3]
 print(json.dumps({{"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -127,6 +127,7 @@ def run_vidseq(data: Path, out: Path, args, engine: str) -> tuple[float, float, 
         setup seconds, frames through the CNN, CPU seconds after the setup.
     """
     from vidseq.extract import pipeline
+    from vidseq.extract.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sampling import SamplingConfig
 
@@ -152,7 +153,7 @@ def run_vidseq(data: Path, out: Path, args, engine: str) -> tuple[float, float, 
             source="folder",
             backbone=args.backbone,
             weights="none",
-            sampling=SamplingConfig(mode="uniform", num_frames=args.frames),
+            frames=FrameSpec(SamplingConfig(mode="uniform", num_frames=args.frames)),
             batch_size=args.batch_size,
             decode_workers=args.decode_workers,
             progress=False,

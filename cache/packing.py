@@ -264,7 +264,9 @@ def pack(
             temporary file is removed; ``dest`` is left as it was).
     """
     if duplicates not in ("last", "error"):
-        raise ValueError(f"duplicates must be 'last' or 'error'. Received: {duplicates!r}")
+        raise ValueError(
+            f"duplicates must be 'last' or 'error'. Received: duplicates={duplicates!r}"
+        )
     dest = Path(dest)
     if tmp_path is None:
         tmp_path = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
@@ -272,72 +274,15 @@ def pack(
     if not sources:
         sources = [MemorySource("(empty)", meta, [], [], [])]
     row_specs = _check_row_specs(sources)
-
-    # Which source row each video comes from; later sources win for "last".
-    chosen: dict[str, tuple[int, int]] = {}
-    for s, src in enumerate(sources):
-        for row, vid in enumerate(src.columns[schema.VIDEO_ID]):
-            if duplicates == "error" and vid in chosen:
-                other = sources[chosen[vid][0]].name
-                raise CacheError(f"video id {vid!r} is in both {other} and {src.name}")
-            chosen[vid] = (s, row)
-    order = sorted(chosen)
-    n = len(order)
-    src_of = np.fromiter((chosen[v][0] for v in order), dtype=np.int64, count=n)
-    row_of = np.fromiter((chosen[v][1] for v in order), dtype=np.int64, count=n)
-
-    columns = {}
-    for column, values in sources[0].columns.items():
-        out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
-        for s, src in enumerate(sources):
-            sel = src_of == s
-            if sel.any():
-                out[sel] = src.columns[column][row_of[sel]]
-        columns[column] = out
-    src_offsets = columns[schema.OFFSET].astype(np.int64)
-    lengths = columns[schema.LENGTH].astype(np.int64)
-    offsets = np.zeros(n, dtype=np.int64)
-    if n:
-        offsets[1:] = np.cumsum(lengths)[:-1]
-    columns[schema.OFFSET] = offsets
-    num_rows = int(lengths.sum())
-
-    # Contiguous runs: consecutive videos whose rows follow each other in one source.
-    runs: list[list[int]] = []  # [source, start row, row count]
-    for i in range(n):
-        s, start, length = int(src_of[i]), int(src_offsets[i]), int(lengths[i])
-        if runs and runs[-1][0] == s and runs[-1][1] + runs[-1][2] == start:
-            runs[-1][2] += length
-        elif length:
-            runs.append([s, start, length])
-
-    failures: dict[str, FailedRecord] = {}
-    for src in sources:
-        for rec in src.failed:
-            failures[rec.video_id] = rec  # duplicates collapse to the latest
-    failed = [failures[v] for v in sorted(failures) if v not in chosen]
-
+    chosen = _choose_rows(sources, duplicates)
+    columns, runs, num_rows = _gather(sources, chosen)
+    failed = _latest_failures(sources, chosen)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     _check_room(dest, tmp.parent, _size_bound(meta, row_specs, num_rows, columns, failed))
-    open_sources: OrderedDict[int, _Source] = OrderedDict()
     try:
         with h5py.File(tmp, "w") as h5:
             schema.write_meta(h5, meta)
-            # Canonical order (features, then by name), whatever the sources' order.
-            for name in [schema.FEATURES, *sorted(set(row_specs) - {schema.FEATURES})]:
-                dtype, trailing = row_specs[name]
-                if name == schema.FEATURES:
-                    dtype = np.dtype(meta.dtype)
-                _write_rows(h5, name, dtype, trailing, num_rows, runs, sources, open_sources)
-            group = h5.create_group(schema.VIDEOS)
-            unknown = sorted(set(columns) - set(schema.VIDEO_COLUMNS))
-            for column in [*schema.VIDEO_COLUMNS, *unknown]:
-                dtype = schema.VIDEO_COLUMNS.get(column, columns[column].dtype)
-                _create(group, column, columns[column], dtype)
-            group = h5.create_group(schema.FAILED)
-            for column in schema.FAILED_COLUMNS:
-                values = text_array([getattr(f, column) for f in failed])
-                _create(group, column, values, schema.STRING_DTYPE)
+            _write_packed(h5, meta, row_specs, num_rows, runs, sources, columns, failed)
             h5.flush()
         _fsync(tmp)
         os.replace(tmp, dest)
@@ -355,6 +300,81 @@ def pack(
         for src in sources:
             src.close()
     return dest
+
+
+def _choose_rows(sources: Sequence[_Source], duplicates: str) -> dict[str, tuple[int, int]]:
+    """``video_id -> (source, row)``; later sources win for ``"last"``."""
+    chosen: dict[str, tuple[int, int]] = {}
+    for s, src in enumerate(sources):
+        for row, vid in enumerate(src.columns[schema.VIDEO_ID]):
+            if duplicates == "error" and vid in chosen:
+                other = sources[chosen[vid][0]].name
+                raise CacheError(f"video id {vid!r} is in both {other} and {src.name}")
+            chosen[vid] = (s, row)
+    return chosen
+
+
+def _gather(sources: Sequence[_Source], chosen: dict[str, tuple[int, int]]):
+    """The packed ``videos/`` columns (by id), the row runs to copy, and the row count.
+
+    A run ``[source, start row, row count]`` covers consecutive videos whose rows
+    follow each other in one source, so that they are copied in one read.
+    """
+    order = sorted(chosen)
+    n = len(order)
+    src_of = np.fromiter((chosen[v][0] for v in order), dtype=np.int64, count=n)
+    row_of = np.fromiter((chosen[v][1] for v in order), dtype=np.int64, count=n)
+    columns = {}
+    for column, values in sources[0].columns.items():
+        out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+        for s, src in enumerate(sources):
+            sel = src_of == s
+            if sel.any():
+                out[sel] = src.columns[column][row_of[sel]]
+        columns[column] = out
+    src_offsets = columns[schema.OFFSET].astype(np.int64)
+    lengths = columns[schema.LENGTH].astype(np.int64)
+    offsets = np.zeros(n, dtype=np.int64)
+    if n:
+        offsets[1:] = np.cumsum(lengths)[:-1]
+    columns[schema.OFFSET] = offsets
+    runs: list[list[int]] = []
+    for i in range(n):
+        s, start, length = int(src_of[i]), int(src_offsets[i]), int(lengths[i])
+        if runs and runs[-1][0] == s and runs[-1][1] + runs[-1][2] == start:
+            runs[-1][2] += length
+        elif length:
+            runs.append([s, start, length])
+    return columns, runs, int(lengths.sum())
+
+
+def _latest_failures(sources: Sequence[_Source], chosen) -> list[FailedRecord]:
+    """The failures, sorted by id: the latest record of each, none for a video now done."""
+    failures: dict[str, FailedRecord] = {}
+    for src in sources:
+        for rec in src.failed:
+            failures[rec.video_id] = rec  # duplicates collapse to the latest
+    return [failures[v] for v in sorted(failures) if v not in chosen]
+
+
+def _write_packed(h5, meta, row_specs, num_rows, runs, sources, columns, failed) -> None:
+    """Writes the row datasets, the ``videos/`` index and the ``failed/`` table."""
+    open_sources: OrderedDict[int, _Source] = OrderedDict()
+    # Canonical order (features, then by name), whatever the sources' order.
+    for name in [schema.FEATURES, *sorted(set(row_specs) - {schema.FEATURES})]:
+        dtype, trailing = row_specs[name]
+        if name == schema.FEATURES:
+            dtype = np.dtype(meta.dtype)
+        _write_rows(h5, name, dtype, trailing, num_rows, runs, sources, open_sources)
+    group = h5.create_group(schema.VIDEOS)
+    unknown = sorted(set(columns) - set(schema.VIDEO_COLUMNS))
+    for column in [*schema.VIDEO_COLUMNS, *unknown]:
+        dtype = schema.VIDEO_COLUMNS.get(column, columns[column].dtype)
+        _create(group, column, columns[column], dtype)
+    group = h5.create_group(schema.FAILED)
+    for column in schema.FAILED_COLUMNS:
+        values = text_array([getattr(f, column) for f in failed])
+        _create(group, column, values, schema.STRING_DTYPE)
 
 
 PACK_OVERHEAD_BYTES = 64 * 1024

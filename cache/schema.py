@@ -68,6 +68,9 @@ ROW_DATASETS = {FRAME_INDICES: np.dtype("int64"), TIMESTAMPS_MS: np.dtype("float
 FEATURE_DTYPES = ("float16", "float32")
 """Types ``features`` may be stored in."""
 
+ENGINES = ("tf", "openvino")
+"""What may have run the network of a cache (its ``engine`` attribute): TensorFlow or OpenVINO."""
+
 STRING_DTYPE = h5py.string_dtype("utf-8")
 """Every text dataset: variable-length UTF-8."""
 
@@ -146,7 +149,7 @@ class CacheMeta:
         backbone: Backbone name from the registry (e.g. ``"resnet50"``).
         weights: ``"imagenet"``, ``"none"`` or the path of the weights file (a label).
         weights_sha256: SHA-256 of the weights actually used.
-        engine: What ran the network (``"tf"`` for TensorFlow).
+        engine: What ran the network: ``"tf"`` (TensorFlow) or ``"openvino"``.
         input_size: ``(height, width)`` fed to the CNN.
         feature_dim: D, the length of one feature vector.
         sampling: Frame sampling settings (JSON-serialisable dict).
@@ -176,7 +179,9 @@ class CacheMeta:
             )
         object.__setattr__(self, "input_size", size)
         if int(self.feature_dim) <= 0:
-            raise ValueError(f"feature_dim must be positive. Received: {self.feature_dim!r}")
+            raise ValueError(
+                f"feature_dim must be positive. Received: feature_dim={self.feature_dim!r}"
+            )
         object.__setattr__(self, "feature_dim", int(self.feature_dim))
         dtype = np.dtype(self.dtype).name
         if dtype not in FEATURE_DTYPES:
@@ -184,6 +189,10 @@ class CacheMeta:
                 f"dtype must be one of {', '.join(FEATURE_DTYPES)}. Received: dtype={self.dtype!r}"
             )
         object.__setattr__(self, "dtype", dtype)
+        if self.engine not in ENGINES:
+            raise ValueError(
+                f"engine must be one of {list(ENGINES)}. Received: engine={self.engine!r}"
+            )
         object.__setattr__(self, "weights_seed", int(self.weights_seed))
         # A JSON round trip makes the in-memory value equal what a reader gets back
         # (tuples become lists, keys are sorted).
@@ -191,12 +200,12 @@ class CacheMeta:
             sampling = json.loads(json.dumps(dict(self.sampling), sort_keys=True))
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"sampling must be a JSON-serialisable dict. Received: {self.sampling!r}"
+                f"sampling must be a JSON-serialisable dict. Received: sampling={self.sampling!r}"
             ) from exc
         object.__setattr__(self, "sampling", sampling)
         names = [str(name) for name in self.class_names]
         object.__setattr__(self, "class_names", names)
-        for name in ("backbone", "weights", "weights_sha256", "engine"):
+        for name in ("backbone", "weights", "weights_sha256"):
             object.__setattr__(self, name, str(getattr(self, name)))
 
     def differences(self, other: CacheMeta) -> list[str]:
@@ -333,6 +342,31 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
         CacheError: One line naming the file and the problem.
     """
     where = where or h5.filename
+    _check_format(h5, where)
+    features = _check_datasets(h5, where)
+    sampling, class_names = _json_attrs(h5, where)
+    attrs = h5.attrs
+    try:
+        return CacheMeta(
+            backbone=_text_attr(h5, ATTR_BACKBONE),
+            weights=_text_attr(h5, ATTR_WEIGHTS),
+            weights_sha256=_text_attr(h5, ATTR_WEIGHTS_SHA256),
+            engine=_text_attr(h5, ATTR_ENGINE),
+            input_size=tuple(np.asarray(attrs[ATTR_INPUT_SIZE]).reshape(-1)),
+            feature_dim=features.shape[1],
+            sampling=sampling,
+            class_names=class_names,
+            dtype=features.dtype.name,
+            weights_seed=_int_attr(h5, ATTR_WEIGHTS_SEED, where)
+            if ATTR_WEIGHTS_SEED in attrs
+            else 0,
+        )
+    except ValueError as exc:
+        raise CacheError(f"{where}: bad root attributes ({exc})") from exc
+
+
+def _check_format(h5: h5py.File, where: str) -> None:
+    """The format name, a schema version this code reads, and every root attribute."""
     attrs = h5.attrs
     if ATTR_FORMAT not in attrs:
         raise CacheError(
@@ -356,12 +390,10 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
     for name in ROOT_ATTRIBUTES:
         if name not in attrs:
             raise CacheError(f"{where}: missing root attribute {name!r}")
-    required = [FEATURES, *ROW_DATASETS]
-    required += [f"{VIDEOS}/{c}" for c in VIDEO_COLUMNS]
-    required += [f"{FAILED}/{c}" for c in FAILED_COLUMNS]
-    for name in required:
-        if not isinstance(h5.get(name), h5py.Dataset):
-            raise CacheError(f"{where}: missing dataset {name!r}")
+
+
+def _json_attrs(h5: h5py.File, where: str) -> tuple[dict, list]:
+    """The ``sampling`` (a JSON object) and ``class_names`` (a JSON list) root attributes."""
     try:
         sampling = json.loads(_text_attr(h5, ATTR_SAMPLING))
         class_names = json.loads(_text_attr(h5, ATTR_CLASS_NAMES))
@@ -371,6 +403,17 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
         raise CacheError(f"{where}: root attribute 'sampling' must be a JSON object")
     if not isinstance(class_names, list):
         raise CacheError(f"{where}: root attribute 'class_names' must be a JSON list")
+    return sampling, class_names
+
+
+def _check_datasets(h5: h5py.File, where: str) -> h5py.Dataset:
+    """Every required dataset, with shapes that agree; returns ``features``."""
+    required = [FEATURES, *ROW_DATASETS]
+    required += [f"{VIDEOS}/{c}" for c in VIDEO_COLUMNS]
+    required += [f"{FAILED}/{c}" for c in FAILED_COLUMNS]
+    for name in required:
+        if not isinstance(h5.get(name), h5py.Dataset):
+            raise CacheError(f"{where}: missing dataset {name!r}")
     features = h5[FEATURES]
     feature_dim = _int_attr(h5, ATTR_FEATURE_DIM, where)
     if features.ndim != 2 or features.shape[1] != feature_dim:
@@ -389,23 +432,7 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
         lengths = {h5[f"{group}/{c}"].shape for c in columns}
         if len(lengths) != 1 or len(next(iter(lengths))) != 1:
             raise CacheError(f"{where}: the datasets of '{group}/' differ in shape: {lengths}")
-    try:
-        return CacheMeta(
-            backbone=_text_attr(h5, ATTR_BACKBONE),
-            weights=_text_attr(h5, ATTR_WEIGHTS),
-            weights_sha256=_text_attr(h5, ATTR_WEIGHTS_SHA256),
-            engine=_text_attr(h5, ATTR_ENGINE),
-            input_size=tuple(np.asarray(attrs[ATTR_INPUT_SIZE]).reshape(-1)),
-            feature_dim=feature_dim,
-            sampling=sampling,
-            class_names=class_names,
-            dtype=features.dtype.name,
-            weights_seed=_int_attr(h5, ATTR_WEIGHTS_SEED, where)
-            if ATTR_WEIGHTS_SEED in attrs
-            else 0,
-        )
-    except ValueError as exc:
-        raise CacheError(f"{where}: bad root attributes ({exc})") from exc
+    return features
 
 
 def open_cache(path, where: str | None = None) -> tuple[h5py.File, CacheMeta]:

@@ -24,6 +24,7 @@ import numpy as np
 from vidseq.cache import schema
 from vidseq.cache.packing import check_index, read_column
 from vidseq.cache.schema import FailedRecord
+from vidseq.cache.writer import parts_dir_for
 from vidseq.errors import CacheError
 
 READ_BLOCK_BYTES = 64 * 1024 * 1024
@@ -223,40 +224,12 @@ class FeatureStore:
 
     def _open_many(self, spec, files: list[Path]) -> None:
         """Opens several files as one store (see the class docstring)."""
-        from vidseq.cache.writer import parts_dir_for
-
         self.path = Path(spec) if _is_single(spec) else files[0]
         self.files = files
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
-        stores = []
-        for path in files:
-            if parts_dir_for(path).exists():
-                raise CacheError(
-                    f"{path} has unfinished parts in {parts_dir_for(path)}: rerun its "
-                    f"extraction to finish it before reading it with other files"
-                )
-            with FeatureStore(path) as part:
-                stores.append(part)
-                part._dtypes = {
-                    name: (part._h5[name].dtype, part._h5[name].shape[1:])
-                    for name in part.row_names
-                }
+        stores = [self._read_part(path) for path in files]
+        _check_parts_agree(stores)
         first = stores[0]
-        for part in stores[1:]:
-            diffs = first.meta.differences(part.meta)
-            if diffs:
-                raise CacheError(f"{part.path} disagrees with {first.path}: {'; '.join(diffs)}")
-            if part.row_names != first.row_names:
-                raise CacheError(
-                    f"{part.path} and {first.path} disagree on the row-aligned datasets: "
-                    f"{part.row_names} vs {first.row_names}"
-                )
-            for name in part.row_names[1:]:
-                if part._dtypes[name] != first._dtypes[name]:
-                    raise CacheError(
-                        f"{part.path} and {first.path} disagree on dataset {name!r}: "
-                        f"{part._dtypes[name]} vs {first._dtypes[name]}"
-                    )
         self.meta = first.meta
         self.row_names = list(first.row_names)
         self._row_bytes_of = {
@@ -276,14 +249,7 @@ class FeatureStore:
         owner = np.repeat(np.arange(len(stores)), [len(part) for part in stores])
         order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
         ids = ids[order]
-        same = np.flatnonzero(ids[1:] == ids[:-1]) if len(ids) > 1 else []
-        if len(same):
-            j = int(same[0])
-            a, b = sorted((int(owner[order[j]]), int(owner[order[j + 1]])))
-            raise CacheError(
-                f"video id {ids[j]!r} is in both {files[a]} and {files[b]}: "
-                "shards of one extraction never share a video"
-            )
+        _check_unique_ids(ids, owner[order], files)
 
         def column(name, dtype=None):
             values = np.concatenate([getattr(part, name) for part in stores])[order]
@@ -308,6 +274,20 @@ class FeatureStore:
         done = set(ids.tolist())
         self.failed = [failures[v] for v in sorted(failures) if v not in done]
         self._index = None
+
+    @staticmethod
+    def _read_part(path: Path) -> FeatureStore:
+        """One file of a several-file store: its index, with the types of its row datasets."""
+        if parts_dir_for(path).exists():
+            raise CacheError(
+                f"{path} has unfinished parts in {parts_dir_for(path)}: rerun its "
+                f"extraction to finish it before reading it with other files"
+            )
+        with FeatureStore(path) as part:
+            part._dtypes = {
+                name: (part._h5[name].dtype, part._h5[name].shape[1:]) for name in part.row_names
+            }
+        return part
 
     def _handle(self, k: int) -> h5py.File:
         """File ``k`` of a several-file store, open (at most MAX_OPEN_FILES stay open)."""
@@ -535,4 +515,36 @@ class FeatureStore:
         return (
             f"FeatureStore({str(self.path)!r}{files}, videos={len(self)}, "
             f"backbone={self.meta.backbone!r}, feature_dim={self.meta.feature_dim})"
+        )
+
+
+def _check_parts_agree(stores: list[FeatureStore]) -> None:
+    """The files of a several-file store share their meta and row datasets; CacheError if not."""
+    first = stores[0]
+    for part in stores[1:]:
+        diffs = first.meta.differences(part.meta)
+        if diffs:
+            raise CacheError(f"{part.path} disagrees with {first.path}: {'; '.join(diffs)}")
+        if part.row_names != first.row_names:
+            raise CacheError(
+                f"{part.path} and {first.path} disagree on the row-aligned datasets: "
+                f"{part.row_names} vs {first.row_names}"
+            )
+        for name in part.row_names[1:]:
+            if part._dtypes[name] != first._dtypes[name]:
+                raise CacheError(
+                    f"{part.path} and {first.path} disagree on dataset {name!r}: "
+                    f"{part._dtypes[name]} vs {first._dtypes[name]}"
+                )
+
+
+def _check_unique_ids(ids: np.ndarray, owner: np.ndarray, files: list[Path]) -> None:
+    """Sorted ids of several files: CacheError naming both files if one id is in two."""
+    same = np.flatnonzero(ids[1:] == ids[:-1]) if len(ids) > 1 else []
+    if len(same):
+        j = int(same[0])
+        a, b = sorted((int(owner[j]), int(owner[j + 1])))
+        raise CacheError(
+            f"video id {ids[j]!r} is in both {files[a]} and {files[b]}: "
+            "shards of one extraction never share a video"
         )

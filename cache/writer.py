@@ -407,13 +407,13 @@ class CacheWriter:
 
 def _check_text(name, value):
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a str. Received: {value!r}")
+        raise ValueError(f"{name} must be a str. Received: {name}={value!r}")
     if "\x00" in value:
-        raise ValueError(f"{name} may not contain NUL characters. Received: {value!r}")
+        raise ValueError(f"{name} may not contain NUL characters. Received: {name}={value!r}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"{name} is not valid UTF-8 text. Received: {value!r}") from exc
+        raise ValueError(f"{name} is not valid UTF-8 text. Received: {name}={value!r}") from exc
 
 
 def _check_record(record: VideoRecord, num_classes: int):

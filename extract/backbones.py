@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from vidseq.errors import UsageError
@@ -395,8 +396,6 @@ def _short_error(error, limit=300):
 
 
 def _count_h5_datasets(path):
-    import h5py
-
     count = 0
 
     def visit(_, obj):
@@ -496,6 +495,7 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
 
     import keras
 
+    # preprocessing imports Keras at module level: imported here with it, not at start-up.
     from vidseq.extract.preprocessing import FramePreprocessing
 
     constructor = _resolve(spec.constructor)

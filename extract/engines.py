@@ -29,10 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseq.cache.schema import ENGINES  # the engine names a cache may record
 from vidseq.errors import UsageError
-
-ENGINES = ("tf", "openvino")
-"""Engine names, as given to ``--engine`` and recorded in the cache."""
 
 OPENVINO_CONFIG = {
     "PERFORMANCE_HINT": "LATENCY",
@@ -55,7 +53,7 @@ def check_engine(name: str) -> str:
         UsageError: For an unknown engine name.
     """
     if name not in ENGINES:
-        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}. Received: {name!r}")
+        raise UsageError(f"engine must be one of {list(ENGINES)}. Received: engine={name!r}")
     return name
 
 
@@ -133,7 +131,7 @@ class OpenVINOEngine:
     def __init__(self, net, batch_size: int = 32, cache_dir=None):
         ov = _import_openvino()
         if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
+            raise UsageError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
         self.net = net
         self.batch_size = int(batch_size)
         height, width = net.input_size

@@ -9,8 +9,8 @@
   Both give the same frames, indices, timestamps and counts;
 * a directory of frame images, taken in order of their file names;
 * a list or tuple of image files (a "clip", e.g. FER-2013 faces), or of
-  FER-2013 CSV row references (``"<csv>#line=<N>"``, decoded from the CSV
-  without any image file; see :mod:`vidseq.extract.source_fer2013`).
+  entries a registered clip loader reads (e.g. FER-2013 CSV rows, decoded from
+  the CSV without any image file; see :mod:`vidseq.extract.clips`).
 
 It returns uint8 RGB frames of the target size (see :class:`FrameGeometry`), and
 the facts the cache records: source frame indices, timestamps, how many frames
@@ -43,8 +43,10 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.clips import clip_loader_for
 from vidseq.extract.decode_plan import plan_decode
 from vidseq.extract.faces import FaceCrop, FaceTracker
+from vidseq.extract.items import IMAGE_EXTENSIONS, is_image_file
 from vidseq.extract.packet_index import IndexUnavailable
 from vidseq.extract.sampling import SIGNAL_MODES, FrameSelection, SamplingConfig, select_frames
 from vidseq.extract.signal_scan import scan_video, select_from_images
@@ -53,13 +55,7 @@ from vidseq.extract.video_reader import IndexedVideo, planned_decoding_enabled, 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for a video whose header gives none (0, negative or NaN)."""
 
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
-)
-"""File name suffixes (lower case) taken as frames in a frame directory."""
-
 CROP_MODES = ("resize", "center")
-ROW_REFERENCE_MARK = "#line="  # see vidseq.extract.source_fer2013.row_reference
 
 
 @dataclass
@@ -192,23 +188,13 @@ def read_frames(
     """
     requested = _requested_indices(frame_indices)
     if isinstance(source, (list, tuple)):
-        paths = [os.fspath(p) for p in source]
-        name = paths[0] if paths else "<empty clip>"
-        if not paths:
-            raise SourceReadError(name, "the clip lists no image file")
-        fps = _image_fps(image_fps)
-        load = None
-        if ROW_REFERENCE_MARK in paths[0]:
-            from vidseq.extract.source_fer2013 import row_image_loader
-
-            load = row_image_loader(paths)
-        return _read_images(paths, name, sampling, geometry, rng, requested, fps, load)
+        return _read_clip(source, sampling, geometry, rng, requested, image_fps)
     try:
         path = os.fspath(source)
     except TypeError:
         raise UsageError(
             "source must be a path to a video or frame directory, or a list of image paths. "
-            f"Received: {type(source).__name__}"
+            f"Received: source={source!r}"
         ) from None
     if os.path.isdir(path):
         paths = _list_frame_directory(path)
@@ -420,6 +406,17 @@ def _video_timestamps(decoded, indices, fps):
 # ----------------------------------------------------------------------- images
 
 
+def _read_clip(source, sampling, geometry, rng, requested, image_fps):
+    """Reads a clip: image files, or entries a registered clip loader reads."""
+    entries = [os.fspath(entry) for entry in source]
+    if not entries:
+        raise SourceReadError("<empty clip>", "the clip lists no image file")
+    fps = _image_fps(image_fps)
+    loader = clip_loader_for(entries)
+    load = loader.make(entries) if loader is not None else None
+    return _read_images(entries, entries[0], sampling, geometry, rng, requested, fps, load)
+
+
 def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None):
     """Reads a clip; ``load(index)`` decodes one image (default: the image file)."""
     if load is None:
@@ -469,9 +466,7 @@ def _list_frame_directory(path):
         names = sorted(
             entry.name
             for entry in os.scandir(path)
-            if not entry.name.startswith(".")
-            and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
-            and entry.is_file()
+            if is_image_file(entry.name) and entry.is_file()
         )
     except PermissionError:
         raise SourceReadError(path, "permission denied: cannot list the directory") from None
@@ -526,7 +521,7 @@ def _requested_indices(frame_indices):
     ):
         raise UsageError(
             "frame_indices must be a non-empty 1-D sequence of non-negative integers. "
-            f"Received: {frame_indices!r}"
+            f"Received: frame_indices={frame_indices!r}"
         )
     return indices.astype(np.int64)
 

@@ -67,6 +67,55 @@ class FrameSpec:
                 )
             object.__setattr__(self, "clip_length", int(length))
 
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        sampling: str = "uniform",
+        num_frames: int = 16,
+        frame_rate: float = 5.0,
+        crop: str = "resize",
+        face_crop: bool = False,
+        face_gray: bool = False,
+        face_margin: float = 0.2,
+        clip_length: int | None = None,
+        **mode_options,
+    ) -> FrameSpec:
+        """Builds a spec from flat options, as the command line gives them.
+
+        A grey face crop is a face crop: ``face_gray=True`` cuts faces even
+        when ``face_crop`` is False.
+
+        Args:
+            sampling: The sampling mode (one of ``SAMPLING_MODES``).
+            num_frames: K, the frames per clip.
+            frame_rate: Frames per second taken in ``fps`` mode.
+            crop: ``"resize"`` or ``"center"``.
+            face_crop: Cut each frame around its largest face.
+            face_gray: Cut faces, in grey (implies ``face_crop``).
+            face_margin: Room around a face on each side, a fraction of its size.
+            clip_length: Images per FER-2013 pseudo-clip; None for the default.
+            **mode_options: The parameters of the ``motion`` and ``keyframes``
+                modes (``motion_floor``, ``cut_threshold``, ``cut_ratio``).
+
+        Returns:
+            The :class:`FrameSpec`.
+
+        Raises:
+            UsageError: For a value out of range.
+        """
+        face = None
+        if face_crop or face_gray:
+            face = FaceCrop(margin=face_margin, gray=bool(face_gray))
+        return cls(
+            sampling=SamplingConfig(
+                mode=sampling, num_frames=num_frames, frame_rate=frame_rate, **mode_options
+            ),
+            crop=crop,
+            face_crop=face,
+            clip_length=clip_length,
+        )
+
     @property
     def num_frames(self) -> int:
         """K, the frames per clip (padding included)."""

@@ -10,10 +10,10 @@ the CNN: they repeat the last real frame, so their features repeat its features.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,10 +26,16 @@ from tqdm import tqdm
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
-from vidseq.extract.dataset import VideoItem, load_dataset
-from vidseq.extract.faces import FaceCrop
-from vidseq.extract.frames import FrameGeometry, SampledFrames, read_frames
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.backbones import Backbone, get_spec, load_backbone
+from vidseq.extract.dataset import load_dataset
+from vidseq.extract.engines import check_engine, load_engine
+from vidseq.extract.frames import SampledFrames, read_frames
+from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.items import Dataset, RejectedInput, VideoItem
+from vidseq.extract.sharding import Shard
+
+DTYPES = ("float16", "float32")
+"""Storage types of the cached features."""
 
 
 @dataclass
@@ -50,6 +56,7 @@ class ExtractionSummary:
             ``frames / (seconds - setup_seconds)`` is the steady throughput a
             longer run converges to.
         warnings: Notes from the dataset source (e.g. unknown groups).
+        shard: The part of the dataset this run extracted.
     """
 
     out: Path
@@ -60,13 +67,14 @@ class ExtractionSummary:
     seconds: float = 0.0
     setup_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    shard: Shard = field(default_factory=Shard)
 
     @property
     def frames_per_second(self) -> float:
         """CNN frames per second over the whole run."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def format(self) -> str:
+    def summary(self) -> str:
         """One line for humans: videos done / failed / skipped, seconds, frames/s."""
         return (
             f"{self.done} videos extracted, {len(self.failures)} failed, "
@@ -74,27 +82,20 @@ class ExtractionSummary:
             f"{self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s) → {self.out}"
         )
 
-
-def shard_of(video_id: str, num_shards: int) -> int:
-    """The shard a video belongs to: a stable hash of its id, independent of the dataset order.
-
-    Args:
-        video_id: The video's id.
-        num_shards: Number of shards.
-
-    Returns:
-        An index in ``[0, num_shards)``.
-    """
-    return zlib.crc32(video_id.encode("utf-8")) % num_shards
-
-
-def select_shard(items: list[VideoItem], num_shards: int, shard_index: int) -> list[VideoItem]:
-    """The deterministic, disjoint subset of ``items`` that shard ``shard_index`` extracts."""
-    if num_shards < 1:
-        raise UsageError(f"--num-shards must be at least 1. Received: {num_shards}")
-    if not 0 <= shard_index < num_shards:
-        raise UsageError(f"--shard-index must be in [0, {num_shards - 1}]. Received: {shard_index}")
-    return [item for item in items if shard_of(item.video_id, num_shards) == shard_index]
+    def to_dict(self) -> dict:
+        """The summary as JSON-ready values (the failures as dicts)."""
+        return {
+            "out": str(self.out),
+            "done": self.done,
+            "skipped": self.skipped,
+            "failures": [dataclasses.asdict(failure) for failure in self.failures],
+            "frames": self.frames,
+            "seconds": self.seconds,
+            "setup_seconds": self.setup_seconds,
+            "frames_per_second": self.frames_per_second,
+            "warnings": list(self.warnings),
+            "shard": self.shard.to_dict(),
+        }
 
 
 def default_decode_workers(gpu: bool = False) -> int:
@@ -216,54 +217,44 @@ class FeatureExtractor:
 
     Args:
         net: A loaded :class:`~vidseq.extract.backbones.Backbone`.
-        sampling: Which frames to take from each video.
-        crop: ``"resize"`` or ``"center"``; frames are brought to the backbone's input size.
+        frames: Which frames to take from each video and how to frame them
+            (:class:`~vidseq.extract.framespec.FrameSpec`); frames are brought
+            to the backbone's input size.
         batch_size: Frames per CNN batch.
         decode_workers: Decoder threads; :func:`default_decode_workers` for the
             engine's device if None.
-        face_crop: A :class:`~vidseq.extract.faces.FaceCrop` to cut each frame
-            around its largest face; None uses whole frames.
         engine: What runs the network: ``"tf"``, ``"openvino"`` (built on the
             first :meth:`run`, see :func:`vidseq.extract.engines.load_engine`)
             or an engine object already built from ``net``.
 
     Attributes:
-        frames: Frames that went through the CNN so far.
+        frames_done: Frames that went through the CNN so far.
+
+    Raises:
+        UsageError: ``frames`` is not a FrameSpec, or ``batch_size < 1``.
     """
 
-    def __init__(
-        self,
-        net,
-        sampling: SamplingConfig,
-        *,
-        crop="resize",
-        batch_size=32,
-        decode_workers=None,
-        face_crop: FaceCrop | None = None,
-        engine="tf",
-    ):
-        if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1. Received: {batch_size}")
+    def __init__(self, net, frames: FrameSpec, *, batch_size=32, decode_workers=None, engine="tf"):
+        _check_frames(frames)
+        _check_batch_size(batch_size)
         self.net = net
-        self.sampling = sampling
-        self.geometry = FrameGeometry(size=tuple(net.input_size), crop=crop, face=face_crop)
+        self.spec = frames
+        self.geometry = frames.geometry(net.input_size)
         self.batch_size = batch_size
         self.decode_workers = decode_workers
         self.engine = engine
-        self.frames = 0
+        self.frames_done = 0
 
     def _read(self, item: VideoItem) -> SampledFrames:
-        return read_frames(item.source, self.sampling, self.geometry)
+        return read_frames(item.source, self.spec.sampling, self.geometry)
 
     def _extract(self, batch: np.ndarray) -> np.ndarray:
-        self.frames += len(batch)
+        self.frames_done += len(batch)
         return self.engine.extract(batch)
 
     def load_engine(self):
         """Builds the engine if it was given by name; returns it."""
         if isinstance(self.engine, str):
-            from vidseq.extract.engines import load_engine
-
             self.engine = load_engine(self.net, self.engine, batch_size=self.batch_size)
         return self.engine
 
@@ -297,21 +288,17 @@ def extract_features(
     backbone: str = "tiny",
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
-    sampling: SamplingConfig | None = None,
-    crop: str = "resize",
+    frames: FrameSpec | None = None,
+    engine: str = "tf",
     batch_size: int = 32,
-    dtype: str = "float16",
-    num_shards: int = 1,
-    shard_index: int = 0,
-    strict: bool = False,
-    overwrite: bool = False,
     decode_workers: int | None = None,
+    dtype: str = "float16",
     commit_every: int = 32,
+    overwrite: bool = False,
+    shard: Shard | None = None,
+    strict: bool = False,
     seed: int = 0,
     progress: bool = True,
-    clip_length: int = 10,
-    face_crop: FaceCrop | None = None,
-    engine: str = "tf",
 ) -> ExtractionSummary:
     """Extracts frozen-CNN features of every video of a dataset into an HDF5 cache.
 
@@ -320,36 +307,37 @@ def extract_features(
 
     Args:
         data: Dataset root folder or CSV (see ``vidseq.extract.dataset.load_dataset``).
-        out: The cache file to write.
-        source: ``"auto"``, ``"folder"``, ``"ucf101"``, ``"manifest"`` or ``"fer2013"``.
+        out: The cache file to write; ``{shard}`` and ``{num_shards}`` in it are
+            filled in (``feats-{shard}.h5``).
+        source: The dataset source: ``"auto"``, ``"folder"``, ``"ucf101"``,
+            ``"manifest"`` or ``"fer2013"``.
         split: UCF-101 official split (1, 2 or 3).
-        backbone: A name from the backbone registry.
+        backbone: The network: a name from the backbone registry.
         weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights
             file; None means ImageNet weights, or random init for a backbone that has
             none (``tiny``).
         input_size: ``(height, width)`` fed to the CNN; the backbone's default if None.
-        sampling: Which frames to take; 16 uniform frames if None.
-        crop: ``"resize"`` (plain resize) or ``"center"`` (shorter side, centre crop).
-        batch_size: Frames per CNN batch, shared across videos.
-        dtype: ``"float16"`` or ``"float32"`` for the stored features.
-        num_shards: Split the dataset into this many disjoint shards.
-        shard_index: The shard this run extracts.
-        strict: Stop at the first unreadable video instead of recording it.
-        overwrite: Replace an existing cache made with other settings.
-        decode_workers: Decoder threads; a sensible default for the machine if None.
-        commit_every: Videos per committed part file: at most this many videos (or 30 s
-            of work) are lost when the run is killed.
-        seed: Seed of random-init weights and of the group-aware split.
-        progress: Show a tqdm progress bar on stderr.
-        clip_length: Images per FER-2013 pseudo-clip (recorded in the cache's
-            sampling dict for that source).
-        face_crop: Cut each frame around its largest face (recorded in the
-            cache's sampling dict as ``face_crop``; a per-frame ``face_found``
-            row dataset is stored).
+        frames: Which frames to take and how to frame them
+            (:class:`~vidseq.extract.framespec.FrameSpec`: sampling, crop, face
+            crop, FER-2013 clip length); ``FrameSpec()`` (16 uniform frames,
+            resized) if None. Its ``to_dict()`` is the cache's ``sampling``.
         engine: What runs the network: ``"tf"`` (TensorFlow) or ``"openvino"``
             (needs the ``vidseq[openvino]`` extra; features equal to float32
             rounding, faster on CPUs). Recorded in the cache: resuming or
             merging with another engine's features is refused.
+        batch_size: Frames per CNN batch, shared across videos.
+        decode_workers: Decoder threads; a sensible default for the machine if None.
+        dtype: ``"float16"`` or ``"float32"`` for the stored features.
+        commit_every: Videos per committed part file: at most this many videos (or 30 s
+            of work) are lost when the run is killed.
+        overwrite: Replace an existing cache made with other settings.
+        shard: Extract only this :class:`~vidseq.extract.sharding.Shard` of the
+            dataset; if None, the shard a cluster job array gives this process
+            (``VIDSEQ_NUM_SHARDS``/``VIDSEQ_SHARD_INDEX``, SLURM, Kubernetes; see
+            :func:`~vidseq.extract.sharding.resolve_shard`), else all of it.
+        strict: Stop at the first unreadable video instead of recording it.
+        seed: Seed of random-init weights and of the group-aware split.
+        progress: Show a tqdm progress bar on stderr.
 
     Returns:
         An :class:`ExtractionSummary`. Malformed dataset rows (FER-2013 CSV)
@@ -360,67 +348,86 @@ def extract_features(
         SourceReadError: With ``strict``, the first video (or malformed dataset
             row) that cannot be read.
     """
-    from vidseq.extract.backbones import get_spec, load_backbone
-    from vidseq.extract.engines import check_engine
-
     started = time.perf_counter()
+    frames = FrameSpec() if frames is None else _check_frames(frames)
     check_engine(engine)
-    sampling = sampling or SamplingConfig()
-    if dtype not in ("float16", "float32"):
-        raise UsageError(f"--dtype must be float16 or float32. Received: {dtype}")
-    dataset = load_dataset(data, source, split=split, seed=seed, clip_length=clip_length)
-    items = select_shard(dataset.items, num_shards, shard_index)
-    rejected = [r for r in dataset.rejected if shard_of(r.input_id, num_shards) == shard_index]
+    _check_batch_size(batch_size)
+    if dtype not in DTYPES:
+        raise UsageError(f"dtype must be one of {list(DTYPES)}. Received: dtype={dtype!r}")
+    shard = Shard.resolve() if shard is None else shard
+    dataset = load_dataset(data, source, split=split, seed=seed, clip_length=frames.clip_length)
+    frames = dataclasses.replace(frames, clip_length=dataset.clip_length)
+    items, rejected = shard.select(dataset.items), _rejected_in(shard, dataset)
     if strict and rejected:
         raise SourceReadError(rejected[0].path, rejected[0].reason)
-    if weights is None:
-        weights = "imagenet" if get_spec(backbone).imagenet else "none"
-    net = load_backbone(backbone, weights, input_size=input_size, seed=seed)
+    net = _load_network(backbone, weights, input_size, seed)
     extractor = FeatureExtractor(
-        net,
-        sampling,
-        crop=crop,
-        batch_size=batch_size,
-        decode_workers=decode_workers,
-        face_crop=face_crop,
-        engine=engine,
+        net, frames, batch_size=batch_size, decode_workers=decode_workers, engine=engine
     )
     extractor.load_engine()  # OpenVINO: converted (once) and compiled before any write
-    recorded = {**sampling.to_dict(), "crop": crop}
-    if face_crop is not None:
-        recorded["face_crop"] = face_crop.to_dict()
-    if dataset.source == "fer2013":
-        recorded["clip_length"] = clip_length
-    meta = CacheMeta(
+    meta = _cache_meta(net, frames, dataset, engine=engine, dtype=dtype)
+    summary = ExtractionSummary(
+        out=Path(shard.output_path(out)), warnings=list(dataset.warnings), shard=shard
+    )
+    with CacheWriter(summary.out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
+        todo = [item for item in items if item.video_id not in writer.done_ids]
+        summary.skipped = len(items) - len(todo)
+        _record_rejected(writer, rejected, summary)
+        if todo and extractor.engine.name == "tf":  # trace now: setup_seconds holds it
+            net.extract(np.zeros((1, *net.input_size, 3), dtype=np.uint8))
+        summary.setup_seconds = time.perf_counter() - started
+        _extract_into(writer, todo, extractor, summary, strict, progress)
+        summary.out = writer.finalize()
+    summary.frames = extractor.frames_done
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_frames(frames) -> FrameSpec:
+    if not isinstance(frames, FrameSpec):
+        raise UsageError(f"frames must be a FrameSpec. Received: frames={frames!r}")
+    return frames
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
+
+
+def _rejected_in(shard: Shard, dataset: Dataset) -> list[RejectedInput]:
+    """The dataset's rejected inputs that belong to ``shard``."""
+    return [rejected for rejected in dataset.rejected if shard.holds(rejected.input_id)]
+
+
+def _load_network(backbone: str, weights: str | None, input_size, seed: int) -> Backbone:
+    """The backbone; ``weights=None`` means ImageNet weights where the backbone has them."""
+    if weights is None:
+        weights = "imagenet" if get_spec(backbone).imagenet else "none"
+    return load_backbone(backbone, weights, input_size=input_size, seed=seed)
+
+
+def _cache_meta(net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, dtype) -> CacheMeta:
+    """What the cache records about the features it holds."""
+    return CacheMeta(
         backbone=net.name,
         weights=net.weights,
         weights_sha256=net.weights_sha256,
         engine=engine,
         input_size=tuple(net.input_size),
         feature_dim=net.feature_dim,
-        sampling=recorded,
+        sampling=frames.to_dict(),
         class_names=list(dataset.class_names),
         dtype=dtype,
         weights_seed=net.seed,
     )
-    summary = ExtractionSummary(out=Path(out), warnings=list(dataset.warnings))
-    with CacheWriter(out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
-        todo = [item for item in items if item.video_id not in writer.done_ids]
-        summary.skipped = len(items) - len(todo)
-        for rejected_input in rejected:  # recorded on every run, like unreadable videos
-            failure = FailedRecord(
-                rejected_input.input_id, rejected_input.path, rejected_input.reason
-            )
-            writer.add_failure(failure)
-            summary.failures.append(failure)
-        if todo and extractor.engine.name == "tf":  # trace now: setup_seconds holds it
-            net.extract(np.zeros((1, *net.input_size, 3), dtype=np.uint8))
-        summary.setup_seconds = time.perf_counter() - started
-        _extract_into(writer, todo, extractor, summary, strict, progress)
-        summary.out = writer.finalize()
-    summary.frames = extractor.frames
-    summary.seconds = time.perf_counter() - started
-    return summary
+
+
+def _record_rejected(writer, rejected: list[RejectedInput], summary: ExtractionSummary) -> None:
+    """Records malformed dataset inputs as failures, on every run like unreadable videos."""
+    for rejected_input in rejected:
+        failure = FailedRecord(rejected_input.input_id, rejected_input.path, rejected_input.reason)
+        writer.add_failure(failure)
+        summary.failures.append(failure)
 
 
 def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
@@ -446,7 +453,8 @@ def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
             bar.update(1)
             elapsed = bar.format_dict["elapsed"]
             if elapsed > 0:
-                bar.set_postfix(frames_per_s=f"{extractor.frames / elapsed:.1f}", refresh=False)
+                rate = extractor.frames_done / elapsed
+                bar.set_postfix(frames_per_s=f"{rate:.1f}", refresh=False)
 
 
 def _record(video: VideoFeatures) -> VideoRecord:

@@ -61,6 +61,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidseq import __version__
 from vidseq.errors import UsageError
 
 SAMPLE_PAIRS = (
@@ -377,12 +378,15 @@ def make_sample(
             seed, or an ``out`` that is not free.
     """
     chosen = _check_classes(classes)
-    if isinstance(videos_per_class, bool) or not isinstance(videos_per_class, int):
+    if (
+        isinstance(videos_per_class, bool)
+        or not isinstance(videos_per_class, int)
+        or videos_per_class < 1
+    ):
         raise UsageError(
-            f"videos_per_class must be an integer >= 1. Received: {videos_per_class!r}"
+            "videos_per_class must be an integer >= 1. "
+            f"Received: videos_per_class={videos_per_class!r}"
         )
-    if videos_per_class < 1:
-        raise UsageError(f"videos_per_class must be >= 1. Received: {videos_per_class}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be an integer >= 0. Received: seed={seed!r}")
     if event_fraction is not None:
@@ -419,9 +423,9 @@ def make_sample(
     return out
 
 
-def _write_dataset(root: Path, chosen, seed: int, videos_per_class: int, event_fraction) -> None:
-    from vidseq import __version__
-
+def _write_dataset(
+    root: Path, chosen: list[str], seed: int, videos_per_class: int, event_fraction
+) -> None:
     num_groups = math.ceil(videos_per_class / CLIPS_PER_GROUP)
     num_test = num_test_groups(num_groups)
     lists = root / LISTS_DIR

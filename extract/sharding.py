@@ -1,8 +1,8 @@
 """Which shard this process extracts: flags, or the variables of a cluster job array.
 
-One extraction is split into N disjoint shards (see
-:func:`vidseq.extract.pipeline.select_shard`); each process extracts shard I
-into its own file. N and I come from, in order of precedence:
+One extraction is split into N disjoint shards (a :class:`Shard` selects its
+videos by a stable hash of their ids); each process extracts shard I into its
+own file. N and I come from, in order of precedence:
 
 1. the flags ``--num-shards`` / ``--shard-index`` (the ``num_shards`` and
    ``shard_index`` arguments);
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from vidseq.errors import UsageError
 
@@ -52,7 +54,7 @@ def _int_var(environ: Mapping[str, str], name: str) -> int | None:
         return int(str(text).strip())
     except ValueError:
         raise UsageError(
-            f"environment variable {name} must be an integer. Received: {text!r}"
+            f"environment variable {name} must be an integer. Received: {name}={text!r}"
         ) from None
 
 
@@ -117,31 +119,11 @@ def resolve_shard(
     """
     if num_shards is not None and shard_index is not None:
         environ = {}  # both flags: the environment is not read at all
-    environ = os.environ if environ is None else environ
-    slurm_count, slurm_index = _slurm(environ)
-    vidseq_count = _int_var(environ, ENV_NUM_SHARDS)
-    vidseq_index = _int_var(environ, ENV_SHARD_INDEX)
-    k8s_index = _int_var(environ, K8S_COMPLETION_INDEX)
-    sources = [  # (name, count, index), by precedence
-        (FLAGS, num_shards, shard_index),
-        (f"{ENV_NUM_SHARDS}/{ENV_SHARD_INDEX}", vidseq_count, vidseq_index),
-        (f"SLURM array ({SLURM_TASK_ID})", slurm_count, slurm_index),
-        (f"Kubernetes Indexed Job ({K8S_COMPLETION_INDEX})", None, k8s_index),
-    ]
-
+    sources = _value_sources(num_shards, shard_index, os.environ if environ is None else environ)
     count_from = next((s for s in sources if s[1] is not None), None)
     index_from = next((s for s in sources if s[2] is not None), None)
-    if count_from is None and index_from is None:
-        return 1, 0
     if count_from is None:
-        name, _, index = index_from
-        if index == 0:
-            return 1, 0
-        hint = f" (set {ENV_NUM_SHARDS} to the Job's completions)" if "Kubernetes" in name else ""
-        raise UsageError(
-            f"shard index {index} comes from {name} but no number of shards is given: "
-            f"pass --num-shards N or set {ENV_NUM_SHARDS}{hint}"
-        )
+        return _without_count(index_from)
     count = int(count_from[1])
     if count < 1:
         raise UsageError(
@@ -168,6 +150,37 @@ def resolve_shard(
     return count, int(index)
 
 
+def _value_sources(num_shards, shard_index, environ: Mapping[str, str]) -> list[tuple]:
+    """``(name, count, index)`` of every place N and I can come from, by precedence."""
+    slurm_count, slurm_index = _slurm(environ)
+    return [
+        (FLAGS, num_shards, shard_index),
+        (
+            f"{ENV_NUM_SHARDS}/{ENV_SHARD_INDEX}",
+            _int_var(environ, ENV_NUM_SHARDS),
+            _int_var(environ, ENV_SHARD_INDEX),
+        ),
+        (f"SLURM array ({SLURM_TASK_ID})", slurm_count, slurm_index),
+        (
+            f"Kubernetes Indexed Job ({K8S_COMPLETION_INDEX})",
+            None,
+            _int_var(environ, K8S_COMPLETION_INDEX),
+        ),
+    ]
+
+
+def _without_count(index_from) -> tuple[int, int]:
+    """One shard of one, unless an index other than 0 asks for a count nobody gave."""
+    if index_from is None or index_from[2] == 0:
+        return 1, 0
+    name, _, index = index_from
+    hint = f" (set {ENV_NUM_SHARDS} to the Job's completions)" if "Kubernetes" in name else ""
+    raise UsageError(
+        f"shard index {index} comes from {name} but no number of shards is given: "
+        f"pass --num-shards N or set {ENV_NUM_SHARDS}{hint}"
+    )
+
+
 def shard_output_path(out: str | os.PathLike, num_shards: int, shard_index: int) -> str:
     """Fills the ``{shard}`` and ``{num_shards}`` placeholders of an output path.
 
@@ -176,7 +189,7 @@ def shard_output_path(out: str | os.PathLike, num_shards: int, shard_index: int)
     path without braces is returned unchanged.
 
     Args:
-        out: The ``--out`` path, possibly with placeholders.
+        out: The output path, possibly with placeholders.
         num_shards: N.
         shard_index: I.
 
@@ -192,14 +205,78 @@ def shard_output_path(out: str | os.PathLike, num_shards: int, shard_index: int)
     try:
         names = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
     except ValueError as exc:
-        raise UsageError(f"--out {text!r}: malformed placeholder ({exc})") from None
+        raise UsageError(f"malformed placeholder in out ({exc}). Received: out={text!r}") from None
     unknown = sorted(name for name in names if name.split(".")[0].split("[")[0] not in PLACEHOLDERS)
     if unknown or "" in names:
         raise UsageError(
-            f"--out {text!r}: unknown placeholder {{{unknown[0] if unknown else ''}}}; "
-            "known: {shard}, {num_shards} (double the braces for a literal brace)"
+            f"unknown placeholder {{{unknown[0] if unknown else ''}}} in out; known: {{shard}}, "
+            f"{{num_shards}} (double the braces for a literal brace). Received: out={text!r}"
         )
     try:
         return text.format(shard=shard_index, num_shards=num_shards)
     except (ValueError, IndexError, KeyError, AttributeError) as exc:
-        raise UsageError(f"--out {text!r}: malformed placeholder ({exc})") from None
+        raise UsageError(f"malformed placeholder in out ({exc}). Received: out={text!r}") from None
+
+
+def shard_of(video_id: str, num_shards: int) -> int:
+    """The shard a video belongs to: a stable hash of its id, independent of the dataset order.
+
+    Args:
+        video_id: The video's id.
+        num_shards: Number of shards.
+
+    Returns:
+        An index in ``[0, num_shards)``.
+    """
+    return zlib.crc32(video_id.encode("utf-8")) % num_shards
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which part of a dataset one extraction process extracts: shard ``index`` of ``num_shards``.
+
+    Args:
+        num_shards: N, the number of disjoint shards (>= 1).
+        index: I, this process's shard, in ``[0, N)``.
+
+    Raises:
+        UsageError: For an N below 1 or an I outside ``[0, N)``.
+    """
+
+    num_shards: int = 1
+    index: int = 0
+
+    def __post_init__(self):
+        count, index = self.num_shards, self.index
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise UsageError(f"num_shards must be an integer >= 1. Received: num_shards={count!r}")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise UsageError(
+                f"shard index must be an integer in [0, {count - 1}]. Received: index={index!r}"
+            )
+
+    @classmethod
+    def resolve(
+        cls,
+        num_shards: int | None = None,
+        shard_index: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Shard:
+        """The shard of this process, from the arguments or a job array (:func:`resolve_shard`)."""
+        return cls(*resolve_shard(num_shards, shard_index, environ))
+
+    def holds(self, video_id: str) -> bool:
+        """Whether the video (or rejected input) ``video_id`` belongs to this shard."""
+        return shard_of(video_id, self.num_shards) == self.index
+
+    def select(self, items: Sequence) -> list:
+        """The items (anything with a ``video_id``) of this shard, in their order."""
+        return [item for item in items if self.holds(item.video_id)]
+
+    def output_path(self, out: str | os.PathLike) -> str:
+        """``out`` with its ``{shard}`` and ``{num_shards}`` placeholders filled in."""
+        return shard_output_path(out, self.num_shards, self.index)
+
+    def to_dict(self) -> dict:
+        """``{"num_shards": N, "index": I}``."""
+        return {"num_shards": self.num_shards, "index": self.index}

@@ -24,15 +24,19 @@ can only pool evidence over several faces of the same emotion.
 
 **Malformed CSV rows** (wrong field or pixel count, non-numeric or out-of-range
 pixels, unknown emotion id or Usage) are skipped and listed in
-:attr:`Dataset.rejected <vidseq.extract.dataset.Dataset>` with their line number
+:attr:`Dataset.rejected <vidseq.extract.items.Dataset>` with their line number
 (the header is line 1); extraction records them in the cache's ``failed/``
 table and exits with code 3. The rest goes on.
 
 **CSV clips without image files.** A CSV clip's source is a tuple of row
-references ``"<absolute csv path>#line=<N>"``. :func:`vidseq.extract.frames.read_frames`
-resolves them through :func:`row_image_loader`, which parses each CSV once per
-process (keyed by path, size and modification time) and keeps the valid images
-in memory (35,887 rows: 83 MB of uint8). Nothing is written to disk.
+references ``"<absolute csv path>#line=<N>"`` (a cache stores them as its
+``videos/path``). This module registers :func:`row_image_loader` as the
+``"fer2013-row"`` clip loader (:mod:`vidseq.extract.clips`) when it is imported,
+which importing ``vidseq.extract`` does, so
+:func:`vidseq.extract.frames.read_frames` reads them. The loader parses each CSV
+once per process (keyed by path, size and modification time) and keeps the
+valid images in memory (35,887 rows: 83 MB of uint8). Nothing is written to
+disk.
 """
 
 from __future__ import annotations
@@ -47,16 +51,21 @@ from pathlib import Path
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.clips import register_clip_loader
 from vidseq.extract.csv_table import csv_table
-from vidseq.extract.dataset import (
+from vidseq.extract.items import (
+    CSV_SUFFIXES,
     IMAGE_EXTENSIONS,
     Dataset,
     RejectedInput,
     VideoItem,
     absolute,
-    finish,
+    finish_dataset,
+    read_csv_header,
     split_by_groups,
 )
+
+NAME = "fer2013"
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """Class names in the dataset's order: the emotion id is the index."""
@@ -78,6 +87,9 @@ USAGE_SPLITS = {
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 """Split folder names (lower case) of the image-folder layout."""
+
+CSV_COLUMNS = frozenset({"emotion", "pixels", "usage"})
+"""The header columns (lower case) that make a CSV file a FER-2013 file."""
 
 ROW_REFERENCE_MARK = "#line="
 _ROW_REFERENCE = re.compile(r"^(?P<path>.+)#line=(?P<line>[0-9]+)$")
@@ -343,7 +355,7 @@ def load_fer2013_csv(csv_path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: 
         seed: Seed of the 70/15/15 split of clips, used only without a Usage column.
 
     Returns:
-        A :class:`~vidseq.extract.dataset.Dataset` (source ``"fer2013"``) whose
+        A :class:`~vidseq.extract.items.Dataset` (source ``"fer2013"``) whose
         ``rejected`` lists the malformed rows and ``dropped`` counts the images
         left out.
 
@@ -394,9 +406,10 @@ def load_fer2013_csv(csv_path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: 
             f"{path}: no clip of {clip_length} images of one class and split; "
             "use a smaller clip length"
         )
-    dataset = finish(list(FER2013_CLASSES), items, warnings, "fer2013")
+    dataset = finish_dataset(list(FER2013_CLASSES), items, warnings, NAME)
     dataset.rejected = rejected
     dataset.dropped = dropped
+    dataset.clip_length = clip_length
     return dataset
 
 
@@ -455,7 +468,7 @@ def load_fer2013_folder(root, *, clip_length: int = DEFAULT_CLIP_LENGTH) -> Data
         clip_length: Images per clip.
 
     Returns:
-        A :class:`~vidseq.extract.dataset.Dataset` (source ``"fer2013"``) whose
+        A :class:`~vidseq.extract.items.Dataset` (source ``"fer2013"``) whose
         ``dropped`` counts the images left out.
 
     Raises:
@@ -512,12 +525,27 @@ def load_fer2013_folder(root, *, clip_length: int = DEFAULT_CLIP_LENGTH) -> Data
         warnings.append(_dropped_warning(dropped, by_class, clip_length))
     if ignored:
         warnings.append(f"{ignored} entries in emotion folders are not image files; left out")
-    dataset = finish(list(FER2013_CLASSES), items, warnings, "fer2013")
+    dataset = finish_dataset(list(FER2013_CLASSES), items, warnings, NAME)
     dataset.dropped = dropped
+    dataset.clip_length = clip_length
     return dataset
 
 
-def load_fer2013(path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: int = 0) -> Dataset:
+def detect(path: Path) -> bool:
+    """True for the image-folder layout, or a CSV file with ``emotion,pixels,Usage`` columns.
+
+    Raises:
+        UsageError: A CSV file that cannot be read as UTF-8 text.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return is_fer2013_folder(path)
+    if not (path.is_file() and path.suffix.lower() in CSV_SUFFIXES):
+        return False
+    return set(read_csv_header(path)) >= CSV_COLUMNS
+
+
+def load(path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: int = 0) -> Dataset:
     """Reads either FER-2013 layout: a CSV file or the image-folder layout.
 
     Args:
@@ -526,9 +554,12 @@ def load_fer2013(path, *, clip_length: int = DEFAULT_CLIP_LENGTH, seed: int = 0)
         seed: Seed of the split of a CSV without a Usage column.
 
     Returns:
-        The :class:`~vidseq.extract.dataset.Dataset`.
+        The :class:`~vidseq.extract.items.Dataset`.
     """
     path = absolute(path)
     if path.is_dir():
         return load_fer2013_folder(path, clip_length=clip_length)
     return load_fer2013_csv(path, clip_length=clip_length, seed=seed)
+
+
+register_clip_loader("fer2013-row", is_row_reference, row_image_loader)

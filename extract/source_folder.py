@@ -12,45 +12,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidseq.errors import UsageError
-from vidseq.extract.dataset import (
+from vidseq.extract.items import (
     UCF_LISTS_DIR,
     VIDEO_EXTENSIONS,
     Dataset,
     VideoItem,
     absolute,
-    finish,
+    finish_dataset,
     group_from_name,
     is_frame_directory,
     split_by_groups,
 )
 
+NAME = "folder"
 LAYOUT = "root/<class>/<video files or frame folders>"
+
+
+def detect(path: Path) -> bool:
+    """True for any folder: the layout auto-detection falls back to."""
+    return Path(path).is_dir()
 
 
 def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def load_folder(root, *, seed: int = 0) -> Dataset:
-    """Reads a folder-per-class dataset.
-
-    Args:
-        root: The dataset folder; each sub-folder is a class.
-        seed: Seed of the group-aware train/val/test split.
-
-    Returns:
-        A :class:`~vidseq.extract.dataset.Dataset` (source ``"folder"``).
-
-    Raises:
-        UsageError: ``root`` is not a folder, or holds no class folder with a
-            video in it.
-    """
-    root = absolute(root)
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a folder; expected {LAYOUT}")
-    entries = sorted(filter(_visible, root.iterdir()))
-    class_dirs = [e for e in entries if e.is_dir() and e.name != UCF_LISTS_DIR]
-
+def _find_videos(class_dirs: list[Path]) -> tuple[dict[str, list[Path]], int, list[str]]:
+    """``(class name -> videos, entries ignored, names of folders without a video)``."""
     found: dict[str, list[Path]] = {}
     ignored = 0
     empty_classes = []
@@ -66,7 +54,29 @@ def load_folder(root, *, seed: int = 0) -> Dataset:
             found[class_dir.name] = videos
         else:
             empty_classes.append(class_dir.name)
+    return found, ignored, empty_classes
 
+
+def load(root, *, seed: int = 0) -> Dataset:
+    """Reads a folder-per-class dataset.
+
+    Args:
+        root: The dataset folder; each sub-folder is a class.
+        seed: Seed of the group-aware train/val/test split.
+
+    Returns:
+        A :class:`~vidseq.extract.items.Dataset` (source ``"folder"``).
+
+    Raises:
+        UsageError: ``root`` is not a folder, or holds no class folder with a
+            video in it.
+    """
+    root = absolute(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder; expected {LAYOUT}")
+    entries = sorted(filter(_visible, root.iterdir()))
+    class_dirs = [e for e in entries if e.is_dir() and e.name != UCF_LISTS_DIR]
+    found, ignored, empty_classes = _find_videos(class_dirs)
     if not found:
         loose = [e for e in entries if e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS]
         hint = (
@@ -101,4 +111,4 @@ def load_folder(root, *, seed: int = 0) -> Dataset:
             f"{ignored} entries in class folders are neither video files nor frame folders; "
             "left out"
         )
-    return finish(class_names, items, warnings, "folder")
+    return finish_dataset(class_names, items, warnings, NAME)

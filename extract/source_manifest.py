@@ -24,20 +24,23 @@ Errors name the CSV file and the line.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vidseq.errors import UsageError
 from vidseq.extract.csv_table import csv_table
-from vidseq.extract.dataset import (
+from vidseq.extract.items import (
+    CSV_SUFFIXES,
     Dataset,
     VideoItem,
     absolute,
-    finish,
+    finish_dataset,
     group_from_name,
     split_by_groups,
 )
 from vidseq.extract.splits import check_group_disjoint
 
+NAME = "manifest"
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
@@ -50,7 +53,25 @@ SPLIT_ALIASES = {
 EXPECTED = "path,label[,split][,group]"
 
 
-def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
+@dataclass(frozen=True)
+class _Record:
+    """One parsed row: where it is, the path as written, and its fields."""
+
+    line: int
+    video_id: str
+    source: str
+    label: str
+    split: str
+    group: str
+
+
+def detect(path: Path) -> bool:
+    """True for a file with a CSV suffix (``.csv``, ``.tsv``, ``.txt``)."""
+    path = Path(path)
+    return path.is_file() and path.suffix.lower() in CSV_SUFFIXES
+
+
+def load(csv_path, *, seed: int = 0) -> Dataset:
     """Reads a CSV manifest.
 
     Args:
@@ -58,7 +79,7 @@ def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
         seed: Seed of the group-aware split when the CSV has no split column.
 
     Returns:
-        A :class:`~vidseq.extract.dataset.Dataset` (source ``"manifest"``).
+        A :class:`~vidseq.extract.items.Dataset` (source ``"manifest"``).
 
     Raises:
         UsageError: A missing header column, a row with a missing path, label
@@ -66,80 +87,34 @@ def load_manifest(csv_path, *, seed: int = 0) -> Dataset:
             on two sides of the given split; the message names file and line.
     """
     csv_path = absolute(csv_path)
-    base = csv_path.parent
     columns, position, rows = _read_rows(csv_path)
-
-    has_split = "split" in position
-    has_group = "group" in position
     records = []
     seen: dict[str, int] = {}
     for line, row in rows:
-        where = f"{csv_path}, line {line}"
-        needed = max(position.values()) + 1
-        if len(row) < needed:
+        record = _parse_row(csv_path, line, row, columns, position)
+        if record.source in seen:
             raise UsageError(
-                f"{where}: expected {len(columns)} fields ({','.join(columns)}), found {len(row)}"
+                f"{csv_path}, line {line}: {record.video_id!r} is already listed on line "
+                f"{seen[record.source]}"
             )
-        path_text = row[position["path"]].strip()
-        label = row[position["label"]].strip()
-        if not path_text:
-            raise UsageError(f"{where}: empty path; expected a video file or frame folder")
-        if not label:
-            raise UsageError(f"{where}: empty label for {path_text!r}; expected a class name")
-        split = ""
-        if has_split:
-            raw = row[position["split"]].strip()
-            if not raw:
-                raise UsageError(
-                    f"{where}: empty split; expected train, val or test (or no split column "
-                    "at all, for an automatic group-aware split)"
-                )
-            split = SPLIT_ALIASES.get(raw.lower())
-            if split is None:
-                raise UsageError(f"{where}: unknown split {raw!r}; expected train, val or test")
-        group = row[position["group"]].strip() if has_group else ""
-        group = group or group_from_name(path_text)
-        video_path = Path(path_text)
-        source = video_path if video_path.is_absolute() else base / video_path
-        source = absolute(source)
-        key = str(source)
-        if key in seen:
-            raise UsageError(f"{where}: {path_text!r} is already listed on line {seen[key]}")
-        seen[key] = line
-        records.append((line, path_text, str(source), label, split, group))
-
+        seen[record.source] = line
+        records.append(record)
     if not records:
         raise UsageError(f"{csv_path}: no rows after the header; expected lines {EXPECTED}")
-    class_names = sorted({record[3] for record in records})
+    class_names = sorted({record.label for record in records})
     label_of = {name: i for i, name in enumerate(class_names)}
-    items = [
-        VideoItem(video_id=vid, source=src, label=label_of[label], split=split, group=group)
-        for _, vid, src, label, split, group in records
-    ]
-    missing_files = [(line, vid) for line, vid, src, *_ in records if not Path(src).exists()]
-
-    if has_split:
-        try:
-            check_group_disjoint(
-                [item.group or item.video_id for item in items],
-                [item.split for item in items],
-                names=[f"line {record[0]}" for record in records],
-            )
-        except UsageError as error:
-            raise UsageError(f"{csv_path}: {error}") from None
-        items = [item if item.group else _own_group(item) for item in items]
+    items = [VideoItem(r.video_id, r.source, label_of[r.label], r.split, r.group) for r in records]
+    if "split" in position:
+        _check_given_split(csv_path, items, records)
+        items = [item if item.group else replace(item, group=item.video_id) for item in items]
         warnings = []
     else:
         items.sort(key=lambda item: item.video_id)
         items, warnings = split_by_groups(items, seed=seed)
-    if missing_files:
-        shown = ", ".join(f"line {line} ({vid!r})" for line, vid in missing_files[:5])
-        more = f" and {len(missing_files) - 5} more" if len(missing_files) > 5 else ""
-        warnings.append(
-            f"{csv_path}: {len(missing_files)} listed videos are missing on disk: {shown}{more}; "
-            "extraction will record them as failed"
-        )
-    return finish(class_names, items, warnings, "manifest")
+    missing = [(r.line, r.video_id) for r in records if not Path(r.source).exists()]
+    if missing:
+        warnings.append(_missing_warning(csv_path, missing))
+    return finish_dataset(class_names, items, warnings, NAME)
 
 
 def _read_rows(csv_path: Path):
@@ -153,5 +128,55 @@ def _read_rows(csv_path: Path):
         return columns, position, list(rows)
 
 
-def _own_group(item: VideoItem) -> VideoItem:
-    return VideoItem(item.video_id, item.source, item.label, item.split, item.video_id)
+def _parse_row(csv_path: Path, line: int, row: list[str], columns, position) -> _Record:
+    """One row's fields, checked; the video path made absolute against the CSV's folder."""
+    where = f"{csv_path}, line {line}"
+    if len(row) < max(position.values()) + 1:
+        raise UsageError(
+            f"{where}: expected {len(columns)} fields ({','.join(columns)}), found {len(row)}"
+        )
+    path_text = row[position["path"]].strip()
+    label = row[position["label"]].strip()
+    if not path_text:
+        raise UsageError(f"{where}: empty path; expected a video file or frame folder")
+    if not label:
+        raise UsageError(f"{where}: empty label for {path_text!r}; expected a class name")
+    split = _split(where, row[position["split"]]) if "split" in position else ""
+    group = row[position["group"]].strip() if "group" in position else ""
+    video_path = Path(path_text)
+    source = absolute(video_path if video_path.is_absolute() else csv_path.parent / video_path)
+    return _Record(line, path_text, str(source), label, split, group or group_from_name(path_text))
+
+
+def _split(where: str, text: str) -> str:
+    raw = text.strip()
+    if not raw:
+        raise UsageError(
+            f"{where}: empty split; expected train, val or test (or no split column "
+            "at all, for an automatic group-aware split)"
+        )
+    split = SPLIT_ALIASES.get(raw.lower())
+    if split is None:
+        raise UsageError(f"{where}: unknown split {raw!r}; expected train, val or test")
+    return split
+
+
+def _check_given_split(csv_path: Path, items: list[VideoItem], records: list[_Record]) -> None:
+    """Refuses a split column that puts one group on two sides."""
+    try:
+        check_group_disjoint(
+            [item.group or item.video_id for item in items],
+            [item.split for item in items],
+            names=[f"line {record.line}" for record in records],
+        )
+    except UsageError as error:
+        raise UsageError(f"{csv_path}: {error}") from None
+
+
+def _missing_warning(csv_path: Path, missing: list[tuple[int, str]]) -> str:
+    shown = ", ".join(f"line {line} ({vid!r})" for line, vid in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"{csv_path}: {len(missing)} listed videos are missing on disk: {shown}{more}; "
+        "extraction will record them as failed"
+    )

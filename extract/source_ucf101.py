@@ -26,17 +26,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidseq.errors import UsageError
-from vidseq.extract.dataset import (
+from vidseq.extract.items import (
     UCF_LISTS_DIR,
     VIDEO_EXTENSIONS,
     Dataset,
     VideoItem,
     absolute,
-    finish,
+    finish_dataset,
     group_from_name,
 )
 
+NAME = "ucf101"
 SPLITS = (1, 2, 3)
+_LIST_FILES = (
+    ("train", "trainlist", "training list (lines 'Class/v_Class_gGG_cCC.avi <label>')"),
+    ("test", "testlist", "test list (lines 'Class/v_Class_gGG_cCC.avi')"),
+)
+
+
+def detect(path: Path) -> bool:
+    """True for a folder holding the official lists folder ``ucfTrainTestlist/``."""
+    path = Path(path)
+    return path.is_dir() and (path / UCF_LISTS_DIR).is_dir()
 
 
 def _read_lines(path: Path, what: str) -> list[tuple[int, str]]:
@@ -112,7 +123,7 @@ def _scan_disk(root: Path) -> dict[str, str]:
     return found
 
 
-def load_ucf101(root, *, split: int = 1) -> Dataset:
+def load(root, *, split: int = 1) -> Dataset:
     """Reads a UCF-101 style dataset with its official split lists.
 
     Args:
@@ -120,7 +131,7 @@ def load_ucf101(root, *, split: int = 1) -> Dataset:
         split: Which official split: 1, 2 or 3.
 
     Returns:
-        A :class:`~vidseq.extract.dataset.Dataset` (source ``"ucf101"``) with
+        A :class:`~vidseq.extract.items.Dataset` (source ``"ucf101"``) with
         splits ``"train"`` and ``"test"`` (the official lists have no
         validation part).
 
@@ -139,91 +150,109 @@ def load_ucf101(root, *, split: int = 1) -> Dataset:
             "trainlist0N.txt, testlist0N.txt) in it"
         )
     class_names = read_class_index(lists / "classInd.txt")
-    class_of = {name.lower(): label for label, name in enumerate(class_names)}
-    disk = _scan_disk(root)
+    reader = _SplitLists(root, class_names)
+    items = [
+        item
+        for split_name, list_name, what in _LIST_FILES
+        for item in reader.read(lists / f"{list_name}0{split}.txt", what, split_name)
+    ]
+    if not items:
+        raise UsageError(f"{lists}: the split {split} lists name no video")
+    return finish_dataset(class_names, items, reader.warnings(split), NAME)
 
-    items = []
-    listed: dict[str, tuple[Path, int]] = {}
-    used_disk = set()
-    missing = []
-    no_group = 0
-    for split_name, list_name in (("train", "trainlist"), ("test", "testlist")):
-        list_path = lists / f"{list_name}0{split}.txt"
-        what = (
-            "training list (lines 'Class/v_Class_gGG_cCC.avi <label>')"
-            if split_name == "train"
-            else "test list (lines 'Class/v_Class_gGG_cCC.avi')"
-        )
+
+class _SplitLists:
+    """Reads the train and test lists of one split against the files on disk."""
+
+    def __init__(self, root: Path, class_names: list[str]):
+        self.root = root
+        self.class_names = class_names
+        self.class_of = {name.lower(): label for label, name in enumerate(class_names)}
+        self.disk = _scan_disk(root)
+        self.listed: dict[str, tuple[Path, int]] = {}
+        self.used_disk: set[str] = set()
+        self.missing: list[str] = []
+        self.no_group = 0
+
+    def read(self, list_path: Path, what: str, split_name: str) -> list[VideoItem]:
+        """The items one list file names, all in split ``split_name``."""
+        items = []
         for number, line in _read_lines(list_path, what):
-            parts = line.split()
             where = f"{list_path}, line {number}"
-            if len(parts) not in (1, 2):
-                raise UsageError(f"{where}: expected '<Class>/<file> [<label>]', found {line!r}")
-            rel = parts[0].replace("\\", "/")
-            folder, _, name = rel.partition("/")
-            if not folder or not name or "/" in name:
-                raise UsageError(f"{where}: expected '<Class>/<file>', found {parts[0]!r}")
-            if folder.lower() not in class_of:
-                raise UsageError(
-                    f"{where}: class folder {folder!r} is not in {lists / 'classInd.txt'}"
-                )
-            label = class_of[folder.lower()]
-            if len(parts) == 2:
-                if not parts[1].isdigit() or not 1 <= int(parts[1]) <= len(class_names):
-                    raise UsageError(
-                        f"{where}: label must be a class index 1..{len(class_names)}, "
-                        f"found {parts[1]!r}"
-                    )
-                if int(parts[1]) - 1 != label:
-                    raise UsageError(
-                        f"{where}: label {parts[1]} ({class_names[int(parts[1]) - 1]}) "
-                        f"disagrees with the folder {folder!r} ({label + 1})"
-                    )
+            rel, name, label = self._parse(where, line)
             key = rel.lower()
-            if key in listed:
-                first_path, first_line = listed[key]
+            if key in self.listed:
+                first_path, first_line = self.listed[key]
                 raise UsageError(
                     f"{where}: {rel!r} is already listed in {first_path.name}, line {first_line}"
                 )
-            listed[key] = (list_path, number)
-
-            on_disk = disk.get(key)
-            if on_disk is None:
-                stem_key = key.rsplit(".", 1)[0] if "." in name else key
-                on_disk = disk.get(stem_key)
-            if on_disk is None:
-                missing.append(rel)
-                source = root / rel
-            else:
-                used_disk.add(on_disk.lower())
-                source = root / on_disk
+            self.listed[key] = (list_path, number)
             group = group_from_name(name)
             if not group:
-                no_group += 1
+                self.no_group += 1
                 group = rel
-            items.append(
-                VideoItem(
-                    video_id=rel, source=str(source), label=label, split=split_name, group=group
-                )
+            source = str(self._on_disk(rel, name))
+            items.append(VideoItem(rel, source, label, split_name, group))
+        return items
+
+    def _parse(self, where: str, line: str) -> tuple[str, str, int]:
+        """``(Class/file, file, label)`` of one list line."""
+        parts = line.split()
+        if len(parts) not in (1, 2):
+            raise UsageError(f"{where}: expected '<Class>/<file> [<label>]', found {line!r}")
+        rel = parts[0].replace("\\", "/")
+        folder, _, name = rel.partition("/")
+        if not folder or not name or "/" in name:
+            raise UsageError(f"{where}: expected '<Class>/<file>', found {parts[0]!r}")
+        if folder.lower() not in self.class_of:
+            raise UsageError(
+                f"{where}: class folder {folder!r} is not in "
+                f"{self.root / UCF_LISTS_DIR / 'classInd.txt'}"
+            )
+        label = self.class_of[folder.lower()]
+        if len(parts) == 2:
+            self._check_label(where, parts[1], folder, label)
+        return rel, name, label
+
+    def _check_label(self, where: str, text: str, folder: str, label: int) -> None:
+        count = len(self.class_names)
+        if not text.isdigit() or not 1 <= int(text) <= count:
+            raise UsageError(f"{where}: label must be a class index 1..{count}, found {text!r}")
+        if int(text) - 1 != label:
+            raise UsageError(
+                f"{where}: label {text} ({self.class_names[int(text) - 1]}) "
+                f"disagrees with the folder {folder!r} ({label + 1})"
             )
 
-    if not items:
-        raise UsageError(f"{lists}: the split {split} lists name no video")
-    warnings = []
-    unlisted = len(set(disk) - used_disk)
-    if unlisted:
-        warnings.append(
-            f"{unlisted} videos under {root} are in neither trainlist0{split}.txt nor "
-            f"testlist0{split}.txt; left out"
-        )
-    if missing:
-        warnings.append(
-            f"{len(missing)} listed videos are missing on disk (first: {missing[0]}); "
-            "extraction will record them as failed"
-        )
-    if no_group:
-        warnings.append(
-            f"groups unknown for {no_group} listed videos (no _gNN_cNN in the name): "
-            "each of them is its own group"
-        )
-    return finish(class_names, items, warnings, "ucf101")
+    def _on_disk(self, rel: str, name: str) -> Path:
+        """The listed video's path on disk (any case, or its frame folder), or as listed."""
+        key = rel.lower()
+        on_disk = self.disk.get(key)
+        if on_disk is None:
+            on_disk = self.disk.get(key.rsplit(".", 1)[0] if "." in name else key)
+        if on_disk is None:
+            self.missing.append(rel)
+            return self.root / rel
+        self.used_disk.add(on_disk.lower())
+        return self.root / on_disk
+
+    def warnings(self, split: int) -> list[str]:
+        """Videos left out, listed but missing, or without a group."""
+        warnings = []
+        unlisted = len(set(self.disk) - self.used_disk)
+        if unlisted:
+            warnings.append(
+                f"{unlisted} videos under {self.root} are in neither trainlist0{split}.txt nor "
+                f"testlist0{split}.txt; left out"
+            )
+        if self.missing:
+            warnings.append(
+                f"{len(self.missing)} listed videos are missing on disk (first: "
+                f"{self.missing[0]}); extraction will record them as failed"
+            )
+        if self.no_group:
+            warnings.append(
+                f"groups unknown for {self.no_group} listed videos (no _gNN_cNN in the name): "
+                "each of them is its own group"
+            )
+        return warnings

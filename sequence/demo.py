@@ -74,7 +74,7 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
         seed=seed,
         overwrite=True,
     )
-    log(f"    {extraction.format()}")
+    log(f"    {extraction.summary()}")
     log(f"3/5 train-sequence → {workdir / 'run'}")
     config = TrainConfig(**{**DEMO_TRAIN.to_dict(), "seed": seed})
     training = train_sequence(extraction.out, workdir / "run", config, overwrite=True, verbose=0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from vidseq.errors import UsageError
-from vidseq.extract.dataset import VideoItem
-from vidseq.extract.faces import face_crop_from_sampling
+from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.items import VideoItem
 from vidseq.extract.pipeline import FeatureExtractor
 from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.run_dir import SequenceRun, load_run
@@ -128,9 +128,7 @@ def predict_videos(
     recorded = dict(run.config["sampling"])
     extractor = FeatureExtractor(
         net,
-        SamplingConfig.from_dict(recorded),
-        crop=recorded.get("crop", "resize"),
-        face_crop=face_crop_from_sampling(recorded),
+        FrameSpec.from_dict(recorded),
         batch_size=batch_size,
         decode_workers=decode_workers,
         engine=engine,

@@ -26,7 +26,7 @@ def _meta(**overrides):
         "backbone": "tiny",
         "weights": "none",
         "weights_sha256": "0" * 64,
-        "engine": "tensorflow",
+        "engine": "tf",
         "input_size": (32, 32),
         "feature_dim": 8,
         "sampling": {"mode": "uniform", "num_frames": 5, "frame_rate": 5.0},

@@ -23,7 +23,7 @@ def test_summarize(cache, make_video):
     d = summarize(cache)
     json.dumps(d)  # serialisable for --json
     records = [make_video(v)[0] for v in IDS]
-    assert d["backbone"] == "tiny" and d["weights"] == "none" and d["engine"] == "tensorflow"
+    assert d["backbone"] == "tiny" and d["weights"] == "none" and d["engine"] == "tf"
     assert d["weights_sha256"] == "0" * 64 and d["dtype"] == "float16"
     assert d["feature_dim"] == 8 and d["input_size"] == [32, 32]
     assert d["sampling"] == {"frame_rate": 5.0, "mode": "uniform", "num_frames": 5}

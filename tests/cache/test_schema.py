@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 import vidseq
-from vidseq.cache import SCHEMA_VERSION, FailedRecord, FeatureStore, schema
+from vidseq.cache import SCHEMA_VERSION, FailedRecord, FeatureStore, schema, summarize
+from vidseq.cli import main
 from vidseq.errors import CacheError
+from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.sampling import SamplingConfig
 
 
 def test_packed_layout_has_every_attribute_and_dataset(tmp_path, write_cache, make_meta):
@@ -190,3 +193,76 @@ def test_unknown_datasets_are_ignored(good, make_video):
             make_video("b")[1].astype(np.float16).astype(np.float32),
         )
         assert "not_row_aligned" not in store.row_names
+
+
+def write_first_layout(path, engine="tf"):
+    """A cache as the first schema-v1 writer made it, written by hand with literal names.
+
+    No ``weights_seed`` attribute, a sampling dict without ``crop``, no ``face_found``
+    rows, two videos (4 and 3 rows, the second padded) and one failure.
+    """
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as h5:
+        h5.attrs.update(
+            {
+                "vidseq_format": "features",
+                "schema_version": np.int64(1),
+                "backbone": "tiny",
+                "weights": "none",
+                "weights_sha256": "ab" * 32,
+                "engine": engine,
+                "input_size": np.asarray([32, 32], dtype=np.int64),
+                "feature_dim": np.int64(2),
+                "sampling": '{"frame_rate": 5.0, "mode": "uniform", "num_frames": 4}',
+                "class_names": '["walk", "run"]',
+                "vidseq_version": "0.1.0",
+            }
+        )
+        h5["features"] = np.arange(14, dtype=np.float16).reshape(7, 2)
+        h5["frame_indices"] = np.asarray([0, 3, 6, 9, 1, 2, 2], dtype=np.int64)
+        h5["timestamps_ms"] = np.asarray([0, 120, 240, 360, 40, 80, 80], dtype=np.float64)
+        columns = {
+            "video_id": (["run/b.avi", "walk/a.avi"], text),
+            "path": (["/d/run/b.avi", "/d/walk/a.avi"], text),
+            "label": ([1, 0], "int32"),
+            "split": (["test", "train"], text),
+            "group": (["g02", "g01"], text),
+            "offset": ([4, 0], "int64"),
+            "length": ([3, 4], "int32"),
+            "num_valid": ([2, 4], "int32"),
+            "fps": ([25.0, 25.0], "float64"),
+            "num_source_frames": ([3, 10], "int64"),
+        }
+        for name, (values, dtype) in columns.items():
+            h5.create_dataset(f"videos/{name}", data=values, dtype=dtype)
+        for name, values in (("video_id", ["x.avi"]), ("path", ["/d/x.avi"]), ("error", ["bad"])):
+            h5.create_dataset(f"failed/{name}", data=values, dtype=text)
+    return path
+
+
+def test_a_cache_of_the_first_layout_opens_inspects_and_reads(tmp_path, capsys):
+    path = write_first_layout(tmp_path / "old.h5")
+    with FeatureStore(path) as store:
+        assert store.meta.engine == "tf" and store.meta.weights_seed == 0
+        assert FrameSpec.from_dict(store.meta.sampling) == FrameSpec(SamplingConfig(num_frames=4))
+        assert list(store.video_ids) == ["run/b.avi", "walk/a.avi"]
+        walk = store.index_of("walk/a.avi")
+        np.testing.assert_array_equal(store.features(walk), np.arange(8).reshape(4, 2))
+        np.testing.assert_array_equal(store.frame_indices(store.index_of("run/b.avi")), [1, 2, 2])
+        assert [f.video_id for f in store.failed] == ["x.avi"]
+    info = summarize(str(path))
+    assert info["num_videos"] == 2 and info["engine"] == "tf"
+    assert main(["inspect", str(path)]) == 0
+    assert main(["inspect", str(path), "--video", "run/b.avi", "--json"]) == 0
+    assert '"num_valid": 2' in capsys.readouterr().out
+
+
+def test_engine_must_be_a_known_one(tmp_path, make_meta):
+    with pytest.raises(
+        ValueError, match=r"engine must be one of \['tf', 'openvino'\]\. Received: "
+    ):
+        make_meta(engine="tensorflow")
+    assert make_meta(engine="openvino").engine == "openvino"
+    path = write_first_layout(tmp_path / "odd.h5", engine="tensorflow")
+    with pytest.raises(CacheError, match=r"bad root attributes \(engine must be one of"):
+        FeatureStore(path)

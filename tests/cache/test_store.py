@@ -135,7 +135,7 @@ def test_reads_a_file_written_by_plain_h5py(tmp_path):
                 "backbone": "b",
                 "weights": "w",
                 "weights_sha256": "h",
-                "engine": "e",
+                "engine": "tf",
                 "input_size": np.array([8, 8]),
                 "feature_dim": 2,
                 "sampling": "{}",

@@ -12,6 +12,7 @@ from vidseq.cli import main
 from vidseq.errors import CacheError, UsageError
 from vidseq.extract.backbones import load_backbone
 from vidseq.extract.engines import ENGINES, TensorFlowEngine, load_engine, openvino_cache_dir
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sample_data import make_sample
 from vidseq.extract.sampling import SamplingConfig
@@ -69,9 +70,11 @@ def test_engine_names_and_the_default():
 
 def test_unknown_engine_is_a_usage_error(sample_root, tmp_path):
     net = load_backbone("tiny", "none")
-    with pytest.raises(UsageError, match="--engine must be one of tf, openvino"):
+    with pytest.raises(
+        UsageError, match=r"engine must be one of \['tf', 'openvino'\]\. Received: engine='onnx'"
+    ):
         load_engine(net, "onnx")
-    with pytest.raises(UsageError, match="Received: 'onnx'"):
+    with pytest.raises(UsageError, match="Received: engine='onnx'"):
         extract_features(sample_root, tmp_path / "f.h5", engine="onnx", progress=False)
     assert not (tmp_path / "f.h5.parts").exists()
 
@@ -150,7 +153,7 @@ def engine_caches(sample_root, tmp_path_factory):
             engine: extract_features(
                 sample_root,
                 folder / f"{engine}.h5",
-                sampling=SAMPLING,
+                frames=FrameSpec(SAMPLING),
                 batch_size=3,
                 engine=engine,
                 progress=False,
@@ -181,10 +184,12 @@ def test_the_cache_records_the_engine_and_features_agree(engine_caches):
 @needs_openvino
 def test_resuming_with_another_engine_is_refused(engine_caches, tmp_path, sample_root):
     out = tmp_path / "f.h5"
-    extract_features(sample_root, out, sampling=SAMPLING, engine="openvino", progress=False)
+    extract_features(
+        sample_root, out, frames=FrameSpec(SAMPLING), engine="openvino", progress=False
+    )
     before = out.read_bytes()
     with pytest.raises(CacheError, match="engine"):
-        extract_features(sample_root, out, sampling=SAMPLING, engine="tf", progress=False)
+        extract_features(sample_root, out, frames=FrameSpec(SAMPLING), engine="tf", progress=False)
     assert out.read_bytes() == before
 
 
@@ -209,13 +214,20 @@ def test_resuming_parts_with_another_engine_is_refused(tmp_path, sample_root):
     try:
         with pytest.raises(KeyboardInterrupt):
             extract_features(
-                sample_root, out, sampling=SAMPLING, engine="tf", commit_every=1, progress=False
+                sample_root,
+                out,
+                frames=FrameSpec(SAMPLING),
+                engine="tf",
+                commit_every=1,
+                progress=False,
             )
     finally:
         patch.undo()
     assert (tmp_path / "f.h5.parts").is_dir() and not out.exists()
     with pytest.raises(CacheError, match="engine"):
-        extract_features(sample_root, out, sampling=SAMPLING, engine="openvino", progress=False)
+        extract_features(
+            sample_root, out, frames=FrameSpec(SAMPLING), engine="openvino", progress=False
+        )
 
 
 @needs_openvino

@@ -12,6 +12,7 @@ from vidseq.cli import main
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.dataset import detect_source, load_dataset
 from vidseq.extract.frames import FrameGeometry, read_frames
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sampling import SamplingConfig
 from vidseq.extract.source_fer2013 import (
@@ -233,8 +234,8 @@ def test_csv_clip_features_equal_the_same_clip_as_png_files(fer_csv, tmp_path):
     sampling = SamplingConfig(num_frames=2)
     from_csv = tmp_path / "csv.h5"
     from_png = tmp_path / "png.h5"
-    extract_features(fer_csv, from_csv, sampling=sampling, clip_length=2, progress=False)
-    extract_features(root, from_png, sampling=sampling, clip_length=2, progress=False)
+    extract_features(fer_csv, from_csv, frames=FrameSpec(sampling, clip_length=2), progress=False)
+    extract_features(root, from_png, frames=FrameSpec(sampling, clip_length=2), progress=False)
     with FeatureStore(from_csv) as csv_store, FeatureStore(from_png) as png_store:
         assert csv_store.meta.sampling["clip_length"] == 2
         for png_id, csv_id in (

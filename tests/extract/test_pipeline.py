@@ -1,6 +1,7 @@
 """extract-features end to end: real sample videos, the tiny CNN, real HDF5 caches."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,11 +15,16 @@ import pytest
 from vidseq.cache.merge import merge_caches
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
+from vidseq.errors import UsageError
 from vidseq.extract.backbones import load_backbone
+from vidseq.extract.dataset import load_dataset
+from vidseq.extract.faces import FaceCrop
 from vidseq.extract.frames import FrameGeometry, read_frames
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sample_data import make_sample
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.sharding import Shard
 
 SAMPLING = SamplingConfig(mode="uniform", num_frames=6)
 
@@ -31,7 +37,9 @@ def sample_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference_cache(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "features.h5"
-    summary = extract_features(sample_root, out, sampling=SAMPLING, batch_size=5, progress=False)
+    summary = extract_features(
+        sample_root, out, frames=FrameSpec(SAMPLING), batch_size=5, progress=False
+    )
     assert summary.failures == []
     return out
 
@@ -76,10 +84,9 @@ def test_shards_merged_equal_a_single_run(
         extract_features(
             sample_root,
             out,
-            sampling=SAMPLING,
+            frames=FrameSpec(SAMPLING),
             batch_size=5,
-            num_shards=3,
-            shard_index=index,
+            shard=Shard(3, index),
             progress=False,
         )
         shards.append(out)
@@ -138,7 +145,7 @@ def test_odd_ids_round_trip(tmp_path, video_factory):
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,label\n{folder.relative_to(tmp_path) / name},only\n")
     out = tmp_path / "features.h5"
-    extract_features(manifest, out, sampling=SamplingConfig(num_frames=3), progress=False)
+    extract_features(manifest, out, frames=FrameSpec(SamplingConfig(num_frames=3)), progress=False)
     with FeatureStore(out) as store:
         video_id = str(folder.relative_to(tmp_path) / name)
         assert list(store.video_ids) == [video_id]
@@ -170,3 +177,54 @@ def test_decoders_default_to_every_core_when_a_gpu_runs_the_network(monkeypatch)
     assert default_decode_workers(gpu=True) == 16  # decoding is the bottleneck
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert default_decode_workers(gpu=False) == default_decode_workers(gpu=True) == 2
+
+
+def test_shard_comes_from_the_environment_and_fills_the_output_path(
+    sample_root, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VIDSEQ_NUM_SHARDS", "3")
+    monkeypatch.setenv("VIDSEQ_SHARD_INDEX", "1")
+    summary = extract_features(
+        sample_root,
+        tmp_path / "f-{shard}-of-{num_shards}.h5",
+        frames=FrameSpec(SAMPLING),
+        batch_size=5,
+        progress=False,
+    )
+    assert summary.shard == Shard(3, 1)
+    assert summary.out == tmp_path / "f-1-of-3.h5" and summary.out.is_file()
+    expected = [item.video_id for item in Shard(3, 1).select(load_dataset(sample_root).items)]
+    with FeatureStore(summary.out) as store:
+        assert list(store.video_ids) == expected and expected
+    record = json.loads(json.dumps(summary.to_dict()))
+    assert record["shard"] == {"num_shards": 3, "index": 1}
+    assert record["done"] == len(expected) and record["out"] == str(summary.out)
+    assert summary.summary().startswith(f"{len(expected)} videos extracted, 0 failed")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"dtype": "float64"},
+            r"dtype must be one of \['float16', 'float32'\]\. Received: dtype='float64'",
+        ),
+        ({"batch_size": 0}, r"batch_size must be an integer >= 1\. Received: batch_size=0"),
+        ({"frames": SamplingConfig()}, r"frames must be a FrameSpec\. Received: frames=Sampling"),
+        ({"engine": "onnx"}, "engine"),
+    ],
+)
+def test_bad_arguments_name_the_parameter_and_write_nothing(sample_root, tmp_path, kwargs, message):
+    out = tmp_path / "f.h5"
+    with pytest.raises(UsageError, match=message):
+        extract_features(sample_root, out, progress=False, **kwargs)
+    assert not out.exists() and not (tmp_path / "f.h5.parts").exists()
+
+
+def test_face_gray_implies_a_face_crop():
+    assert FrameSpec.from_options().face_crop is None
+    grey = FrameSpec.from_options(face_gray=True, face_margin=0.3)
+    assert grey.face_crop == FaceCrop(margin=0.3, gray=True)
+    assert FrameSpec.from_options(face_crop=True).face_crop == FaceCrop()
+    spec = FrameSpec.from_options(sampling="fps", num_frames=4, frame_rate=2.0, crop="center")
+    assert spec == FrameSpec(SamplingConfig("fps", 4, 2.0), crop="center")

@@ -77,7 +77,7 @@ def write_cache(
         backbone="tiny",
         weights="none",
         weights_sha256=weights_sha256,
-        engine="tensorflow",
+        engine="tf",
         input_size=(32, 32),
         feature_dim=feature_dim,
         sampling={"mode": "uniform", "num_frames": length, "frame_rate": 5.0},
@@ -205,6 +205,7 @@ def make_feature_run():
     Two classes of 6 sample videos, extracted at 32x32 with 6 frames into a
     float32 cache, and a small head trained on it.
     """
+    from vidseq.extract.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sample_data import make_sample
     from vidseq.extract.sampling import SamplingConfig
@@ -215,7 +216,7 @@ def make_feature_run():
         cache = extract_features(
             sample,
             root / "features.h5",
-            sampling=SamplingConfig(num_frames=6),
+            frames=FrameSpec(SamplingConfig(num_frames=6)),
             input_size=(32, 32),
             dtype="float32",
             progress=False,

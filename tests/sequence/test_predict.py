@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from vidseq.cli import main
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sample_data import make_sample
 from vidseq.extract.sampling import SamplingConfig
@@ -18,7 +19,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     sample = make_sample(root / "sample", videos_per_class=8, classes=["Grow", "Shrink"])
     cache = extract_features(
-        sample, root / "features.h5", sampling=SamplingConfig(num_frames=6), progress=False
+        sample, root / "features.h5", frames=FrameSpec(SamplingConfig(num_frames=6)), progress=False
     ).out
     config = TrainConfig(units=8, epochs=2, batch_size=4, patience=0)
     run = train_sequence(cache, root / "run", config, verbose=0).run_dir
