@@ -188,7 +188,6 @@ class _Config:
                 values[f.name] = _decode(f.name, data[f.name])
         return cls(**values)
 
-
     @classmethod
     def setting_names(cls):
         """Every field name, those of the sub-configs included."""

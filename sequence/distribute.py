@@ -103,7 +103,7 @@ def _tf_config():
 
 
 def make_distribution(name="default"):
-    """Creates the strategy of ``--strategy`` (before any other TensorFlow op).
+    """Creates the strategy ``name`` (before any other TensorFlow op).
 
     ``MultiWorkerMirroredStrategy`` must be created before TensorFlow runs
     anything in the process; call this first.

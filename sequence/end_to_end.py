@@ -33,12 +33,12 @@ from vidseq.sequence.loop import (
     evaluation_split,
     finish_run,
     fit,
+    model_to_evaluate,
     new_state,
     require_tensorboard,
     resume_or_compile,
     seed_everything,
 )
-from vidseq.sequence.saved_run import load_model_file
 
 END_TO_END = rd.END_TO_END
 
@@ -284,9 +284,8 @@ def train_end_to_end(
             split, indices = evaluation_split(splits)
             if split == "val":
                 opened.warnings.append("no labelled test video: metrics are on validation")
-            saved = built if dist.name == "default" else load_model_file(write_path / rd.MODEL_FILE)
             metrics = evaluate_clips(
-                saved,  # a distributed model is evaluated as its saved copy
+                model_to_evaluate(built, dist, write_path),
                 videos,
                 indices,
                 class_names=run_config["class_names"],

@@ -399,6 +399,13 @@ def fit_custom(
     return logs
 
 
+def model_to_evaluate(model, dist, run_path):
+    """The trained model, or under a distributed strategy its saved copy (one device)."""
+    if dist.name == "default":
+        return model
+    return load_model_file(Path(run_path) / rd.MODEL_FILE)
+
+
 def evaluation_split(splits):
     """``("test", indices)``, or ``("val", indices)`` when there is no test video."""
     return ("test", splits.test) if len(splits.test) else ("val", splits.val)

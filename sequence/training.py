@@ -21,12 +21,12 @@ from vidseq.sequence.loop import (
     evaluation_split,
     finish_run,
     fit,
+    model_to_evaluate,
     new_state,
     require_tensorboard,
     resume_or_compile,
     seed_everything,
 )
-from vidseq.sequence.saved_run import load_model_file
 from vidseq.sequence.splits import splits_of
 
 
@@ -143,10 +143,8 @@ def _evaluate_trained(model, store, run_config, data, config, dist, write_path, 
             "features were streamed, so the bag-of-frames baseline was not fitted (it "
             "holds every training video's pooled features); `vidseq evaluate RUN` fits it"
         )
-    # A distributed model is evaluated as its saved copy, on one device.
-    saved = model if dist.name == "default" else load_model_file(write_path / rd.MODEL_FILE)
     return evaluate_features(
-        saved,
+        model_to_evaluate(model, dist, write_path),
         store,
         run_config,
         indices,

@@ -56,7 +56,7 @@ def test_saved_model_loads_with_safe_mode(tmp_path):
 def test_bad_arguments_say_what_was_received():
     with pytest.raises(UsageError, match="rnn='rnn'"):
         build_head(3, 4, HeadConfig(rnn="rnn"))
-    with pytest.raises(UsageError, match="units must be an integer >= 1. Received: units=0"):
+    with pytest.raises(UsageError, match=r"units must be an integer >= 1\. Received: units=0"):
         build_head(3, 4, HeadConfig(units=0))
     with pytest.raises(UsageError, match=r"at least 2 classes\). Received: num_classes=1"):
         build_head(1, 4)

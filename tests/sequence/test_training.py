@@ -73,7 +73,9 @@ def _history(cache, out, **overrides):
         "seed": 5,
     }
     settings.update(overrides)
-    return train_sequence(cache, out, TrainConfig.from_dict(settings, strict=True), verbose=0).history
+    return train_sequence(
+        cache, out, TrainConfig.from_dict(settings, strict=True), verbose=0
+    ).history
 
 
 def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, tmp_path):
@@ -156,7 +158,7 @@ def test_not_a_cache_and_bad_settings_are_usage_errors(tmp_path, cache_factory):
 def test_every_setting_is_checked_once_and_quotes_what_it_received(config, message):
     with pytest.raises(UsageError, match=message):
         config.validate()
-    with pytest.raises(UsageError, match="TrainConfig has no setting unit. Received: unit=3"):
+    with pytest.raises(UsageError, match=r"TrainConfig has no setting unit\. Received: unit=3"):
         TrainConfig.from_dict({"unit": 3}, strict=True)
 
 
