@@ -194,45 +194,30 @@ def _report_training(result) -> int:
     return EXIT_OK
 
 
-def cmd_train_sequence(args) -> int:
-    from vidseq.sequence.training import TrainConfig, train_sequence
+def _run_options(args) -> dict:
+    """resume, overwrite and verbose of a training command."""
+    return {"resume": args.resume, "overwrite": args.overwrite, "verbose": 0 if args.quiet else 2}
 
-    cache = _cache_arg(args.cache)
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{name: getattr(args, name) for name in fields})
-    result = train_sequence(
-        cache,
-        args.out,
-        config,
-        overwrite=args.overwrite,
-        verbose=0 if args.quiet else 2,
-    )
+
+def cmd_train_sequence(args) -> int:
+    from vidseq.sequence.config import TrainConfig
+    from vidseq.sequence.training import train_sequence
+
+    config = TrainConfig.from_dict(vars(args))  # head and fit fields are read from the flags
+    result = train_sequence(_cache_arg(args.cache), args.out, config, **_run_options(args))
     return _report_training(result)
 
 
 def cmd_evaluate(args) -> int:
     from vidseq.sequence.evaluation import evaluate_run
 
-    metrics = evaluate_run(
+    result = evaluate_run(
         args.run, _cache_arg(args.cache), split=args.split, out_dir=args.out, num_clips=args.clips
     )
     if args.json:
-        _print_json(metrics)
-        return EXIT_OK
-    cache = metrics["cache"]
-    cache = cache if isinstance(cache, str) else f"{len(cache)} cache files"
-    print(f"{metrics['split']} split of {cache}: {metrics['num_videos']} videos")
-    print(f"accuracy             {metrics['accuracy']:.4f}")
-    if "top5_accuracy" in metrics:
-        print(f"top-5 accuracy       {metrics['top5_accuracy']:.4f}")
-    for average in ("macro", "weighted"):
-        print(
-            f"F1 {average:<8}          {metrics[f'f1_{average}']:.4f}  (precision "
-            f"{metrics[f'precision_{average}']:.4f}, recall {metrics[f'recall_{average}']:.4f})"
-        )
-    if metrics.get("baseline"):
-        print(f"bag-of-frames        {metrics['baseline']['accuracy']:.4f}  (no temporal order)")
-    print(f"report, confusion matrix: {', '.join(map(str, metrics['files']))}")
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
     return EXIT_OK
 
 
@@ -246,8 +231,7 @@ def cmd_predict(args) -> int:
         if prediction.error:
             print(f"failed: {prediction.video}: {prediction.error}", file=sys.stderr)
         elif not args.json:
-            top = ", ".join(f"{label} {p:.3f}" for label, p in prediction.top)
-            print(f"{prediction.video}: {top}")
+            print(prediction.summary())
     return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
 
 
@@ -268,7 +252,7 @@ def cmd_demo(args) -> int:
 
 
 def _add_strategy_argument(parser, default) -> None:
-    from vidseq.sequence.distribute import STRATEGIES
+    from vidseq.sequence.config import STRATEGIES
 
     parser.add_argument(
         "--strategy",
@@ -281,8 +265,10 @@ def _add_strategy_argument(parser, default) -> None:
 
 
 def _add_head_arguments(parser, defaults, centering_help=None) -> None:
-    """--rnn ... --centering: the sequence head, defaults from a config."""
-    parser.add_argument("--rnn", default=defaults.rnn, choices=["lstm", "gru"])
+    """--rnn ... --centering: the sequence head, defaults from a HeadConfig."""
+    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES
+
+    parser.add_argument("--rnn", default=defaults.rnn, choices=HEAD_TYPES)
     parser.add_argument("--units", type=int, default=defaults.units)
     parser.add_argument("--layers", type=int, default=defaults.layers)
     parser.add_argument("--bidirectional", action="store_true")
@@ -290,13 +276,16 @@ def _add_head_arguments(parser, defaults, centering_help=None) -> None:
     parser.add_argument(
         "--centering",
         default=defaults.centering,
-        choices=["concat", "subtract", "none"],
+        choices=CENTERING_MODES,
         help=centering_help,
     )
 
 
 def _add_fit_arguments(parser, defaults) -> None:
-    """--lr, --epochs, --batch-size, --strategy, --patience, defaults from a config."""
+    """--lr, --epochs, --batch-size, --strategy, --patience, --lr-schedule, --label-smoothing,
+    --class-weight and --seed, defaults from a FitConfig."""
+    from vidseq.sequence.config import LR_SCHEDULES
+
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument(
@@ -309,6 +298,10 @@ def _add_fit_arguments(parser, defaults) -> None:
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
     )
+    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
+    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    parser.add_argument("--class-weight", default=None, choices=["balanced"])
+    parser.add_argument("--seed", type=int, default=defaults.seed)
 
 
 def _add_run_arguments(parser) -> None:
@@ -325,7 +318,7 @@ def _print_replica_digest(result) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from vidseq.sequence.training import LR_SCHEDULES, TrainConfig
+    from vidseq.sequence.config import STREAMING_MODES, TrainConfig
 
     defaults = TrainConfig()
     parser = commands.add_parser(
@@ -343,67 +336,73 @@ def _add_train_parser(commands) -> None:
     parser.add_argument("--out", required=True, help="run directory to write")
     _add_head_arguments(
         parser,
-        defaults,
+        defaults.head,
         centering_help="RNN input: features and their deviation from the clip mean (concat), "
         "the deviation only (subtract), or the features as they are (none)",
     )
-    _add_fit_arguments(parser, defaults)
-    parser.add_argument("--class-weight", default=None, choices=["balanced"])
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
+    _add_fit_arguments(parser, defaults.fit)
     parser.add_argument(
         "--frames", type=int, default=None, help="feature rows per video (default: all cached)"
     )
     parser.add_argument(
         "--temporal-shift", type=int, default=defaults.temporal_shift, help="max shift, frames"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--streaming", default=defaults.streaming, choices=["auto", "memory", "stream"]
-    )
+    parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     parser.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     _add_run_arguments(parser)
     parser.set_defaults(func=cmd_train_sequence)
 
 
+def _scratch_config(args):
+    """The ScratchConfig of ``finetune --from-scratch``: the flags, with the frames' settings."""
+    from vidseq.extract.framespec import FrameSpec
+    from vidseq.sequence.config import ScratchConfig
+
+    frames = FrameSpec.from_options(
+        sampling=args.sampling,
+        num_frames=args.frames or 16,
+        frame_rate=args.frame_rate,
+        crop=args.crop,
+        face_crop=args.face_crop,
+        face_gray=args.face_gray,
+        face_margin=args.face_margin,
+        motion_floor=args.motion_floor,
+        cut_threshold=args.cut_threshold,
+        cut_ratio=args.cut_ratio,
+    )
+    # The default sampling: --frames uniform frames, or a FER-2013 clip's images.
+    sampling = frames.sampling if args.frames or args.sampling != "uniform" else None
+    return ScratchConfig.from_dict(
+        {**vars(args), "sampling": sampling, "face_crop": frames.face_crop}
+    )
+
+
 def cmd_finetune(args) -> int:
-    from vidseq.sequence.finetune import FinetuneConfig, finetune, train_from_scratch
+    from vidseq.sequence.config import FinetuneConfig
+    from vidseq.sequence.finetune import finetune
+    from vidseq.sequence.scratch import train_from_scratch
 
-    fields = FinetuneConfig.__dataclass_fields__
-    config = FinetuneConfig(**{name: getattr(args, name) for name in fields if hasattr(args, name)})
-    common = {"overwrite": args.overwrite, "verbose": 0 if args.quiet else 2}
     if args.from_scratch:
-        from vidseq.extract.faces import FaceCrop
-
-        face_crop = None
-        if args.face_crop or args.face_gray:
-            face_crop = FaceCrop(margin=args.face_margin, gray=args.face_gray)
-        result = train_from_scratch(
-            args.source_path,
-            args.out,
-            config,
-            source=args.source,
-            split=args.split,
-            sampling=_sampling_config(args, args.frames or 16)
-            if args.frames or args.sampling != "uniform"
-            else None,
-            crop=args.crop,
-            face_crop=face_crop,
-            clip_length=args.clip_length,
-            **common,
-        )
+        config = _scratch_config(args)
+        result = train_from_scratch(args.source_path, args.out, config, **_run_options(args))
     else:
-        result = finetune(args.source_path, args.out, config, cache=args.cache, **common)
+        config = FinetuneConfig.from_dict(vars(args))
+        result = finetune(
+            args.source_path, args.out, config, cache=args.cache, **_run_options(args)
+        )
     return _report_training(result)
 
 
 def _add_finetune_parser(commands) -> None:
-    from vidseq.extract.backbones import backbone_names
-    from vidseq.sequence.finetune import DEFAULT_UNFREEZE, FinetuneConfig
-    from vidseq.sequence.training import LR_SCHEDULES
+    from vidseq.sequence.config import (
+        DEFAULT_UNFREEZE,
+        MIXED_PRECISION_MODES,
+        FinetuneConfig,
+        ScratchConfig,
+    )
 
-    defaults = FinetuneConfig()
+    defaults, scratch_defaults = FinetuneConfig(), ScratchConfig()
     parser = commands.add_parser(
         "finetune",
         help="run directory + raw videos → end-to-end fine-tuned run directory",
@@ -430,18 +429,14 @@ def _add_finetune_parser(commands) -> None:
     unfreeze.add_argument(
         "--unfreeze-from", default=None, metavar="LAYER", help="unfreeze from this layer on"
     )
-    _add_fit_arguments(parser, defaults)
-    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    parser.add_argument("--class-weight", default=None, choices=["balanced"])
+    _add_fit_arguments(parser, defaults.fit)
     parser.add_argument(
         "--augment", action="store_true", help="random TSN segment offsets and horizontal flips"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--mixed-precision",
         default=defaults.mixed_precision,
-        choices=["auto", "on", "off"],
+        choices=MIXED_PRECISION_MODES,
         help="mixed_float16 backbone (auto: when a GPU is present)",
     )
     parser.add_argument("--workers", type=int, default=None, help="decoder threads")
@@ -449,6 +444,14 @@ def _add_finetune_parser(commands) -> None:
         "--cache", default=None, help="cache listing the videos (default: the run's)"
     )
     _add_run_arguments(parser)
+    _add_scratch_arguments(parser, scratch_defaults)
+    parser.set_defaults(func=cmd_finetune)
+
+
+def _add_scratch_arguments(parser, defaults) -> None:
+    """The --from-scratch group of finetune, defaults from a ScratchConfig."""
+    from vidseq.extract.backbones import backbone_names
+
     scratch = parser.add_argument_group("from scratch (--from-scratch DATA_OR_CACHE)")
     scratch.add_argument(
         "--from-scratch",
@@ -459,14 +462,20 @@ def _add_finetune_parser(commands) -> None:
     scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
     scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
-    _add_head_arguments(scratch, defaults)
+    _add_head_arguments(scratch, defaults.head)
     scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     scratch.add_argument(
-        "--source", default="auto", choices=["auto", "folder", "ucf101", "manifest", "fer2013"]
+        "--source",
+        default=defaults.source,
+        choices=["auto", "folder", "ucf101", "manifest", "fer2013"],
     )
-    scratch.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
-    scratch.add_argument("--clip-length", type=int, default=10, help="fer2013: faces per clip")
+    scratch.add_argument(
+        "--split", type=int, default=defaults.split, choices=[1, 2, 3], help="UCF-101 split"
+    )
+    scratch.add_argument(
+        "--clip-length", type=int, default=defaults.clip_length, help="fer2013: faces per clip"
+    )
     _add_sampling_arguments(scratch)
     scratch.add_argument(
         "--center-crop", dest="crop", action="store_const", const="center", default="resize"
@@ -474,7 +483,6 @@ def _add_finetune_parser(commands) -> None:
     scratch.add_argument("--face-crop", action="store_true", help="cut frames around faces")
     scratch.add_argument("--face-gray", action="store_true", help="grey face crops")
     scratch.add_argument("--face-margin", type=float, default=0.2)
-    parser.set_defaults(func=cmd_finetune)
 
 
 def _add_frame_arguments(parser) -> None:

@@ -62,7 +62,8 @@ print(json.dumps({{"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 _CHILD_TRAIN = """
 import json, resource, time
 import keras
-from vidseq.sequence.training import TrainConfig, train_sequence
+from vidseq.sequence.config import FitConfig, TrainConfig
+from vidseq.sequence.training import train_sequence
 marks = {{}}
 class Marks(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -70,8 +71,8 @@ class Marks(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         marks["fit_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-result = train_sequence({cache!r}, {out!r}, TrainConfig(epochs=1, patience=0,
-    streaming={streaming!r}), overwrite=True, verbose=0, callbacks=[Marks()])
+result = train_sequence({cache!r}, {out!r}, TrainConfig(fit=FitConfig(epochs=1,
+    patience=0), streaming={streaming!r}), overwrite=True, verbose=0, callbacks=[Marks()])
 print(json.dumps({{"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     **marks, "streaming": result.streaming, "seconds": time.perf_counter() - start}}))
 """

@@ -29,10 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 CHILD = textwrap.dedent(
     """
     import resource, sys, time
-    from vidseq.sequence.finetune import FinetuneConfig, finetune
+    from vidseq.sequence.config import FinetuneConfig, FitConfig
+    from vidseq.sequence.finetune import finetune
     start = time.perf_counter()
     result = finetune(sys.argv[1], sys.argv[2], FinetuneConfig(
-        epochs=1, batch_size=8, unfreeze=2, augment=True, workers=2), verbose=0)
+        fit=FitConfig(epochs=1, batch_size=8), unfreeze=2, augment=True, workers=2), verbose=0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{result.splits['train']} {peak:.1f} {time.perf_counter() - start:.1f}")
     """
@@ -43,11 +44,14 @@ def prepare(root: Path, videos_per_class: int) -> Path:
     """make-sample → tiny features → a 1-epoch feature run; returns the run directory."""
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sample_data import make_sample
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+    from vidseq.sequence.training import train_sequence
 
     sample = make_sample(root / "sample", videos_per_class=videos_per_class, overwrite=True)
     cache = extract_features(sample, root / "features.h5", progress=False, overwrite=True).out
-    config = TrainConfig(units=8, epochs=1, batch_size=16, patience=0)
+    config = TrainConfig(
+        head=HeadConfig(units=8), fit=FitConfig(epochs=1, batch_size=16, patience=0)
+    )
     return train_sequence(cache, root / "run", config, overwrite=True, verbose=0).run_dir
 
 

@@ -114,15 +114,13 @@ def time_load(path: Path, raw: Path, repeats: int) -> tuple[list[float], list[fl
 
 def time_epoch(cache: Path, out: Path, streaming: str, args) -> float:
     """Seconds of one epoch of train_sequence's fit (training + validation pass)."""
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+    from vidseq.sequence.training import train_sequence
 
     config = TrainConfig(
-        epochs=1,
-        patience=0,
+        head=HeadConfig(units=args.units),
+        fit=FitConfig(epochs=1, patience=0, batch_size=args.batch_size, seed=0),
         streaming=streaming,
-        batch_size=args.batch_size,
-        units=args.units,
-        seed=0,
     )
     result = train_sequence(cache, out, config, overwrite=True, verbose=0)
     if result.streaming != (streaming == "stream"):

@@ -343,8 +343,21 @@ def _keras_models_dir():
     return Path(home or Path.home() / ".keras") / "models"
 
 
-def _build_seeded(constructor, input_shape, seed):
-    """Builds with weights=None after seeding Keras; restores Python/NumPy RNG state."""
+def build_seeded(constructor, input_shape, seed):
+    """Builds a registry network with random weights from ``seed``.
+
+    Seeds Keras, builds ``constructor(include_top=False, weights=None,
+    input_shape=input_shape, pooling="avg")`` and restores the Python and
+    NumPy random states, so the same seed always gives the same weights.
+
+    Args:
+        constructor: A ``keras.applications``-style constructor.
+        input_shape: ``(height, width, channels)``.
+        seed: Seed of the initialisation.
+
+    Returns:
+        The built ``keras.Model``.
+    """
     import keras
 
     py_state = random.getstate()
@@ -503,7 +516,7 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
     if weights == "imagenet":
         base = _build_imagenet(spec, constructor, input_shape)
     else:
-        base = _build_seeded(constructor, input_shape, seed)
+        base = build_seeded(constructor, input_shape, seed)
 
     frames = keras.Input(shape=input_shape, dtype="uint8", name="frames")
     x = FramePreprocessing(spec.preprocessing, name="preprocessing")(frames)

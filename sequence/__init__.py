@@ -1,4 +1,4 @@
-"""Sequence models on cached features: the LSTM/GRU head, training, evaluation.
+"""Sequence models on cached features or raw frames: heads, the training engine, evaluation.
 
 The names below are imported lazily, so ``import vidseq.sequence`` does not
 import TensorFlow until one of them is used.
@@ -7,18 +7,26 @@ import TensorFlow until one of them is used.
 import importlib
 
 _EXPORTS = {
+    "HeadConfig": "vidseq.sequence.config",
+    "FitConfig": "vidseq.sequence.config",
+    "TrainConfig": "vidseq.sequence.config",
+    "FinetuneConfig": "vidseq.sequence.config",
+    "ScratchConfig": "vidseq.sequence.config",
     "build_head": "vidseq.sequence.head",
-    "TrainConfig": "vidseq.sequence.training",
-    "TrainResult": "vidseq.sequence.training",
     "train_sequence": "vidseq.sequence.training",
+    "finetune": "vidseq.sequence.finetune",
+    "train_from_scratch": "vidseq.sequence.scratch",
+    "TrainResult": "vidseq.sequence.results",
+    "EvaluationResult": "vidseq.sequence.results",
     "evaluate_run": "vidseq.sequence.evaluation",
+    "evaluate_clips": "vidseq.sequence.evaluation",
     "compute_metrics": "vidseq.sequence.evaluation",
-    "load_run": "vidseq.sequence.run_dir",
+    "load_run": "vidseq.sequence.saved_run",
+    "load_run_backbone": "vidseq.sequence.saved_run",
+    "SequenceRun": "vidseq.sequence.saved_run",
     "read_run_config": "vidseq.sequence.run_dir",
-    "SequenceRun": "vidseq.sequence.run_dir",
     "prepare_clip": "vidseq.sequence.temporal",
-    "FinetuneConfig": "vidseq.sequence.finetune",
-    "train_from_scratch": "vidseq.sequence.finetune",
+    "Prediction": "vidseq.sequence.predict",
     "predict_videos": "vidseq.sequence.predict",
     "run_demo": "vidseq.sequence.demo",
 }

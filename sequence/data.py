@@ -5,7 +5,9 @@ videos it serves once, :class:`StreamFeatures` reads each batch's videos from
 the HDF5 file when asked. :class:`SequenceBatches` turns either into batches
 for ``keras.Model.fit``; every random choice (order, temporal offsets, shifts)
 comes from a NumPy generator seeded by ``(seed, epoch)``, never from the
-source, so both sources give bit-identical batches.
+source, so both sources give bit-identical batches. :class:`CachedClips` is
+the cached side of evaluation's clip-source interface (``labels``,
+``is_dense``, ``predict``; the frame side is ``frames_data.FrameVideos``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ import keras
 import numpy as np
 
 from vidseq.errors import UsageError
+from vidseq.sequence.config import STREAMING_MODES
 from vidseq.sequence.temporal import gather_clip, temporal_shift
-
-STREAMING_MODES = ("auto", "memory", "stream")
 
 
 def available_memory_bytes():
@@ -321,6 +322,30 @@ def mean_valid_features(features, indices, num_valid, batch_size=256):
     return out if out is not None else np.zeros((0, 0))
 
 
+def predict_fixed_batch(model, x, batch_size):
+    """``model.predict_on_batch(x)`` with ``x`` zero-padded to ``batch_size`` rows.
+
+    Every call then has the same input shape, so Keras traces its predict step
+    once, whatever the number of videos (a smaller last batch would trace it
+    again, and a few such calls make TensorFlow warn about retracing). Padding
+    rows are all-zero inputs, which the model masks; their outputs are dropped.
+
+    Args:
+        model: A Keras model.
+        x: Up to ``batch_size`` inputs.
+        batch_size: The constant batch dimension.
+
+    Returns:
+        The (len(x), ...) outputs as a NumPy array.
+    """
+    x = np.asarray(x)
+    if len(x) > batch_size:
+        raise ValueError(f"x holds {len(x)} inputs, more than batch_size={batch_size}")
+    padded = np.zeros((int(batch_size), *x.shape[1:]), dtype=x.dtype)
+    padded[: len(x)] = x
+    return np.asarray(model.predict_on_batch(padded))[: len(x)]
+
+
 def predict_probabilities(model, batches):
     """Class probabilities of every video of an evaluation :class:`SequenceBatches`.
 
@@ -331,5 +356,49 @@ def predict_probabilities(model, batches):
     Returns:
         A (N, num_classes) float64 array, in the batches' video order.
     """
-    out = [np.asarray(model.predict_on_batch(batches[i][0])) for i in range(len(batches))]
+    out = [
+        predict_fixed_batch(model, batches[i][0], batches.batch_size) for i in range(len(batches))
+    ]
     return np.concatenate(out).astype(np.float64)
+
+
+class CachedClips:
+    """Cached videos as an evaluation clip source (see ``evaluation.evaluate_clips``).
+
+    Args:
+        features: A :class:`MemoryFeatures` or :class:`StreamFeatures`.
+        labels: (N_cache,) labels of the whole cache.
+        num_valid: (N_cache,) valid rows of every cached video.
+        num_classes: Width of the model's output.
+    """
+
+    def __init__(self, features, labels, num_valid, num_classes):
+        self.features = features
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.num_valid = np.asarray(num_valid, dtype=np.int64)
+        self.num_classes = int(num_classes)
+
+    @classmethod
+    def from_store(cls, store, features):
+        """The clip source of an open ``FeatureStore`` read through ``features``."""
+        return cls(features, store.labels, store.num_valid, len(store.class_names))
+
+    def is_dense(self, indices, frames):
+        """Whether some of these videos have more cached real rows than ``frames``."""
+        return bool((self.num_valid[np.asarray(indices, dtype=np.int64)] > frames).any())
+
+    def predict(self, model, indices, *, frames, batch_size, offset=0.5):
+        """Class probabilities of the sample at ``offset`` of each video, in ``indices`` order."""
+        batches = SequenceBatches(
+            self.features,
+            indices,
+            self.labels,
+            self.num_valid,
+            self.num_classes,
+            frames=frames,
+            length=frames,
+            batch_size=batch_size,
+            clip_offset=offset,
+            targets=False,
+        )
+        return predict_probabilities(model, batches)

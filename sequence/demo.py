@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidseq.sequence.predict import Prediction
-from vidseq.sequence.training import TrainConfig
+from vidseq.cache.store import FeatureStore
+from vidseq.extract.pipeline import extract_features
+from vidseq.extract.sample_data import make_sample
+from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+from vidseq.sequence.evaluation import evaluate_run
+from vidseq.sequence.predict import Prediction, predict_videos
+from vidseq.sequence.results import EvaluationResult
+from vidseq.sequence.training import train_sequence
 
 DEMO_BACKBONE = "tiny"
 """The demo's CNN: random-init weights work offline; ImageNet weights need a download."""
 
 DEMO_TRAIN = TrainConfig(
-    units=32, dropout=0.5, lr=3e-3, batch_size=16, epochs=60, patience=0, val_fraction=0.2
+    head=HeadConfig(units=32, dropout=0.5),
+    fit=FitConfig(lr=3e-3, batch_size=16, epochs=60, patience=0),
+    val_fraction=0.2,
 )
 """Head settings that learn the sample set's temporal order in seconds (docs/results.md).
 
@@ -28,15 +37,34 @@ class DemoResult:
         sample: The generated dataset.
         cache: The feature cache.
         run: The run directory.
-        metrics: Test metrics of the RNN (``metrics["baseline"]``: bag-of-frames).
+        evaluation: Test evaluation of the RNN (``metrics["baseline"]``: bag-of-frames).
         predictions: Predictions on a few test videos.
     """
 
     sample: Path
     cache: Path
     run: Path
-    metrics: dict
+    evaluation: EvaluationResult
     predictions: list[Prediction]
+
+    def summary(self) -> str:
+        """Where everything is, and the test accuracy against the baseline."""
+        m = self.evaluation.metrics
+        baseline = m["baseline"]["accuracy"] if m.get("baseline") else float("nan")
+        return (
+            f"sample data {self.sample}, cache {self.cache}, run {self.run}; test accuracy "
+            f"{m['accuracy']:.3f} (RNN) vs {baseline:.3f} (bag-of-frames baseline)"
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "sample": str(self.sample),
+            "cache": str(self.cache),
+            "run": str(self.run),
+            "evaluation": self.evaluation.to_dict(),
+            "predictions": [p.to_dict() for p in self.predictions],
+        }
 
 
 def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
@@ -51,13 +79,6 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
     Returns:
         A :class:`DemoResult`.
     """
-    from vidseq.cache.store import FeatureStore
-    from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sample_data import make_sample
-    from vidseq.sequence.evaluation import evaluate_run
-    from vidseq.sequence.predict import predict_videos
-    from vidseq.sequence.training import train_sequence
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"1/5 make-sample → {workdir / 'sample'}")
@@ -76,11 +97,12 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
     )
     log(f"    {extraction.summary()}")
     log(f"3/5 train-sequence → {workdir / 'run'}")
-    config = TrainConfig(**{**DEMO_TRAIN.to_dict(), "seed": seed})
+    config = dataclasses.replace(DEMO_TRAIN, fit=dataclasses.replace(DEMO_TRAIN.fit, seed=seed))
     training = train_sequence(extraction.out, workdir / "run", config, overwrite=True, verbose=0)
     log(f"    {training.summary()}")
     log("4/5 evaluate")
-    metrics = evaluate_run(training.run_dir)
+    evaluation = evaluate_run(training.run_dir)
+    metrics = evaluation.metrics
     baseline = metrics["baseline"]["accuracy"] if metrics.get("baseline") else float("nan")
     log(
         f"    test accuracy {metrics['accuracy']:.3f} (RNN) vs {baseline:.3f} "
@@ -94,4 +116,4 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
     for prediction in predictions:
         best = ", ".join(f"{label} {p:.2f}" for label, p in prediction.top)
         log(f"    {Path(prediction.video).name}: {best}")
-    return DemoResult(sample, extraction.out, training.run_dir, metrics, predictions)
+    return DemoResult(sample, extraction.out, training.run_dir, evaluation, predictions)

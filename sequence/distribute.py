@@ -14,12 +14,10 @@ them, so the update equals one step on the global batch.
 
 The loop: Keras 3 ``Model.fit`` works under the default and mirrored strategies
 and is used there; under ``MultiWorkerMirroredStrategy`` it fails
-(keras-team/keras#20585), so :func:`fit_custom` runs a training step with
-``strategy.run`` and a loss averaged by ``tf.nn.compute_average_loss`` over the
-global batch. Both loops drive the same Keras callbacks, and so the same run
-bookkeeping (``vidseq.sequence.training.fit_run``'s state callback: learning-rate
-schedules, per-epoch reseeding, best epoch, early stopping, checkpoints,
-``state.json``, ``history.csv``).
+(keras-team/keras#20585), so the engine's ``loop.fit_custom`` runs a training
+step with ``strategy.run`` (each replica's share of a batch comes from
+:func:`replica_batch`). Both loops drive the same Keras callbacks, and so the
+same run bookkeeping (``loop.RunStateCallback``).
 
 Only the chief writes the run directory: other workers write their checkpoints
 into a temporary directory (removed at the end), as Keras' multi-worker guide
@@ -29,7 +27,6 @@ does, and never touch ``--out``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -38,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from vidseq.errors import UsageError
-
-STRATEGIES = ("default", "mirrored", "multiworker")
-LOOPS = ("fit", "custom")
+from vidseq.sequence import run_dir as rd
+from vidseq.sequence.config import STRATEGIES
 
 
 @dataclass
@@ -106,7 +103,7 @@ def _tf_config():
 
 
 def make_distribution(name="default"):
-    """Creates the strategy of ``--strategy`` (before any other TensorFlow op).
+    """Creates the strategy ``name`` (before any other TensorFlow op).
 
     ``MultiWorkerMirroredStrategy`` must be created before TensorFlow runs
     anything in the process; call this first.
@@ -120,8 +117,6 @@ def make_distribution(name="default"):
     Raises:
         UsageError: an unknown name; ``multiworker`` without a valid ``TF_CONFIG``.
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
         raise UsageError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
     if name == "default":
@@ -169,8 +164,6 @@ def write_dir(run_path, distribution):
     if distribution.chief:
         yield run_path
         return
-    from vidseq.sequence import run_dir as rd
-
     temp = Path(tempfile.mkdtemp(prefix=f"vidseq-worker{distribution.worker_index}-"))
     try:
         source = run_path / rd.CHECKPOINT_DIR
@@ -179,19 +172,6 @@ def write_dir(run_path, distribution):
         yield temp
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def weights_sha256(model):
-    """SHA-256 of a model's weights (shapes, dtypes and bytes, in order).
-
-    Replicas that trained in sync give the same digest.
-    """
-    digest = hashlib.sha256()
-    for value in model.get_weights():
-        value = np.ascontiguousarray(value)
-        digest.update(f"{value.dtype.str}{value.shape}".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
 
 
 def replica_batch(batches, index, replica, replicas):
@@ -222,136 +202,3 @@ def replica_batch(batches, index, replica, replicas):
     if empty:
         w = np.zeros_like(w)
     return x, y, np.asarray(w, dtype=np.float32)
-
-
-def fit_custom(
-    model,
-    strategy,
-    train_batches,
-    val_batches,
-    *,
-    epochs,
-    initial_epoch=0,
-    callbacks=None,
-    verbose=1,
-):
-    """``Model.fit`` for strategies where Keras 3's cannot run (MultiWorkerMirroredStrategy).
-
-    Each step gives every replica its share of the global batch
-    (:func:`replica_batch`, via
-    ``strategy.experimental_distribute_values_from_function``), computes the
-    compiled loss per video, averages it over the global batch with
-    ``tf.nn.compute_average_loss`` and applies the gradients with the compiled
-    optimizer (which sums them across replicas). The logs (``loss``,
-    ``accuracy``, ``val_loss``, ``val_accuracy``) mean what ``fit``'s mean: the
-    loss averaged over the videos of the epoch (training: weighted by sample
-    weight), the accuracy unweighted. Callbacks are called as ``fit`` calls them:
-    train begin/end, epoch begin/end (after validation), batch begin/end;
-    ``model.stop_training`` ends the loop after the epoch.
-
-    Args:
-        model: A compiled ``keras.Model`` built under ``strategy.scope()``.
-        strategy: A ``tf.distribute.Strategy`` (any, the default one included).
-        train_batches: Training batches (yield ``(x, y, w)``), ``len()`` global batches.
-        val_batches: Validation batches (``(x, y)``), or None.
-        epochs: Train until this epoch count.
-        initial_epoch: Epochs already done.
-        callbacks: Keras callbacks.
-        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-
-    Returns:
-        The logs of the last epoch.
-    """
-    import keras
-    import tensorflow as tf
-
-    loss_fn = model.loss
-    optimizer = model.optimizer
-    with strategy.scope():
-        optimizer.build(model.trainable_variables)
-    callback_list = keras.callbacks.CallbackList(
-        callbacks,
-        add_progbar=verbose != 0,
-        model=model,
-        verbose=verbose,
-        epochs=epochs,
-        steps=len(train_batches),
-    )
-    sum_ = tf.distribute.ReduceOp.SUM
-
-    def sums(y, p, w, per_video):
-        real = tf.cast(w > 0, tf.float32)
-        hits = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), tf.float32) * real
-        return tf.reduce_sum(per_video * w), tf.reduce_sum(hits), tf.reduce_sum(real)
-
-    def replica_train(x, y, w, global_size):
-        with tf.GradientTape() as tape:
-            p = tf.cast(model(x, training=True), tf.float32)
-            per_video = tf.cast(loss_fn.call(y, p), tf.float32)
-            loss = tf.nn.compute_average_loss(
-                per_video, sample_weight=w, global_batch_size=global_size
-            )
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            scaled = optimizer.scale_loss(loss)
-        variables = model.trainable_variables
-        optimizer.apply(tape.gradient(scaled, variables), variables)
-        return sums(y, p, w, per_video)
-
-    def replica_eval(x, y, w):
-        p = tf.cast(model(x, training=False), tf.float32)
-        return sums(y, p, w, tf.cast(loss_fn.call(y, p), tf.float32))
-
-    @tf.function(reduce_retracing=True)
-    def train_step(inputs, global_size):
-        out = strategy.run(replica_train, args=(*inputs, global_size))
-        return [strategy.reduce(sum_, v, axis=None) for v in out]
-
-    @tf.function(reduce_retracing=True)
-    def eval_step(inputs):
-        out = strategy.run(replica_eval, args=inputs)
-        return [strategy.reduce(sum_, v, axis=None) for v in out]
-
-    def distributed(batches, index):
-        def value(context):
-            return replica_batch(
-                batches, index, context.replica_id_in_sync_group, context.num_replicas_in_sync
-            )
-
-        return strategy.experimental_distribute_values_from_function(value)
-
-    def run_epoch(batches, step, hook=None):
-        totals = np.zeros(3)
-        for index in range(len(batches)):
-            if hook:
-                hook.on_train_batch_begin(index)
-            args = (distributed(batches, index),)
-            if step is train_step:
-                size = len(batches.batch_positions(index))
-                args = (*args, tf.constant(size, dtype=tf.int64))
-            totals += np.asarray([float(v) for v in step(*args)])
-            if hook:
-                loss, hits, count = totals
-                hook.on_train_batch_end(
-                    index, {"loss": loss / max(count, 1), "accuracy": hits / max(count, 1)}
-                )
-        loss, hits, count = totals
-        return loss / max(count, 1), hits / max(count, 1)
-
-    logs = {}
-    model.stop_training = False
-    callback_list.on_train_begin()
-    for epoch in range(int(initial_epoch), int(epochs)):
-        callback_list.on_epoch_begin(epoch)
-        loss, accuracy = run_epoch(train_batches, train_step, callback_list)
-        logs = {"loss": loss, "accuracy": accuracy}
-        if hasattr(train_batches, "on_epoch_end"):
-            train_batches.on_epoch_end()
-        if val_batches is not None:
-            val_loss, val_accuracy = run_epoch(val_batches, eval_step)
-            logs.update(val_loss=val_loss, val_accuracy=val_accuracy)
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    callback_list.on_train_end(logs)
-    return logs

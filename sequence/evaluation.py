@@ -1,4 +1,16 @@
-"""Evaluation of a sequence run: metrics, multi-clip testing, bag-of-frames baseline."""
+"""Evaluation of a sequence run: metrics, multi-clip testing, bag-of-frames baseline.
+
+One evaluator, :func:`evaluate_clips`, serves feature runs and end-to-end runs
+alike through a small clip-source interface:
+
+* ``labels``: (N,) labels of the source's videos;
+* ``is_dense(indices, frames)``: some video has more real rows than ``frames``;
+* ``predict(model, indices, *, frames, batch_size, offset)``: (len(indices), C)
+  probabilities of the sample at in-segment ``offset`` of each video.
+
+``data.CachedClips`` (cached features) and ``frames_data.FrameVideos`` (frames
+decoded from the videos) implement it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +18,31 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
+from vidseq.sequence import plots, reports
 from vidseq.sequence import run_dir as rd
+from vidseq.sequence.data import (
+    CachedClips,
+    decide_streaming,
+    feature_bytes,
+    make_features,
+    mean_valid_features,
+)
+from vidseq.sequence.frames_data import videos_for_run
+from vidseq.sequence.results import EvaluationResult
+from vidseq.sequence.saved_run import load_run
+from vidseq.sequence.splits import split_indices
 from vidseq.sequence.temporal import clip_offsets
 
 
@@ -28,13 +62,6 @@ def compute_metrics(y_true, probabilities, class_names):
         ``class_names``. Averages are over all C classes (sklearn's
         ``labels=range(C)``, ``zero_division=0``).
     """
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        precision_recall_fscore_support,
-        top_k_accuracy_score,
-    )
-
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.arange(len(class_names))
@@ -91,10 +118,6 @@ def bag_of_frames_baseline(train_x, train_y, test_x, test_y, class_names, *, see
         A dict with ``accuracy``, ``top5_accuracy`` (C >= 5), precision /
         recall / F1 macro and weighted, ``model`` (a description).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     classifier = make_pipeline(  # copy=False: scale the float32 means in place
         StandardScaler(copy=False), LogisticRegression(max_iter=2000, random_state=seed)
     )
@@ -132,7 +155,51 @@ def check_cache_matches_run(config, meta, cache_name=""):
             )
 
 
-def evaluate_model(
+def evaluate_clips(
+    model, source, indices, *, class_names, frames, split, num_clips=1, batch_size=64
+):
+    """Metrics of a model on some videos, averaging several clips when the data is dense.
+
+    When some video has more real rows than the model reads (``frames``), the
+    softmax is averaged over ``num_clips`` evenly offset samples
+    (``temporal.clip_offsets``); otherwise one sample, the centre, is read.
+
+    Args:
+        model: The Keras model of the run.
+        source: A clip source (see the module docstring).
+        indices: The labelled videos to evaluate (indices into ``source``).
+        class_names: The C class names.
+        frames: T, rows the model reads per video.
+        split: Name of the split, recorded in the result.
+        num_clips: Clips averaged per video when the data is dense.
+        batch_size: Videos per batch.
+
+    Returns:
+        The :func:`compute_metrics` dict plus ``split``, ``clips``,
+        ``single_clip_accuracy`` (multi-clip only) and ``baseline`` (None).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    clips = int(num_clips) if source.is_dense(indices, frames) else 1
+
+    def probabilities(offset):
+        return source.predict(model, indices, frames=frames, batch_size=batch_size, offset=offset)
+
+    centre = probabilities(0.5)
+    probs = centre
+    if clips > 1:
+        probs = np.mean(
+            [centre if abs(o - 0.5) < 1e-12 else probabilities(o) for o in clip_offsets(clips)],
+            axis=0,
+        )
+    y = np.asarray(source.labels)[indices]
+    metrics = {"split": split, "clips": clips, **compute_metrics(y, probs, class_names)}
+    if clips > 1:
+        metrics["single_clip_accuracy"] = float((centre.argmax(axis=1) == y).mean())
+    metrics["baseline"] = None
+    return metrics
+
+
+def evaluate_features(
     model,
     store,
     config,
@@ -144,7 +211,7 @@ def evaluate_model(
     batch_size=64,
     baseline_train=None,
 ):
-    """Metrics of a model on some cached videos (multi-clip when the cache is dense).
+    """Metrics of a feature run's model on some cached videos, and the baseline.
 
     Args:
         model: The Keras model of the run.
@@ -153,66 +220,36 @@ def evaluate_model(
         indices: Cache indices of the labelled videos to evaluate.
         features: A feature source holding (or streaming) those videos.
         split: Name of the split, recorded in the result.
-        num_clips: Temporal samples averaged per video when some video has more
-            valid rows than the run's frames (default: the run's
-            ``eval_clips``). 1 keeps the centre sample only.
+        num_clips: Clips averaged per video when the cache is denser than the
+            run's frames (default: the run's ``eval_clips``).
         batch_size: Videos per batch.
         baseline_train: Cache indices of the training videos for the
             bag-of-frames baseline (None: no baseline).
 
     Returns:
-        The :func:`compute_metrics` dict plus ``split``, ``clips``,
-        ``single_clip_accuracy`` (multi-clip only) and ``baseline``.
+        The :func:`evaluate_clips` dict, with ``baseline`` when asked.
     """
-    from vidseq.sequence.data import SequenceBatches, mean_valid_features, predict_probabilities
-
-    class_names = list(config["class_names"])
-    frames = int(config["frames"])
-    labels = np.asarray(store.labels)
-    num_valid = np.asarray(store.num_valid)
-    indices = np.asarray(indices, dtype=np.int64)
-    if num_clips is None:
-        num_clips = int(config.get("train", {}).get("eval_clips", 1) or 1)
-    dense = bool((num_valid[indices] > frames).any())
-    clips = int(num_clips) if dense else 1
-
-    def probabilities(offset):
-        batches = SequenceBatches(
-            features,
-            indices,
-            labels,
-            num_valid,
-            len(class_names),
-            frames=frames,
-            length=frames,
-            batch_size=batch_size,
-            clip_offset=offset,
-            targets=False,
-        )
-        return predict_probabilities(model, batches)
-
-    centre = probabilities(0.5)
-    if clips > 1:
-        offsets = clip_offsets(clips)
-        probs = np.mean(
-            [centre if abs(o - 0.5) < 1e-12 else probabilities(o) for o in offsets], axis=0
-        )
-    else:
-        probs = centre
-    y = labels[indices]
-    metrics = {"split": split, "clips": clips, **compute_metrics(y, probs, class_names)}
-    if clips > 1:
-        metrics["single_clip_accuracy"] = float((centre.argmax(axis=1) == y).mean())
-    metrics["baseline"] = None
+    settings = rd.split_settings(config)
+    clips = CachedClips.from_store(store, features)
+    metrics = evaluate_clips(
+        model,
+        clips,
+        indices,
+        class_names=list(config["class_names"]),
+        frames=int(config["frames"]),
+        split=split,
+        num_clips=settings["eval_clips"] if num_clips is None else num_clips,
+        batch_size=batch_size,
+    )
     if baseline_train is not None and len(baseline_train):
         baseline_train = np.asarray(baseline_train, dtype=np.int64)
         metrics["baseline"] = bag_of_frames_baseline(
-            mean_valid_features(features, baseline_train, num_valid),
-            labels[baseline_train],
-            mean_valid_features(features, indices, num_valid),
-            y,
-            class_names,
-            seed=int(config.get("train", {}).get("seed", 0)),
+            mean_valid_features(features, baseline_train, clips.num_valid),
+            clips.labels[baseline_train],
+            mean_valid_features(features, indices, clips.num_valid),
+            clips.labels[np.asarray(indices, dtype=np.int64)],
+            list(config["class_names"]),
+            seed=settings["seed"],
         )
     return metrics
 
@@ -223,8 +260,6 @@ def write_evaluation(metrics, out_dir):
     Returns:
         The list of paths written.
     """
-    from vidseq.sequence import reports
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"Confusion matrix ({metrics.get('split', '')}, accuracy {metrics['accuracy']:.3f})"
@@ -233,7 +268,7 @@ def write_evaluation(metrics, out_dir):
     report.write_text(reports.format_classification_report(metrics), encoding="utf-8")
     paths.append(report)
     paths.append(
-        reports.plot_confusion_matrix(
+        plots.plot_confusion_matrix(
             out_dir / rd.CONFUSION_FILE, metrics["confusion_matrix"], metrics["class_names"], title
         )
     )
@@ -251,13 +286,16 @@ def evaluate_run(
     batch_size=64,
     streaming="auto",
 ):
-    """Evaluates a trained run on a feature cache and writes the report files.
+    """Evaluates a trained run and writes the report files.
+
+    A feature run reads the cache's features; an end-to-end run decodes the
+    frames of the videos its cache (or dataset) lists.
 
     Args:
-        run_dir: A run directory written by ``train_sequence``.
+        run_dir: A run directory (train-sequence, finetune, from scratch).
         cache: Path of a feature cache, or several read as one (a glob
             pattern or a list; see ``FeatureStore``). Default: the cache
-            the run was trained on, ``config["cache_path"]``.
+            (or dataset) the run was trained on.
         split: ``"test"``, ``"val"`` or ``"train"``: which labelled videos.
             ``"val"`` is the cache's val split, or the carving the run used.
         out_dir: Where to write metrics.json, classification_report.txt and
@@ -265,116 +303,88 @@ def evaluate_run(
         num_clips: Temporal samples per video when the cache holds more rows
             per video than the run's frames (default: the run's eval_clips).
         baseline: Also fit the bag-of-frames baseline on the cache's training
-            split (skipped when the cache has none).
-        batch_size: Videos per batch.
-        streaming: ``"auto"``, ``"memory"`` or ``"stream"``.
+            split (feature runs; skipped when the cache has none).
+        batch_size: Videos per batch (at most 8 for an end-to-end run).
+        streaming: ``"auto"``, ``"memory"`` or ``"stream"`` (feature runs).
 
     Returns:
-        The metrics dict (see :func:`compute_metrics`) with ``split``,
-        ``clips``, ``single_clip_accuracy`` (multi-clip), ``baseline`` (dict or
-        None), ``cache``, ``run_dir``, ``seconds`` and ``files`` (written paths).
+        An :class:`~vidseq.sequence.results.EvaluationResult`.
 
     Raises:
         UsageError: incomplete run directory, a cache that is not one
             (``CacheError``), whose features differ from the run's, or that has
             no labelled video in ``split``.
     """
-    from vidseq.cache.store import FeatureStore, absolute_cache_spec
-    from vidseq.sequence.data import decide_streaming, feature_bytes, make_features
-    from vidseq.sequence.splits import resolve_splits
-
     start = time.perf_counter()
-    run = rd.load_run(run_dir)
-    config = run.config
     if split not in ("train", "val", "test"):
         raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
+    run = load_run(run_dir)
     if run.end_to_end:
-        metrics = _evaluate_end_to_end(run, cache, split, num_clips, min(batch_size, 8))
-        metrics["seconds"] = round(time.perf_counter() - start, 3)
-        files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
-        metrics["files"] = [str(p) for p in files]
-        return metrics
+        metrics = _evaluate_frames(run, cache, split, num_clips, min(batch_size, 8))
+    else:
+        metrics = _evaluate_cached(run, cache, split, num_clips, batch_size, baseline, streaming)
+    metrics["run_dir"] = str(run.path.resolve())
+    metrics["seconds"] = round(time.perf_counter() - start, 3)
+    files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
+    return EvaluationResult(metrics, [str(p) for p in files])
+
+
+def _evaluate_cached(run, cache, split, num_clips, batch_size, baseline, streaming):
+    """evaluate_run's metrics for a feature run, on a cache's features."""
+    config = run.config
     if cache is None:
         cache = config.get("cache_path")
         if not cache:
-            raise UsageError(f"{run.path}: config.json names no cache; pass one")
+            raise UsageError(f"{run.path}: config.json names no cache; pass cache=")
+    settings = rd.split_settings(config)
     with FeatureStore(cache) as store:
         check_cache_matches_run(config, store.meta, str(cache))
-        train_cfg = config.get("train", {})
-        labels = np.asarray(store.labels)
-        try:
-            resolved = resolve_splits(
-                labels,
-                store.splits,
-                store.groups,
-                store.video_ids,
-                val_fraction=train_cfg.get("val_fraction", 0.15),
-                seed=train_cfg.get("seed", 0),
-                source=str(cache),
-            )
-        except UsageError:
-            if split != "test":
-                raise
-            resolved = None
-        if resolved is not None:
-            indices = getattr(resolved, split)
-            baseline_train = resolved.train if baseline else None
-        else:
-            splits = np.asarray([str(s) for s in store.splits], dtype=object)
-            indices = np.flatnonzero((labels >= 0) & (splits == "test"))
-            baseline_train = None
-        if len(indices) == 0:
-            raise UsageError(f"{cache}: no labelled video in the {split!r} split to evaluate")
+        indices, resolved = split_indices(
+            store,
+            split,
+            val_fraction=settings["val_fraction"],
+            seed=settings["seed"],
+            source=str(cache),
+        )
+        baseline_train = resolved.train if baseline and resolved is not None else None
         needed = np.union1d(indices, [] if baseline_train is None else baseline_train)
         streamed = decide_streaming(streaming, feature_bytes(store, needed))
-        features = make_features(store, needed.astype(np.int64), streamed)
-        metrics = evaluate_model(
+        metrics = evaluate_features(
             run.model,
             store,
             config,
             indices,
-            features=features,
+            features=make_features(store, needed.astype(np.int64), streamed),
             split=split,
             num_clips=num_clips,
             batch_size=batch_size,
             baseline_train=baseline_train,
         )
     metrics["cache"] = absolute_cache_spec(cache)
-    metrics["run_dir"] = str(run.path.resolve())
-    metrics["seconds"] = round(time.perf_counter() - start, 3)
-    files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
-    metrics["files"] = [str(p) for p in files]
     return metrics
 
 
-def _evaluate_end_to_end(run, cache, split, num_clips, batch_size):
-    """evaluate_run for an end-to-end run: decodes the frames of the cache's (or dataset's) videos.
+def _evaluate_frames(run, cache, split, num_clips, batch_size):
+    """evaluate_run's metrics for an end-to-end run: decodes the frames of its videos.
 
     The videos, splits (same seed, same carved validation) and frames come from
     the cache the run names, or from ``cache``; only the class names must match
     (the cache's features are not read).
     """
-    from vidseq.sequence.finetune import evaluate_frames, resolve_run_splits, run_videos
-
-    videos, name = run_videos(run.config, cache)
-    try:
-        resolved = resolve_run_splits(videos, run.config.get("train", {}), name)
-        indices = getattr(resolved, split)
-    except UsageError:
-        if split != "test":
-            raise
-        indices = np.flatnonzero((videos.labels >= 0) & (videos.splits == "test"))
-    if len(indices) == 0:
-        raise UsageError(f"{name}: no labelled video in the {split!r} split to evaluate")
-    metrics = evaluate_frames(
+    videos, name = videos_for_run(run.config, cache)
+    settings = rd.split_settings(run.config)
+    indices, _ = split_indices(
+        videos, split, val_fraction=settings["val_fraction"], seed=settings["seed"], source=name
+    )
+    metrics = evaluate_clips(
         run.model,
         videos,
-        run.config,
         indices,
+        class_names=run.class_names,
+        frames=run.frames,
         split=split,
-        num_clips=num_clips,
+        num_clips=settings["eval_clips"] if num_clips is None else num_clips,
         batch_size=batch_size,
     )
     metrics["cache"] = name
-    metrics["run_dir"] = str(run.path.resolve())
     return metrics

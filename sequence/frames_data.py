@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
-from vidseq.extract.frames import FrameGeometry, read_frames
+from vidseq.extract.dataset import load_dataset
+from vidseq.extract.frames import read_frames
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.data import VideoBatches
 from vidseq.sequence.temporal import segment_positions
@@ -65,8 +68,8 @@ class FrameVideos:
         splits: (N,) split names.
         groups: (N,) group names.
         class_names: The class names, index = label.
-        sampling: How the frames were (or are) sampled (the cache's settings).
-        geometry: Output size, crop mode and face crop of the frames.
+        frame_spec: How the frames were (or are) sampled and framed (the cache's).
+        input_size: ``(height, width)`` of the frames read (the model's input).
         frame_indices: Per video, the source frame index of every cached row
             (from a cache), or None: frames are sampled with ``sampling`` when read.
         num_valid: (N,) real cached rows per video, or None (no cache).
@@ -78,13 +81,23 @@ class FrameVideos:
     splits: np.ndarray
     groups: np.ndarray
     class_names: list
-    sampling: SamplingConfig
-    geometry: FrameGeometry
+    frame_spec: FrameSpec
+    input_size: tuple
     frame_indices: list | None = None
     num_valid: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The frame sampling of :attr:`frame_spec`."""
+        return self.frame_spec.sampling
+
+    @property
+    def geometry(self):
+        """The ``FrameGeometry`` of the frames read: the spec's crops at ``input_size``."""
+        return self.frame_spec.geometry(self.input_size)
 
     def max_valid(self) -> int:
         """The most real frames any video has (the cache's), or the sampling's K."""
@@ -98,16 +111,24 @@ class FrameVideos:
             return False
         return bool((self.num_valid[np.asarray(indices, dtype=np.int64)] > frames).any())
 
+    def predict(self, model, indices, *, frames, batch_size, offset=0.5):
+        """Class probabilities of some videos (an evaluation clip source; see ``evaluation``).
 
-def geometry_from_sampling(sampling: dict, input_size) -> FrameGeometry:
-    """The frame geometry a cache's ``sampling`` dict records, at ``input_size``."""
-    from vidseq.extract.faces import face_crop_from_sampling
+        The clips are decoded in background threads while the model runs.
 
-    return FrameGeometry(
-        size=tuple(int(v) for v in input_size),
-        crop=sampling.get("crop", "resize"),
-        face=face_crop_from_sampling(sampling),
-    )
+        Returns:
+            A (len(indices), num_classes) float64 array, in the order of ``indices``.
+        """
+        batches = FrameBatches(
+            self,
+            indices,
+            len(self.class_names),
+            frames=frames,
+            batch_size=batch_size,
+            clip_offset=offset,
+            targets=False,
+        )
+        return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
 
 
 def videos_from_cache(store, input_size) -> FrameVideos:
@@ -121,7 +142,6 @@ def videos_from_cache(store, input_size) -> FrameVideos:
         A :class:`FrameVideos` reading exactly the frames the cache lists, with
         the cache's crop mode and face crop.
     """
-    sampling = dict(store.meta.sampling)
     return FrameVideos(
         video_ids=np.asarray(store.video_ids, dtype=object),
         sources=[source_from_text(p) for p in store.paths],
@@ -129,14 +149,14 @@ def videos_from_cache(store, input_size) -> FrameVideos:
         splits=np.asarray([str(s) for s in store.splits], dtype=object),
         groups=np.asarray([str(g) for g in store.groups], dtype=object),
         class_names=list(store.class_names),
-        sampling=SamplingConfig.from_dict(sampling),
-        geometry=geometry_from_sampling(sampling, input_size),
+        frame_spec=FrameSpec.from_dict(dict(store.meta.sampling)),
+        input_size=tuple(int(v) for v in input_size),
         frame_indices=[np.asarray(store.frame_indices(i)) for i in range(len(store))],
         num_valid=np.asarray(store.num_valid, dtype=np.int64),
     )
 
 
-def videos_from_dataset(dataset, sampling: SamplingConfig, geometry: FrameGeometry) -> FrameVideos:
+def videos_from_dataset(dataset, frame_spec: FrameSpec, input_size) -> FrameVideos:
     """The items of a loaded dataset (``vidseq.extract.dataset.load_dataset``), sampled on read."""
     items = dataset.items
     return FrameVideos(
@@ -146,9 +166,52 @@ def videos_from_dataset(dataset, sampling: SamplingConfig, geometry: FrameGeomet
         splits=np.asarray([item.split for item in items], dtype=object),
         groups=np.asarray([item.group for item in items], dtype=object),
         class_names=list(dataset.class_names),
-        sampling=sampling,
-        geometry=geometry,
+        frame_spec=frame_spec,
+        input_size=tuple(int(v) for v in input_size),
     )
+
+
+def videos_for_run(config, cache=None):
+    """The videos an end-to-end run reads: its cache's, another cache's, or its dataset's.
+
+    Args:
+        config: The run's config.json dict.
+        cache: A feature cache listing the videos (default: the run's cache,
+            or the dataset it was trained on).
+
+    Returns:
+        ``(videos, source_name)``: a :class:`FrameVideos` and the absolute path
+        it came from.
+
+    Raises:
+        UsageError: No source recorded, or class names that differ from the run's.
+    """
+    if cache is None:
+        cache = config.get("cache_path")
+    if cache is not None:
+        with FeatureStore(cache) as store:
+            videos = videos_from_cache(store, config["input_size"])
+        name = str(absolute_cache_spec(cache))
+    else:
+        data = config.get("data")
+        if not data:
+            raise UsageError("the run's config.json names no cache or dataset; pass cache=")
+        dataset = load_dataset(
+            data["path"],
+            data["source"],
+            split=data["split"],
+            seed=data["seed"],
+            clip_length=data["clip_length"],
+        )
+        spec = FrameSpec.from_dict(dict(config["sampling"]))
+        videos = videos_from_dataset(dataset, spec, config["input_size"])
+        name = str(data["path"])
+    if list(videos.class_names) != list(config["class_names"]):
+        raise UsageError(
+            f"{name}: class names {videos.class_names} differ from the run's "
+            f"{config['class_names']}"
+        )
+    return videos, name
 
 
 def read_clip(videos: FrameVideos, i: int, frames: int, *, offset=0.5, rng=None) -> np.ndarray:
@@ -288,21 +351,3 @@ class FrameBatches(VideoBatches):
             ]
         )
         return self.with_targets(x, self.videos.labels, chosen)
-
-
-def predict_clips(model, videos, indices, num_classes, *, frames, batch_size, offset=0.5):
-    """Class probabilities of some videos, decoded in background threads.
-
-    Returns:
-        A (len(indices), num_classes) float64 array, in the order of ``indices``.
-    """
-    batches = FrameBatches(
-        videos,
-        indices,
-        num_classes,
-        frames=frames,
-        batch_size=batch_size,
-        clip_offset=offset,
-        targets=False,
-    )
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)

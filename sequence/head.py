@@ -1,13 +1,12 @@
-"""The sequence head: masking, a stack of LSTM/GRU layers, a softmax."""
+"""The sequence head: masking, centering, a registered temporal head (LSTM/GRU), a softmax."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from vidseq.errors import UsageError
-
-RNN_TYPES = ("lstm", "gru")
-CENTERING_MODES = ("none", "subtract", "concat")
+from vidseq.sequence.config import CENTERING_MODES, HeadConfig
 
 
 @keras.saving.register_keras_serializable(package="vidseq")
@@ -78,39 +77,45 @@ class PaddingFrameMask(keras.layers.Layer):
         return tuple(input_shape[1])
 
 
-def build_head(
-    num_classes,
-    feature_dim,
-    *,
-    rnn="lstm",
-    units=128,
-    layers=1,
-    bidirectional=False,
-    dropout=0.5,
-    centering="concat",
-    num_frames=None,
-    name="vidseq_head",
-):
-    """Builds the recurrent classifier that reads cached CNN features.
+def _recurrent_stack(x, config):
+    """``config.layers`` LSTM/GRU layers (optionally bidirectional); the last returns a vector."""
+    layer_cls = keras.layers.LSTM if config.rnn == "lstm" else keras.layers.GRU
+    for i in range(int(config.layers)):
+        last = i == int(config.layers) - 1
+        layer = layer_cls(
+            int(config.units),
+            dropout=float(config.dropout),
+            return_sequences=not last,
+            name=f"{config.rnn}_{i}",
+        )
+        if config.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bi_{config.rnn}_{i}")
+        x = layer(x)
+    return x
+
+
+HEAD_FACTORIES = {"lstm": _recurrent_stack, "gru": _recurrent_stack}
+"""Head name -> ``factory(x, config)`` mapping the masked ``(B, T, D')`` sequence to ``(B, F)``.
+
+A new head registers its factory here and its name in ``config.HEAD_TYPES``."""
+
+
+def build_head(num_classes, feature_dim, config=None, *, num_frames=None, name="vidseq_head"):
+    """Builds the temporal classifier that reads per-frame CNN features.
 
     Input rows that are all zeros are masked: the data code zeroes every row
     after a video's ``num_valid`` real frames, so padding never changes the
     output. (A real frame whose feature vector is exactly zero would be
-    skipped too; pooled CNN features practically never are.)
+    skipped too; pooled CNN features practically never are.) The masked
+    sequence is centred (``config.centering``, see :class:`TemporalCentering`),
+    read by the head ``config.name`` of :data:`HEAD_FACTORIES`, and classified
+    by a softmax.
 
     Args:
         num_classes: Number of output classes (>= 2).
         feature_dim: D, the size of one frame's feature vector.
-        rnn: ``"lstm"`` or ``"gru"``.
-        units: Units of each recurrent layer.
-        layers: Number of stacked recurrent layers.
-        bidirectional: Wrap each recurrent layer in ``Bidirectional``.
-        dropout: Dropout rate on the inputs of each recurrent layer, as the
-            tutorial's ``LSTM(128, dropout=0.5)`` (0 for none).
-        centering: ``"concat"`` feeds the RNN each frame's features and their
-            deviation from the clip's mean (appearance and change);
-            ``"subtract"`` only the deviation; ``"none"`` the features as they
-            are (the tutorial's head). See :class:`TemporalCentering`.
+        config: A :class:`~vidseq.sequence.config.HeadConfig` (default settings
+            when None); validated here.
         num_frames: T, the sequence length, or None for variable length.
         name: Model name.
 
@@ -119,32 +124,20 @@ def build_head(
         (batch, num_classes) probabilities. It uses built-in layers and the
         registered ``vidseq>TemporalCentering``, so it saves as ``.keras`` and
         loads with ``safe_mode=True`` once ``vidseq.sequence.head`` is imported.
-    """
-    if rnn not in RNN_TYPES:
-        raise UsageError(f"rnn must be one of {RNN_TYPES}. Received: rnn={rnn!r}")
-    if int(num_classes) < 2:
-        raise UsageError(f"a classifier needs at least 2 classes. Received: {num_classes}")
-    if int(units) < 1 or int(layers) < 1:
-        raise UsageError(f"units and layers must be >= 1. Received: {units=}, {layers=}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise UsageError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
-    if centering not in CENTERING_MODES:
-        raise UsageError(
-            f"centering must be one of {CENTERING_MODES}. Received: centering={centering!r}"
-        )
-    layer_cls = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
 
+    Raises:
+        UsageError: A bad setting, or fewer than 2 classes.
+    """
+    config = (config or HeadConfig()).validate()
+    if not isinstance(num_classes, (int, np.integer)) or int(num_classes) < 2:
+        raise UsageError(
+            f"num_classes must be an integer >= 2 (a classifier needs at least 2 classes). "
+            f"Received: num_classes={num_classes!r}"
+        )
     inputs = keras.Input(shape=(num_frames, int(feature_dim)), name="features")
     x = keras.layers.Masking(mask_value=0.0, name="mask_padding")(inputs)
-    if centering != "none":
-        x = TemporalCentering(centering, name="temporal_centering")(x)
-    for i in range(int(layers)):
-        last = i == int(layers) - 1
-        layer = layer_cls(
-            int(units), dropout=float(dropout), return_sequences=not last, name=f"{rnn}_{i}"
-        )
-        if bidirectional:
-            layer = keras.layers.Bidirectional(layer, name=f"bi_{rnn}_{i}")
-        x = layer(x)
+    if config.centering != "none":
+        x = TemporalCentering(config.centering, name="temporal_centering")(x)
+    x = HEAD_FACTORIES[config.name](x, config)
     outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -1,19 +1,24 @@
-"""Prediction on new videos with a trained run: the run's own backbone, weights and sampling."""
+"""Prediction on new videos with a trained run: the run's own backbone, weights and FrameSpec."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vidseq.errors import UsageError
-from vidseq.extract.framespec import FrameSpec
+from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.engines import check_engine
 from vidseq.extract.items import VideoItem
-from vidseq.extract.pipeline import FeatureExtractor
-from vidseq.extract.sampling import SamplingConfig
-from vidseq.sequence.run_dir import SequenceRun, load_run
+from vidseq.extract.pipeline import FeatureExtractor, default_decode_workers
+from vidseq.sequence.data import predict_fixed_batch
+from vidseq.sequence.frames_data import FrameVideos, read_clip
+from vidseq.sequence.saved_run import load_run, load_run_backbone
 from vidseq.sequence.temporal import prepare_clip
+
+END_TO_END_BATCH = 8
+"""Most clips an end-to-end run decodes and classifies at once (memory: T frames each)."""
 
 
 @dataclass
@@ -30,6 +35,12 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
 
+    def summary(self) -> str:
+        """One line: ``video: label p, label p`` (or why it could not be read)."""
+        if self.error:
+            return f"{self.video}: failed: {self.error}"
+        return f"{self.video}: " + ", ".join(f"{label} {p:.3f}" for label, p in self.top)
+
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {
@@ -37,45 +48,6 @@ class Prediction:
             "top": [{"label": label, "probability": p} for label, p in self.top],
             "error": self.error,
         }
-
-
-def load_run_backbone(run: SequenceRun):
-    """Rebuilds the backbone that made the run's training features, hash checked.
-
-    Args:
-        run: A loaded run directory.
-
-    Returns:
-        The :class:`~vidseq.extract.backbones.Backbone`.
-
-    Raises:
-        UsageError: The weights found now are not those the run was trained on,
-            or its features were made by an engine vidseq does not know.
-    """
-    from vidseq.extract.backbones import load_backbone
-    from vidseq.extract.engines import ENGINES
-
-    config = run.config
-    # Every known engine gives the same features (to float32 rounding): a run
-    # trained on one engine's cache predicts with any of them.
-    if config["engine"] not in ENGINES:
-        raise UsageError(
-            f"{run.path}: features made with engine {config['engine']!r}; "
-            f"expected one of {', '.join(ENGINES)}"
-        )
-    net = load_backbone(
-        config["backbone"],
-        config["weights"],
-        input_size=tuple(config["input_size"]),
-        seed=int(config.get("weights_seed", 0)),
-    )
-    if net.weights_sha256 != config["weights_sha256"]:
-        raise UsageError(
-            f"{run.path}: the {config['backbone']} weights {config['weights']!r} have SHA-256 "
-            f"{net.weights_sha256[:12]}…, but the run was trained on features of "
-            f"{config['weights_sha256'][:12]}…; supply the same weights"
-        )
-    return net
 
 
 def predict_videos(
@@ -89,15 +61,16 @@ def predict_videos(
 ) -> list[Prediction]:
     """Classifies video files with a trained run.
 
-    Frames are sampled and the features extracted exactly as for the run's
-    cache (backbone, weights, input size, sampling, crop and face crop come
-    from its config.json), so the head sees what it was trained on.
+    Frames are sampled and framed with the run's ``FrameSpec``, and for a
+    feature run the features extracted with its backbone and weights
+    (SHA-256 checked), so the head sees what it was trained on.
 
     Args:
-        run_dir: A run directory written by ``train_sequence``.
+        run_dir: A run directory (feature or end-to-end).
         videos: Paths of video files (or frame directories).
         top_k: How many labels to report per video.
-        batch_size: Frames per CNN batch.
+        batch_size: Frames per CNN batch (feature runs); clips per batch of an
+            end-to-end run (at most 8).
         decode_workers: Decoder threads.
         engine: What runs the frozen backbone: ``"tf"`` or ``"openvino"``
             (``vidseq[openvino]``); whichever engine made the run's cache.
@@ -111,33 +84,42 @@ def predict_videos(
             run's, an unknown engine, openvino without the package, or openvino
             asked for an end-to-end run.
     """
-    from vidseq.extract.engines import check_engine
-
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1. Received: {top_k}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UsageError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}")
     check_engine(engine)
     run = load_run(run_dir)
+    paths = [str(v) for v in videos]
     if run.end_to_end:
         if engine != "tf":
             raise UsageError(
                 f"{run_dir}: an end-to-end (fine-tuned) run predicts with its whole Keras "
-                f"model; --engine {engine} applies to runs on cached features. Use --engine tf"
+                f"model, so engine must be 'tf'. Received: engine={engine!r}"
             )
-        return _predict_end_to_end(run, videos, top_k, min(batch_size, 8), decode_workers)
-    net = load_run_backbone(run)
-    recorded = dict(run.config["sampling"])
+        batch = min(batch_size, END_TO_END_BATCH)
+        return _predict_clips(run, paths, top_k, batch, decode_workers)
+    return _predict_features(run, paths, top_k, batch_size, decode_workers, engine)
+
+
+def _top(row, class_names, top_k):
+    best = np.argsort(row)[::-1][:top_k]
+    return [(class_names[i], float(row[i])) for i in best]
+
+
+def _predict_features(run, paths, top_k, batch_size, decode_workers, engine):
+    """predict_videos for a feature run: extract features, then run the head on fixed batches."""
+    spec = run.frame_spec
     extractor = FeatureExtractor(
-        net,
-        FrameSpec.from_dict(recorded),
+        load_run_backbone(run),
+        spec,
         batch_size=batch_size,
         decode_workers=decode_workers,
         engine=engine,
     )
     items = [
-        VideoItem(video_id=str(v), source=str(Path(v).resolve()), label=-1, split="", group="")
-        for v in videos
+        VideoItem(video_id=p, source=str(Path(p).resolve()), label=-1, split="", group="")
+        for p in paths
     ]
-    predictions = {item.video_id: Prediction(item.video_id) for item in items}
+    predictions = {p: Prediction(p) for p in paths}
     clips = {}
     for item, result in extractor.run(items):
         if isinstance(result, Exception):
@@ -146,43 +128,30 @@ def predict_videos(
             clips[item.video_id] = prepare_clip(
                 result.features, result.frames.num_valid, run.frames
             )
-    if clips:
-        names = list(clips)
-        probabilities = np.asarray(run.model.predict(np.stack(list(clips.values())), verbose=0))
-        for name, row in zip(names, probabilities, strict=True):
-            best = np.argsort(row)[::-1][:top_k]
-            predictions[name].top = [(run.class_names[i], float(row[i])) for i in best]
-    return [predictions[item.video_id] for item in items]
+    names = list(clips)
+    for start in range(0, len(names), batch_size):
+        chunk = names[start : start + batch_size]
+        rows = predict_fixed_batch(run.model, np.stack([clips[n] for n in chunk]), batch_size)
+        for name, row in zip(chunk, rows, strict=True):
+            predictions[name].top = _top(row, run.class_names, top_k)
+    return [predictions[p] for p in paths]
 
 
-def _top(row, class_names, top_k):
-    best = np.argsort(row)[::-1][:top_k]
-    return [(class_names[i], float(row[i])) for i in best]
-
-
-def _predict_end_to_end(run, videos, top_k, batch_size, decode_workers):
+def _predict_clips(run, paths, top_k, batch_size, decode_workers):
     """predict_videos for an end-to-end run: decodes clips (in threads) and runs the whole model.
 
-    Frames are sampled with the run's recorded sampling, crop and face crop,
-    and its centre sample of ``frames`` rows is taken, as evaluation does.
+    Frames are read with the run's ``FrameSpec``, and its centre sample of
+    ``frames`` rows is taken, as evaluation does.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vidseq.errors import SourceReadError
-    from vidseq.extract.pipeline import default_decode_workers
-    from vidseq.sequence.frames_data import FrameVideos, geometry_from_sampling, read_clip
-
-    recorded = dict(run.config["sampling"])
-    paths = [str(v) for v in videos]
     listed = FrameVideos(
         video_ids=np.asarray(paths, dtype=object),
-        sources=[str(Path(v).resolve()) for v in paths],
+        sources=[str(Path(p).resolve()) for p in paths],
         labels=np.full(len(paths), -1, dtype=np.int64),
         splits=np.asarray([""] * len(paths), dtype=object),
         groups=np.asarray([""] * len(paths), dtype=object),
         class_names=run.class_names,
-        sampling=SamplingConfig.from_dict(recorded),
-        geometry=geometry_from_sampling(recorded, run.config["input_size"]),
+        frame_spec=run.frame_spec,
+        input_size=run.input_size,
     )
     predictions = [Prediction(p) for p in paths]
 
@@ -203,7 +172,8 @@ def _predict_end_to_end(run, videos, top_k, batch_size, decode_workers):
                 else:
                     clips[i] = result
             if clips:
-                rows = np.asarray(run.model.predict_on_batch(np.stack(list(clips.values()))))
+                x = np.stack(list(clips.values()))
+                rows = predict_fixed_batch(run.model, x, batch_size)
                 for i, row in zip(clips, rows, strict=True):
                     predictions[i].top = _top(row, run.class_names, top_k)
     return predictions

@@ -1,4 +1,4 @@
-"""Report files of a run: JSON, CSV, text report and matplotlib figures."""
+"""Report files of a run: JSON, CSV and the text classification report (figures: plots.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from vidseq.errors import UsageError
 
 
 def write_json(path, data):
@@ -29,8 +31,6 @@ def write_json(path, data):
 
 def read_json(path):
     """Reads a JSON file; UsageError naming it when missing or corrupt."""
-    from vidseq.errors import UsageError
-
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -102,55 +102,3 @@ def format_classification_report(metrics):
             f"f1 macro {metrics['f1_macro']:.4f})",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_confusion_matrix(path, matrix, class_names, title="Confusion matrix"):
-    """Saves a confusion-matrix heat map (rows: true class, columns: predicted)."""
-    plt = _pyplot()
-    matrix = np.asarray(matrix)
-    n = len(class_names)
-    size = min(4 + 0.4 * n, 24)
-    fig, ax = plt.subplots(figsize=(size, size))
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    ax.set_xticks(range(n), class_names, rotation=90 if n > 6 else 0)
-    ax.set_yticks(range(n), class_names)
-    if n <= 30:
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for i in range(n):
-            for j in range(n):
-                color = "white" if matrix[i, j] > threshold else "black"
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=color)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_training_curves(path, history):
-    """Saves loss and accuracy per epoch (training and validation)."""
-    plt = _pyplot()
-    epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-        for prefix, label in (("", "train"), ("val_", "validation")):
-            values = [row.get(prefix + key) for row in history]
-            if any(v is not None for v in values):
-                ax.plot(epochs, values, marker="o", label=label)
-        ax.set(xlabel="epoch", ylabel=key, title=key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)

@@ -1,14 +1,25 @@
-"""The run directory: its files, its config.json, and a validating loader."""
+"""The run directory's lifecycle: its files, config.json, state.json, check, clear, resume.
+
+A run directory is created empty (or replaced with ``overwrite``), receives
+``config.json`` before training, ``checkpoints/`` (the last epoch's model with
+its optimizer, the best weights so far and ``state.json``) each epoch, and its
+reports at the end. :func:`open_run` checks a directory before a training
+command writes anything and brings back an interrupted run's state and
+settings. No TensorFlow here (see ``saved_run`` for loading a model).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidseq.cache.schema import CacheMeta
 from vidseq.errors import UsageError
+from vidseq.sequence.config import resumed_config
+from vidseq.sequence.reports import read_json, write_json
 
 RUN_KIND = "vidseq-sequence-run"
 RUN_FORMAT_VERSION = 1
@@ -23,6 +34,7 @@ REPORT_FILE = "classification_report.txt"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
 CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "state.json"
 
 RUN_FILES = (
     CONFIG_FILE,
@@ -66,7 +78,8 @@ def read_run_config(run_dir):
         run_dir: The run directory.
 
     Returns:
-        The config dict (keys: see ``training.build_run_config``).
+        The config dict (keys: see ``training.build_run_config``
+        and ``end_to_end.run_config``).
 
     Raises:
         UsageError: the directory or its config.json is missing, unreadable,
@@ -95,87 +108,186 @@ def is_end_to_end(config):
     return config.get("model") == END_TO_END
 
 
+def split_settings(config):
+    """How a run split and evaluated its data: ``val_fraction``, ``seed``, ``eval_clips``.
+
+    Reads the ``train`` section of any run's config.json: the nested layout
+    (``{"fit": {"seed": ...}, ...}``), the flat one of older runs, and the
+    short one of end-to-end runs (those three keys only).
+    """
+    train = config.get("train", {})
+    fit = train.get("fit", train)
+    return {
+        "val_fraction": float(train.get("val_fraction", 0.15)),
+        "seed": int(fit.get("seed", 0)),
+        "eval_clips": int(train.get("eval_clips", 1) or 1),
+    }
+
+
 @dataclass
-class SequenceRun:
-    """A loaded run directory.
+class RunState:
+    """The resumable state of a run, saved as ``checkpoints/state.json`` every epoch.
+
+    Attributes:
+        epochs_done: Epochs completed.
+        checkpoint: File (in ``checkpoints/``) of the last epoch's model, or None.
+        best_weights: File of the best epoch's weights, or None.
+        best_val_loss: Best validation loss so far, or None.
+        best_epoch: 1-based epoch of the best weights (0: none yet).
+        wait: Epochs since the last improvement (early stopping).
+        plateau_wait: The same, for the ``plateau`` schedule.
+        lr: Learning rate of the last epoch.
+        stopped_early: Early stopping (or ``model.stop_training``) ended training.
+        finished: The run wrote its model and reports.
+        history: One dict per epoch (``epoch``, ``loss``, ``accuracy``,
+            ``val_loss``, ``val_accuracy``, ``lr``).
+    """
+
+    lr: float
+    epochs_done: int = 0
+    checkpoint: str | None = None
+    best_weights: str | None = None
+    best_val_loss: float | None = None
+    best_epoch: int = 0
+    wait: int = 0
+    plateau_wait: int = 0
+    stopped_early: bool = False
+    finished: bool = False
+    history: list = field(default_factory=list)
+
+    def to_dict(self):
+        """The JSON-ready dict of ``state.json``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Reads ``state.json`` (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def state_path(run_path):
+    """``checkpoints/state.json`` of a run directory."""
+    return Path(run_path) / CHECKPOINT_DIR / STATE_FILE
+
+
+def read_state(run_path):
+    """The :class:`RunState` of a run directory; UsageError when unreadable."""
+    return RunState.from_dict(read_json(state_path(run_path)))
+
+
+def write_state(run_path, state):
+    """Writes ``state.json`` atomically."""
+    return write_json(state_path(run_path), state.to_dict())
+
+
+def check_run_dir(out_dir, *, resume, overwrite, chief=True):
+    """Refuses an occupied run directory. Returns the state of a run to resume, or None.
+
+    A worker that is not the chief (``chief=False``) only reads the state of a
+    resume: the chief checks the directory, and may already be writing to it.
+
+    Raises:
+        UsageError: ``out_dir`` is a file; a non-empty directory without
+            ``resume`` or ``overwrite``; a finished run asked to resume; a
+            resume without a checkpoint in a directory holding other files.
+    """
+    out_dir = Path(out_dir)
+    path = state_path(out_dir)
+    resumable = resume and path.is_file()
+    if not chief:
+        state = read_state(out_dir) if resumable else None
+        return state if state and state.checkpoint and not state.finished else None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a directory. Received: out_dir={out_dir}")
+    non_empty = out_dir.is_dir() and any(out_dir.iterdir())
+    if resumable:
+        state = read_state(out_dir)
+        if state.finished:
+            raise UsageError(
+                f"{out_dir}: this run already finished; nothing to resume "
+                "(choose another out_dir, or pass overwrite=True)"
+            )
+        return state if state.checkpoint else None  # no epoch ended yet: start again
+    if non_empty and resume:
+        if all(p.name in RUN_FILES for p in out_dir.iterdir()):
+            return None  # interrupted before its first epoch ended: start again
+        raise UsageError(f"{out_dir}: no checkpoint to resume from ({path} missing)")
+    if non_empty and not overwrite:
+        raise UsageError(
+            f"{out_dir}: the run directory is not empty; choose another out_dir, "
+            "or pass resume=True or overwrite=True"
+        )
+    return None
+
+
+def clear_run_files(out_dir):
+    """Removes the files a run writes (nothing else) and creates ``checkpoints/``."""
+    out_dir = Path(out_dir)
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    (out_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def start_run_files(out_dir, run_config):
+    """Clears a new run's files and writes its ``config.json``."""
+    clear_run_files(out_dir)
+    write_json(Path(out_dir) / CONFIG_FILE, run_config)
+
+
+@dataclass
+class OpenedRun:
+    """A checked run directory, with what a resume brings back.
 
     Attributes:
         path: The run directory.
-        config: Its config.json.
-        model: The trained ``keras.Model`` (best weights), uncompiled.
+        config: The settings to train with: the call's, or on resume the saved
+            ones with the call's overridable fields (``config.RESUME_OVERRIDABLE``).
+        state: The :class:`RunState` to resume, or None for a new run.
+        saved_config: The resumed run's ``config.json``, or None.
+        warnings: Things the caller should tell the user.
     """
 
     path: Path
-    config: dict
-    model: object
+    config: object
+    state: RunState | None = None
+    saved_config: dict | None = None
+    warnings: list = field(default_factory=list)
 
     @property
-    def class_names(self):
-        """Class names, index = output unit."""
-        return list(self.config["class_names"])
-
-    @property
-    def end_to_end(self):
-        """Whether the model reads raw uint8 clips rather than cached features."""
-        return is_end_to_end(self.config)
-
-    @property
-    def frames(self):
-        """T, the number of feature rows the model reads per video."""
-        return int(self.config["frames"])
+    def resuming(self):
+        """Whether training continues an interrupted run."""
+        return self.state is not None
 
 
-def load_model_file(path, *, compile=False):
-    """Loads a ``.keras`` file with ``safe_mode=True``; UsageError naming it on failure."""
-    import keras
-
-    from vidseq.extract.preprocessing import FramePreprocessing
-    from vidseq.sequence.head import PaddingFrameMask, TemporalCentering
-
-    custom_objects = {
-        "vidseq>FramePreprocessing": FramePreprocessing,
-        "vidseq>TemporalCentering": TemporalCentering,
-        "vidseq>PaddingFrameMask": PaddingFrameMask,
-    }
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: missing; the run directory is incomplete")
-    try:
-        return keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=compile, safe_mode=True
-        )
-    except Exception as e:  # Keras raises many types for a corrupt archive.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"{path}: cannot load the model ({first})") from None
-
-
-def load_run(run_dir):
-    """Loads and validates a run directory written by ``train_sequence``.
+def open_run(out_dir, config, *, section, resume, overwrite, chief=True, end_to_end=False):
+    """Checks ``out_dir`` for a training command; on resume, brings back the saved run.
 
     Args:
-        run_dir: The run directory.
+        out_dir: The run directory.
+        config: The validated settings of the call (a config of ``sequence.config``).
+        section: The key of ``config.json`` holding the settings (``"train"``
+            or ``"finetune"``).
+        resume: Continue the interrupted run in ``out_dir``.
+        overwrite: Replace the run files of a non-empty ``out_dir``.
+        chief: This process writes ``out_dir`` (see :func:`check_run_dir`).
+        end_to_end: The command trains end-to-end runs (refuses to resume another kind).
 
     Returns:
-        A :class:`SequenceRun`.
-
-    Raises:
-        UsageError: config.json or model.keras missing or corrupt, or a model
-            whose input/output shape disagrees with config.json.
+        An :class:`OpenedRun`.
     """
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    model = load_model_file(run_dir / MODEL_FILE)
-    if is_end_to_end(config):  # uint8 clips (T, H, W, 3) in, see sequence/finetune.py
-        expected_in = (int(config["frames"]), *(int(v) for v in config["input_size"]), 3)
-    else:
-        expected_in = (int(config["frames"]), int(config["feature_dim"]))
-    got_in = tuple(model.input_shape[1:])
-    got_out = model.output_shape[-1]
-    if got_in != expected_in or got_out != len(config["class_names"]):
-        raise UsageError(
-            f"{run_dir / MODEL_FILE}: model shape {got_in} -> {got_out} disagrees with "
-            f"{CONFIG_FILE} input {expected_in} -> "
-            f"{len(config['class_names'])} classes"
-        )
-    return SequenceRun(run_dir, config, model)
+    path = Path(out_dir)
+    state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief)
+    if state is None:
+        return OpenedRun(path, config)
+    saved_config = read_run_config(path)
+    if is_end_to_end(saved_config) != end_to_end:
+        raise UsageError(f"{path}: a run of another kind; nothing for this command to resume")
+    warnings = []
+    saved = type(config).from_dict(saved_config[section])
+    merged = resumed_config(saved, config, warnings)
+    return OpenedRun(path, merged, state, saved_config, warnings)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidseq.errors import UsageError
+from vidseq.extract.splits import check_group_disjoint, group_split
 
 
 @dataclass
@@ -67,8 +68,6 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
             group on both sides of the cache's splits, or too few training
             groups to carve a validation set.
     """
-    from vidseq.extract.splits import check_group_disjoint, group_split
-
     where = f"{source}: " if source else ""
     labels = np.asarray(labels, dtype=np.int64)
     splits = np.asarray([str(s) for s in splits], dtype=object)
@@ -126,3 +125,54 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
         ["train"] * len(new_train) + ["val"] * len(new_val),
     )
     return SplitIndices(new_train, new_val, test, "carved")
+
+
+def splits_of(videos, *, val_fraction=0.15, seed=0, source=""):
+    """:func:`resolve_splits` of anything listing videos (``FeatureStore``, ``FrameVideos``).
+
+    Args:
+        videos: An object with ``labels``, ``splits``, ``groups`` and ``video_ids``.
+        val_fraction: See :func:`resolve_splits`.
+        seed: See :func:`resolve_splits`.
+        source: Name of the data, for error messages.
+    """
+    return resolve_splits(
+        videos.labels,
+        videos.splits,
+        videos.groups,
+        videos.video_ids,
+        val_fraction=val_fraction,
+        seed=seed,
+        source=source,
+    )
+
+
+def split_indices(videos, split, *, val_fraction=0.15, seed=0, source=""):
+    """The labelled videos of one split, as a run resolved them (same seed, same carved val).
+
+    Data that cannot be split for training (no train split, a single class)
+    still has its labelled ``test`` videos.
+
+    Returns:
+        ``(indices, resolved)``: the split's indices, and the :class:`SplitIndices`
+        (None when only the test videos could be found).
+
+    Raises:
+        UsageError: ``split`` is unknown; a ``train`` or ``val`` split of data
+            that cannot be split; no labelled video in ``split``.
+    """
+    if split not in ("train", "val", "test"):
+        raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
+    try:
+        resolved = splits_of(videos, val_fraction=val_fraction, seed=seed, source=source)
+        indices = getattr(resolved, split)
+    except UsageError:
+        if split != "test":
+            raise
+        labels = np.asarray(videos.labels)
+        names = np.asarray([str(s) for s in videos.splits], dtype=object)
+        resolved, indices = None, np.flatnonzero((labels >= 0) & (names == "test"))
+    if len(indices) == 0:
+        where = f"{source}: " if source else ""
+        raise UsageError(f"{where}no labelled video in the {split!r} split to evaluate")
+    return np.asarray(indices, dtype=np.int64), resolved

@@ -1,8 +1,10 @@
 """Fault injection after extraction: a killed train-sequence, bad caches, bad run directories.
 
 train-sequence is killed with SIGKILL in a real CLI subprocess while an epoch
-runs; caches and run directories are really damaged on disk; a model file with a
-Lambda layer is really written. See docs/reliability.md.
+runs (the one SIGKILL-and-resume test of train-sequence; finetune's resume is
+tests/sequence/test_finetune.py's); caches and run directories are really
+damaged on disk; a model file with a Lambda layer is really written. See
+docs/reliability.md.
 """
 
 import json
@@ -24,6 +26,7 @@ from vidseq.cache.writer import CacheWriter
 from vidseq.cli import main
 from vidseq.sequence import run_dir as rd
 from vidseq.sequence.reports import read_json
+from vidseq.sequence.saved_run import load_run
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 TRAIN = ["--units", "8", "--batch-size", "8", "--patience", "0", "--seed", "1", "--quiet"]
@@ -134,8 +137,15 @@ def test_train_sequence_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_pa
     assert epochs == [1, 2, 3, 4]
     for name in rd.RUN_FILES:
         assert (out / name).exists(), name
-    assert rd.load_run(out).model is not None
+    assert load_run(out).model is not None
     assert killed_at < 4
+
+    # The resumed run finishes like an uninterrupted one, epoch for epoch.
+    straight = tmp_path / "straight"
+    assert main([*map(str, args[:3]), str(straight), *map(str, args[4:])]) == 0
+    assert state["history"] == read_json(straight / rd.CHECKPOINT_DIR / "state.json")["history"]
+    assert main([*map(str, args), "--resume"]) == 2
+    assert "already finished" in one_error_line(capsys)
 
 
 # ------------------------------------------------------------------- bad caches
@@ -217,8 +227,12 @@ def _config_without_frames(run_copy):
 
 
 BAD_RUNS = {
-    "garbage model.keras": (_garbage_model, rd.MODEL_FILE, "cannot load the model"),
-    "truncated model.keras": (_truncated_model, rd.MODEL_FILE, "cannot load the model"),
+    "garbage model.keras": (_garbage_model, rd.MODEL_FILE, "not a valid .keras archive"),
+    "truncated model.keras": (
+        _truncated_model,
+        rd.MODEL_FILE,
+        "cannot load the model (not a valid .keras archive: truncated or corrupt)",
+    ),
     "truncated config.json": (_half_config, rd.CONFIG_FILE, "corrupt run config"),
     "config.json without frames": (_config_without_frames, rd.CONFIG_FILE, "missing frames"),
 }

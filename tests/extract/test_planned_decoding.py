@@ -19,6 +19,7 @@ from vidseq.errors import UsageError
 from vidseq.extract import video_reader
 from vidseq.extract.decode_plan import plan_cost, plan_decode
 from vidseq.extract.frames import FrameGeometry, read_frames
+from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.packet_index import IndexUnavailable, read_packet_index
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sampling import SamplingConfig
@@ -237,7 +238,10 @@ def test_a_cache_is_the_same_before_and_after_planning(
         monkeypatch.setenv("VIDSEQ_DECODER", decoder)
         caches[decoder] = tmp_path / f"{decoder}.h5"
         summary = extract_features(
-            root, caches[decoder], sampling=SamplingConfig(num_frames=4), progress=False
+            root,
+            caches[decoder],
+            frames=FrameSpec(sampling=SamplingConfig(num_frames=4)),
+            progress=False,
         )
         assert summary.failures == []
     assert_same_cache(caches["opencv"], caches["planned"])

@@ -125,8 +125,8 @@ def cache_factory(tmp_path):
 
 @pytest.fixture
 def small_config():
-    """Returns ``make(**overrides) -> TrainConfig`` with tiny, fast settings."""
-    from vidseq.sequence.training import TrainConfig
+    """Returns ``make(**overrides) -> TrainConfig`` with tiny, fast settings (flat names)."""
+    from vidseq.sequence.config import TrainConfig
 
     def make(**overrides):
         settings = {
@@ -140,7 +140,7 @@ def small_config():
             "eval_clips": 3,
         }
         settings.update(overrides)
-        return TrainConfig(**settings)
+        return TrainConfig.from_dict(settings, strict=True)
 
     return make
 
@@ -155,21 +155,23 @@ def trained_run(tmp_path_factory):
     Returns:
         ``(cache_path, run_dir, TrainResult, tensorboard_dir)``.
     """
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+    from vidseq.sequence.training import train_sequence
 
     root = tmp_path_factory.mktemp("trained")
     cache = write_cache(root / "features.h5", length=12, num_valid=lambda i: 7 + i % 6, seed=11)
     config = TrainConfig(
-        units=16,
-        epochs=12,
-        batch_size=16,
-        lr=0.01,
-        dropout=0.0,
-        patience=4,
+        head=HeadConfig(units=16, dropout=0.0),
+        fit=FitConfig(
+            epochs=12,
+            batch_size=16,
+            lr=0.01,
+            patience=4,
+            seed=0,
+            tensorboard=str(root / "tb") if HAVE_TENSORBOARD else None,
+        ),
         frames=6,
-        seed=0,
         eval_clips=3,
-        tensorboard=str(root / "tb") if HAVE_TENSORBOARD else None,
     )
     result = train_sequence(cache, root / "run", config, verbose=0)
     return cache, root / "run", result, root / "tb"
@@ -209,7 +211,8 @@ def make_feature_run():
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sample_data import make_sample
     from vidseq.extract.sampling import SamplingConfig
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+    from vidseq.sequence.training import train_sequence
 
     def make(root, epochs):
         sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
@@ -221,7 +224,10 @@ def make_feature_run():
             dtype="float32",
             progress=False,
         ).out
-        config = TrainConfig(units=8, epochs=epochs, batch_size=4, lr=3e-3, patience=0, dropout=0.0)
+        config = TrainConfig(
+            head=HeadConfig(units=8, dropout=0.0),
+            fit=FitConfig(epochs=epochs, batch_size=4, lr=3e-3, patience=0),
+        )
         run = train_sequence(cache, root / "run", config, verbose=0).run_dir
         return sample, cache, run
 

@@ -7,7 +7,6 @@ per process. Every subprocess has a timeout and is killed if the test fails.
 
 import contextlib
 import csv
-import functools
 import importlib.util
 import json
 import os
@@ -19,13 +18,20 @@ import textwrap
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
-from vidseq.sequence import training
-from vidseq.sequence.distribute import make_distribution, weights_sha256
-from vidseq.sequence.run_dir import load_run
-from vidseq.sequence.training import TrainConfig, train_sequence
+from vidseq.extract.backbones import weights_sha256
+from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+from vidseq.sequence.data import MemoryFeatures, SequenceBatches
+from vidseq.sequence.distribute import Distribution, make_distribution
+from vidseq.sequence.head import build_head
+from vidseq.sequence.loop import compile_classifier, fit_custom
+from vidseq.sequence.saved_run import load_run
+from vidseq.sequence.training import train_sequence
 
 TIMEOUT = 240
 SETTINGS = {
@@ -136,14 +142,14 @@ def cache_and_baseline(tmp_path_factory):
     spec.loader.exec_module(conftest)
     root = tmp_path_factory.mktemp("distribute")
     cache = conftest.write_cache(root / "features.h5")
-    config = TrainConfig(**SETTINGS, batch_size=GLOBAL_BATCH)
+    config = TrainConfig.from_dict({**SETTINGS, "batch_size": GLOBAL_BATCH}, strict=True)
     result = train_sequence(cache, root / "default", config, verbose=0)
     return cache, result
 
 
 def test_strategy_is_validated_and_multiworker_needs_tf_config(monkeypatch):
     with pytest.raises(UsageError, match="strategy must be one of"):
-        TrainConfig(strategy="horovod").validate()
+        TrainConfig(fit=FitConfig(strategy="horovod")).validate()
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(UsageError, match="needs the TF_CONFIG"):
         make_distribution("multiworker")
@@ -168,14 +174,106 @@ class _StopTraining(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class _Logs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(dict(logs))
+
+
+class _SameEpochPlan(keras.callbacks.Callback):
+    """Gives every epoch its own batch plan, as the run's state callback does.
+
+    (Keras' ``fit`` advances a ``PyDataset`` by one epoch before the first one.)
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
+
+
+def test_fit_custom_equals_model_fit_step_for_step(cache_and_baseline):
+    """Same seed, same batches (a short last one included), default strategy: same numbers."""
+    cache, _ = cache_and_baseline
+    with FeatureStore(cache) as store:
+        features = MemoryFeatures(store, np.arange(len(store)))
+        labels, num_valid = np.asarray(store.labels), np.asarray(store.num_valid)
+        splits = np.asarray(store.splits)
+    train, val = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
+    assert len(train) % 20  # the last training batch is a short one
+
+    def run(loop):
+        keras.utils.set_random_seed(7)
+        model = build_head(4, 8, HeadConfig(units=8, dropout=0.0), num_frames=8)
+        compile_classifier(model, FitConfig(lr=0.01, label_smoothing=0.1))
+        common = {"frames": 8, "length": 8, "batch_size": 20}
+        weights = np.linspace(0.5, 2.0, 4)  # class weights: sample weights in the loss
+        batches = SequenceBatches(
+            features,
+            train,
+            labels,
+            num_valid,
+            4,
+            training=True,
+            seed=3,
+            class_weights=weights,
+            **common,
+        )
+        val_batches = SequenceBatches(features, val, labels, num_valid, 4, **common)
+        logs = _Logs()
+        callbacks = [_SameEpochPlan(batches), logs]
+        if loop == "fit":
+            model.fit(
+                batches,
+                validation_data=val_batches,
+                epochs=3,
+                shuffle=False,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        else:
+            fit_custom(
+                model,
+                tf.distribute.get_strategy(),
+                batches,
+                val_batches,
+                epochs=3,
+                verbose=0,
+                callbacks=callbacks,
+            )
+        return model.get_weights(), logs.epochs
+
+    fit_weights, fit_logs = run("fit")
+    custom_weights, custom_logs = run("custom")
+    assert len(custom_logs) == len(fit_logs) == 3
+    for got, want in zip(custom_logs, fit_logs, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert got[key] == pytest.approx(float(want[key]), rel=1e-5, abs=1e-6), key
+    for got, want in zip(custom_weights, fit_weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
     cache_and_baseline, tmp_path, monkeypatch, check_run_dir
 ):
     """The strategy.run loop (multiworker's) equals fit, resume and early stopping included."""
     cache, baseline = cache_and_baseline
     settings = {**SETTINGS, "batch_size": GLOBAL_BATCH}
-    monkeypatch.setattr(training, "fit_run", functools.partial(training.fit_run, loop="custom"))
-    custom = train_sequence(cache, tmp_path / "custom", TrainConfig(**settings), verbose=0)
+    # Every run below takes the custom loop; Model.fit would fail the test.
+    monkeypatch.setattr(Distribution, "loop", property(lambda self: "custom"))
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("Model.fit ran instead of the custom loop")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    config = TrainConfig.from_dict(settings, strict=True)
+    custom = train_sequence(cache, tmp_path / "custom", config, verbose=0)
+    assert load_run(tmp_path / "custom").config["distribute"]["loop"] == "custom"
     # Same batches, learning rates and dropout masks (reseeded per epoch) as fit.
     assert [r["epoch"] for r in custom.history] == [1, 2, 3, 4]
     for got, want in zip(custom.history, baseline.history, strict=True):
@@ -188,19 +286,17 @@ def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
         train_sequence(
             cache,
             tmp_path / "resumed",
-            TrainConfig(**settings),
+            config,
             verbose=0,
             callbacks=[_StopAfterSecondEpoch()],
         )
-    resumed = train_sequence(
-        cache, tmp_path / "resumed", TrainConfig(**settings, resume=True), verbose=0
-    )
+    resumed = train_sequence(cache, tmp_path / "resumed", config, resume=True, verbose=0)
     assert resumed.resumed_from == 2 and resumed.history == custom.history
 
     stopped = train_sequence(  # model.stop_training (early stopping's flag) ends the loop
         cache,
         tmp_path / "stopped",
-        TrainConfig(**settings),
+        config,
         verbose=0,
         callbacks=[_StopTraining()],
     )
@@ -217,9 +313,10 @@ MIRRORED = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import TrainConfig
+    from vidseq.sequence.training import train_sequence
 
-    config = TrainConfig(**json.loads(sys.argv[3]))
+    config = TrainConfig.from_dict(json.loads(sys.argv[3]), strict=True)
     result = train_sequence(sys.argv[1], sys.argv[2], config, verbose=0)
     print(json.dumps({"replicas": result.replicas, "history": result.history}))
     """
@@ -251,7 +348,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
         "num_workers": 1,
         "loop": "fit",
     }
-    assert run.config["train"]["batch_size"] == GLOBAL_BATCH // 2
+    assert run.config["train"]["fit"]["batch_size"] == GLOBAL_BATCH // 2
     assert abs(metrics["accuracy"] - baseline.metrics["accuracy"]) <= 0.15
     # Same global batches: the losses follow the single-device run's.
     for got, want in zip(out["history"], baseline.history, strict=True):

@@ -10,7 +10,8 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
 from vidseq.sequence.evaluation import compute_metrics, evaluate_run
-from vidseq.sequence.run_dir import load_run, read_run_config
+from vidseq.sequence.run_dir import read_run_config
+from vidseq.sequence.saved_run import load_run
 from vidseq.sequence.temporal import clip_offsets, gather_clip
 
 
@@ -46,7 +47,8 @@ def test_metrics_match_sklearn_and_hand_counts():
 
 def test_evaluate_run_writes_reports_and_shows_what_order_adds(trained_run, tmp_path):
     _, run_dir, result, _ = trained_run
-    metrics = evaluate_run(run_dir, out_dir=tmp_path / "eval")
+    result = evaluate_run(run_dir, out_dir=tmp_path / "eval")
+    metrics = result.metrics
     for name in ("metrics.json", "classification_report.txt", "confusion_matrix.png"):
         assert (tmp_path / "eval" / name).is_file()
     # Same model, same cache, same clips: the numbers training reported.
@@ -62,11 +64,16 @@ def test_evaluate_run_writes_reports_and_shows_what_order_adds(trained_run, tmp_
     assert saved["accuracy"] == metrics["accuracy"]
     report = (tmp_path / "eval" / "classification_report.txt").read_text()
     assert "bag-of-frames baseline" in report and "p0_down" in report
+    summary = result.summary()
+    assert f"accuracy             {metrics['accuracy']:.4f}" in summary
+    assert "bag-of-frames" in summary and "confusion_matrix.png" in summary
+    as_json = json.loads(json.dumps(result.to_dict()))
+    assert as_json["accuracy"] == metrics["accuracy"] and len(as_json["files"]) == 3
 
 
 def test_multi_clip_averages_softmax_over_evenly_offset_samples(trained_run, tmp_path):
     cache, run_dir, _, _ = trained_run
-    metrics = evaluate_run(run_dir, cache, num_clips=2, baseline=False, out_dir=tmp_path)
+    metrics = evaluate_run(run_dir, cache, num_clips=2, baseline=False, out_dir=tmp_path).metrics
     assert metrics["clips"] == 2 and metrics["baseline"] is None
     run = load_run(run_dir)
     with FeatureStore(cache) as store:
@@ -106,6 +113,12 @@ def test_incomplete_or_corrupt_run_directories_name_the_file(trained_run, tmp_pa
     (broken / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(UsageError, match=r"model\.keras: cannot load the model"):
         load_run(broken)
+    model = (run_dir / "model.keras").read_bytes()
+    (broken / "model.keras").write_bytes(model[: len(model) * 2 // 3])  # a real truncated file
+    with pytest.raises(UsageError) as error:
+        load_run(broken)
+    assert "not a valid .keras archive: truncated or corrupt" in str(error.value)
+    assert "File not found" not in str(error.value)
     (broken / "config.json").write_text("{ half")
     with pytest.raises(UsageError, match=r"config\.json: corrupt"):
         read_run_config(broken)

@@ -1,6 +1,7 @@
 """finetune: end-to-end model from a feature run, BN handling, resume, evaluate/predict, scratch."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,19 +10,20 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.sequence.finetune import (
-    FinetuneConfig,
-    build_end_to_end,
-    finetune,
-    set_trainable,
-    train_from_scratch,
-)
+from vidseq.sequence.config import FinetuneConfig, FitConfig, HeadConfig, ScratchConfig
+from vidseq.sequence.end_to_end import build_end_to_end, set_trainable
+from vidseq.sequence.finetune import finetune
 from vidseq.sequence.frames_data import read_clip, videos_from_cache
-from vidseq.sequence.predict import load_run_backbone
-from vidseq.sequence.run_dir import load_run
+from vidseq.sequence.saved_run import load_run, load_run_backbone
+from vidseq.sequence.scratch import train_from_scratch
 from vidseq.sequence.temporal import prepare_clip
 
 SMALL = {"epochs": 1, "batch_size": 4, "unfreeze": 2, "workers": 2}
+
+
+def small(**overrides):
+    """A FinetuneConfig of SMALL's settings (flat names) and ``overrides``."""
+    return FinetuneConfig.from_dict({**SMALL, **overrides}, strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_finetuned_run_keeps_its_accuracy_and_records_what_it_did(feature_run, a
     assert config["weights_sha256"] == source["weights_sha256"]
     assert config["unfrozen_layers"] == ["conv4"]  # the last 2 layers: conv4, avg_pool
     assert config["splits"] == source["splits"] and config["train"] == source["train"]
-    assert config["finetune"]["lr"] == 1e-4 and config["finetune"]["augment"]
+    assert config["finetune"]["fit"]["lr"] == 1e-4 and config["finetune"]["augment"]
     before = json.loads((run / "metrics.json").read_text())["accuracy"]
     after = json.loads((fine / "metrics.json").read_text())["accuracy"]
     assert abs(after - before) <= 0.25  # one epoch at 1e-4: within noise of a few videos
@@ -81,7 +83,7 @@ def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
     from vidseq.sequence.evaluation import evaluate_run
     from vidseq.sequence.predict import predict_videos
 
-    metrics = evaluate_run(fine, out_dir=tmp_path / "eval")
+    metrics = evaluate_run(fine, out_dir=tmp_path / "eval").metrics
     saved = json.loads((fine / "metrics.json").read_text())
     assert metrics["accuracy"] == saved["accuracy"]
     assert metrics["num_videos"] == saved["num_videos"] and metrics["baseline"] is None
@@ -108,6 +110,29 @@ def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
     assert str(video) in capsys.readouterr().out
 
 
+def test_predict_over_several_videos_never_retraces_the_model(feature_run):
+    """Batches of every size run through one traced step (TensorFlow warns after 5 retraces)."""
+    sample, _, _, fine = feature_run
+    from vidseq.sequence.predict import predict_videos
+
+    videos = sorted(str(p) for p in Path(sample).glob("*/*.avi"))
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the commands' quiet mode would hide the warning
+    logger.addHandler(handler)
+    try:
+        for count in (3, 9, 11, 12):  # last batches of 3, 1, 3 and 4 clips
+            predictions = predict_videos(fine, videos[:count], top_k=1)
+            assert all(p.error is None for p in predictions)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not [r.getMessage() for r in records if "retracing" in r.getMessage()]
+
+
 def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not():
     import keras
 
@@ -120,7 +145,8 @@ def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not():
     batchnorms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert batchnorms and not any(layer.trainable for layer in batchnorms)
     assert unfrozen and all(backbone.base_model.get_layer(n).trainable for n in unfrozen)
-    model = build_end_to_end(backbone, build_head(2, 1280, units=4, dropout=0.0), frames=3)
+    head = build_head(2, 1280, HeadConfig(units=4, dropout=0.0))
+    model = build_end_to_end(backbone, head, frames=3)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
     before = {layer.name: [w.numpy().copy() for w in layer.weights] for layer in layers}
     rng = np.random.default_rng(0)
@@ -141,11 +167,11 @@ def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not():
 def test_unknown_layer_name_and_end_to_end_source_are_refused(feature_run, tmp_path):
     _, _, run, fine = feature_run
     with pytest.raises(UsageError, match=r"no layer 'nope'.*conv4"):
-        finetune(run, tmp_path / "a", FinetuneConfig(unfreeze_from="nope", **SMALL), verbose=0)
+        finetune(run, tmp_path / "a", small(unfreeze_from="nope"), verbose=0)
     with pytest.raises(UsageError, match="already an end-to-end run"):
-        finetune(fine, tmp_path / "b", FinetuneConfig(**SMALL), verbose=0)
+        finetune(fine, tmp_path / "b", small(), verbose=0)
     with pytest.raises(UsageError, match="not empty"):
-        finetune(run, fine, FinetuneConfig(**SMALL), verbose=0)
+        finetune(run, fine, small(), verbose=0)
 
 
 class Interrupt(Exception):
@@ -161,18 +187,18 @@ def test_resume_after_an_interruption_finishes_like_an_uninterrupted_run(feature
         def on_epoch_end(self, epoch, logs=None):
             raise Interrupt
 
-    settings = {**SMALL, "epochs": 2, "augment": True, "lr_schedule": "cosine", "seed": 4}
+    config = small(epochs=2, augment=True, lr_schedule="cosine", seed=4)
     out = tmp_path / "killed"
     with pytest.raises(Interrupt):
-        finetune(run, out, FinetuneConfig(**settings), verbose=0, callbacks=[StopAfterFirstEpoch()])
+        finetune(run, out, config, verbose=0, callbacks=[StopAfterFirstEpoch()])
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 1 and not state["finished"]
     assert not (out / "model.keras").exists()
 
-    resumed = finetune(run, out, FinetuneConfig(**settings, resume=True), verbose=0)
+    resumed = finetune(run, out, config, resume=True, verbose=0)
     assert resumed.resumed_from == 1 and resumed.epochs_completed == 2
     assert [r["epoch"] for r in resumed.history] == [1, 2]
-    straight = finetune(run, tmp_path / "straight", FinetuneConfig(**settings), verbose=0)
+    straight = finetune(run, tmp_path / "straight", config, verbose=0)
     for got, want in zip(resumed.history, straight.history, strict=True):
         assert got == pytest.approx(want, rel=1e-4)
     assert load_run(out).end_to_end
@@ -194,23 +220,24 @@ def face_csv(path, rows_per_class=12):
 
 def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path):
     csv_path = face_csv(tmp_path / "fer2013.csv")
-    config = FinetuneConfig(
+    settings = ScratchConfig(
+        head=HeadConfig(units=8),
+        fit=FitConfig(epochs=1, batch_size=4, lr=1e-4),
         backbone="vgg16",
         input_size=(48, 48),
         grayscale=True,
-        units=8,
-        epochs=1,
-        batch_size=4,
-        lr=1e-4,
         workers=2,
+        clip_length=3,
     )
-    result = train_from_scratch(csv_path, tmp_path / "fer", config, clip_length=3, verbose=0)
+    result = train_from_scratch(csv_path, tmp_path / "fer", settings, verbose=0)
     assert result.epochs_completed == 1 and result.splits["train"] == 8
     run = load_run(tmp_path / "fer")
     config = run.config
     assert config["from_scratch"] and config["grayscale"] and config["backbone"] == "vgg16"
     assert config["weights"] == "none" and config["preprocessing"] == "tf"
     assert config["data"]["source"] == "fer2013" and config["cache_path"] is None
+    assert config["sampling"]["clip_length"] == 3 and config["sampling"]["num_frames"] == 3
+    assert ScratchConfig.from_dict(config["finetune"]) == settings  # recorded as given
     assert run.model.input_shape == (None, 3, 48, 48, 3)
     vgg = run.model.get_layer("backbone").layer
     assert vgg.get_layer("rgb_to_gray").trainable is False
@@ -219,4 +246,4 @@ def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path):
     assert metrics["split"] == "test" and metrics["num_videos"] == 2
     from vidseq.sequence.evaluation import evaluate_run
 
-    assert evaluate_run(tmp_path / "fer", out_dir=tmp_path / "e")["num_videos"] == 2
+    assert evaluate_run(tmp_path / "fer", out_dir=tmp_path / "e").metrics["num_videos"] == 2

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence.head import build_head
+from vidseq.sequence.config import HEAD_TYPES, HeadConfig
+from vidseq.sequence.head import HEAD_FACTORIES, build_head
 
 
 @pytest.mark.parametrize(
@@ -17,7 +18,7 @@ from vidseq.sequence.head import build_head
     ],
 )
 def test_output_is_a_distribution_over_classes(options):
-    model = build_head(5, 12, units=8, num_frames=6, **options)
+    model = build_head(5, 12, HeadConfig(units=8, **options), num_frames=6)
     x = np.random.default_rng(0).normal(size=(3, 6, 12)).astype(np.float32)
     probs = np.asarray(model(x, training=False))
     assert probs.shape == (3, 5)
@@ -27,7 +28,8 @@ def test_output_is_a_distribution_over_classes(options):
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_zeroed_padding_rows_do_not_change_the_output(rnn):
-    model = build_head(3, 4, rnn=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)
+    config = HeadConfig(rnn=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)
+    model = build_head(3, 4, config)
     rng = np.random.default_rng(1)
     real = rng.normal(size=(1, 5, 4)).astype(np.float32)
     padded = np.concatenate([real, np.zeros((1, 3, 4), np.float32)], axis=1)
@@ -43,7 +45,7 @@ def test_zeroed_padding_rows_do_not_change_the_output(rnn):
 
 
 def test_saved_model_loads_with_safe_mode(tmp_path):
-    model = build_head(4, 6, rnn="gru", units=8, num_frames=5, bidirectional=True)
+    model = build_head(4, 6, HeadConfig(rnn="gru", units=8, bidirectional=True), num_frames=5)
     path = tmp_path / "head.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -53,6 +55,12 @@ def test_saved_model_loads_with_safe_mode(tmp_path):
 
 def test_bad_arguments_say_what_was_received():
     with pytest.raises(UsageError, match="rnn='rnn'"):
-        build_head(3, 4, rnn="rnn")
-    with pytest.raises(UsageError, match="at least 2 classes"):
+        build_head(3, 4, HeadConfig(rnn="rnn"))
+    with pytest.raises(UsageError, match=r"units must be an integer >= 1\. Received: units=0"):
+        build_head(3, 4, HeadConfig(units=0))
+    with pytest.raises(UsageError, match=r"at least 2 classes\). Received: num_classes=1"):
         build_head(1, 4)
+
+
+def test_every_head_name_the_settings_accept_has_a_factory():
+    assert set(HEAD_FACTORIES) == set(HEAD_TYPES)

@@ -10,8 +10,9 @@ from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sample_data import make_sample
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
 from vidseq.sequence.predict import predict_videos
-from vidseq.sequence.training import TrainConfig, train_sequence
+from vidseq.sequence.training import train_sequence
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,9 @@ def trained_run(tmp_path_factory):
     cache = extract_features(
         sample, root / "features.h5", frames=FrameSpec(SamplingConfig(num_frames=6)), progress=False
     ).out
-    config = TrainConfig(units=8, epochs=2, batch_size=4, patience=0)
+    config = TrainConfig(
+        head=HeadConfig(units=8), fit=FitConfig(epochs=2, batch_size=4, patience=0)
+    )
     run = train_sequence(cache, root / "run", config, verbose=0).run_dir
     return sample, run
 
@@ -38,11 +41,15 @@ def test_predict_reports_top_k_labels_with_probabilities(trained_run):
         probabilities = [p for _, p in prediction.top]
         assert probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+        assert prediction.summary() == f"{prediction.video}: " + ", ".join(
+            f"{label} {p:.3f}" for label, p in prediction.top
+        )
+        assert json.loads(json.dumps(prediction.to_dict()))["top"][0]["label"] == labels[0]
 
 
 def test_predict_equals_the_head_on_the_cached_features(trained_run):
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.run_dir import load_run
+    from vidseq.sequence.saved_run import load_run
     from vidseq.sequence.temporal import prepare_clip
 
     _, run = trained_run

@@ -1,21 +1,23 @@
-"""train_sequence: run directory, reproducibility, resume after a kill, refusals."""
+"""train_sequence: run directory, reproducibility, resume of old runs, refusals, settings.
+
+The SIGKILL-and-resume test of train-sequence is tests/test_reliability_runs.py's.
+"""
 
 import csv
 import importlib.util
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 
+import keras
 import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
-from vidseq.sequence.run_dir import load_run
-from vidseq.sequence.training import TrainConfig, scheduled_lr, train_sequence
+from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+from vidseq.sequence.evaluation import evaluate_run
+from vidseq.sequence.loop import scheduled_lr
+from vidseq.sequence.saved_run import load_run
+from vidseq.sequence.training import train_sequence
 
 
 def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, assert_run_files):
@@ -30,7 +32,8 @@ def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, a
             assert config[key] == value, key
     assert config["frames"] == 6
     assert config["head"]["rnn"] == "lstm" and config["head"]["units"] == 16
-    assert config["train"]["seed"] == 0 and config["train"]["frames"] == 6
+    assert config["train"]["fit"]["seed"] == 0 and config["train"]["frames"] == 6
+    assert TrainConfig.from_dict(config["train"]).head == HeadConfig(units=16, dropout=0.0)
     assert config["cache_path"] == str(cache.resolve())
     assert config["splits"] == {"train": 48, "val": 16, "test": 16, "val_source": "cache"}
     assert config["vidseq_version"]
@@ -50,6 +53,8 @@ def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, a
     assert metrics["accuracy"] >= 0.9  # the RNN reads the order...
     assert metrics["baseline"]["accuracy"] <= 0.75  # ...mean pooling cannot
     assert "videos/s" in result.summary() and result.videos > 0
+    as_json = json.loads(json.dumps(result.to_dict()))
+    assert as_json["run_dir"] == str(run_dir) and as_json["best_epoch"] == result.best_epoch
 
 
 def _history(cache, out, **overrides):
@@ -68,7 +73,9 @@ def _history(cache, out, **overrides):
         "seed": 5,
     }
     settings.update(overrides)
-    return train_sequence(cache, out, TrainConfig(**settings), verbose=0).history
+    return train_sequence(
+        cache, out, TrainConfig.from_dict(settings, strict=True), verbose=0
+    ).history
 
 
 def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, tmp_path):
@@ -84,66 +91,6 @@ def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, 
     assert [r["lr"] for r in first] == pytest.approx(
         [scheduled_lr("cosine", e, 0.01, 3, None) for e in range(3)]
     )
-
-
-KILLER = textwrap.dedent(
-    """
-    import os, signal, sys
-    import keras
-    from vidseq.sequence.training import TrainConfig, train_sequence
-
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    config = TrainConfig(**{settings!r})
-    train_sequence(sys.argv[1], sys.argv[2], config, verbose=0, callbacks=[Kill()])
-    """
-)
-
-
-def test_resume_after_sigkill_finishes_like_an_uninterrupted_run(cache_factory, tmp_path):
-    cache = cache_factory(length=12, num_valid=lambda i: 7 + i % 6)
-    settings = {
-        "units": 16,
-        "epochs": 4,
-        "batch_size": 16,
-        "lr": 0.01,
-        "patience": 0,
-        "dropout": 0.3,
-        "frames": 6,
-        "temporal_shift": 1,
-        "lr_schedule": "step",
-        "seed": 9,
-    }
-    run = tmp_path / "killed"
-    script = tmp_path / "kill.py"
-    script.write_text(KILLER.format(settings=settings))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, str(script), str(cache), str(run)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    state = json.loads((run / "checkpoints" / "state.json").read_text())
-    assert state["epochs_done"] == 2 and not state["finished"]
-    assert not (run / "model.keras").exists()
-
-    with pytest.raises(UsageError, match="not empty"):
-        train_sequence(cache, run, TrainConfig(**settings), verbose=0)
-    resumed = train_sequence(cache, run, TrainConfig(**settings, resume=True), verbose=0)
-    assert resumed.resumed_from == 2 and resumed.epochs_completed == 4
-    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
-    assert (run / "model.keras").is_file()
-
-    straight = train_sequence(cache, tmp_path / "straight", TrainConfig(**settings), verbose=0)
-    assert resumed.history == straight.history
-    with pytest.raises(UsageError, match="already finished"):
-        train_sequence(cache, run, TrainConfig(**settings, resume=True), verbose=0)
 
 
 def test_occupied_run_directory_is_refused_unless_overwrite(cache_factory, tmp_path, small_config):
@@ -187,14 +134,77 @@ def test_not_a_cache_and_bad_settings_are_usage_errors(tmp_path, cache_factory):
     bogus.write_text("hello")
     with pytest.raises(CacheError, match=r"notes\.h5"):
         train_sequence(bogus, tmp_path / "run", TrainConfig(), verbose=0)
+    bad_head = TrainConfig(head=HeadConfig(rnn="rnn"))
     with pytest.raises(UsageError, match="rnn='rnn'"):
-        train_sequence(cache_factory(), tmp_path / "run", TrainConfig(rnn="rnn"), verbose=0)
+        train_sequence(cache_factory(), tmp_path / "run", bad_head, verbose=0)
     if importlib.util.find_spec("tensorboard") is None:
         with pytest.raises(UsageError, match="needs the tensorboard package"):
-            train_sequence(cache_factory(), tmp_path / "run", TrainConfig(tensorboard="tb"))
+            config = TrainConfig(fit=FitConfig(tensorboard="tb"))
+            train_sequence(cache_factory(), tmp_path / "run", config)
     with pytest.raises(UsageError, match="lr_schedule"):
-        TrainConfig(lr_schedule="exp").validate()
+        TrainConfig(fit=FitConfig(lr_schedule="exp")).validate()
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (FitConfig(batch_size=0), "batch_size must be an integer >= 1. Received: batch_size=0"),
+        (HeadConfig(dropout=1.0), r"dropout must be in \[0, 1\). Received: dropout=1.0"),
+        (TrainConfig(eval_clips=0), "eval_clips must be an integer >= 1. Received: eval_clips=0"),
+        (TrainConfig(fit=FitConfig(seed=1.5)), "seed must be an integer. Received: seed=1.5"),
+    ],
+)
+def test_every_setting_is_checked_once_and_quotes_what_it_received(config, message):
+    with pytest.raises(UsageError, match=message):
+        config.validate()
+    with pytest.raises(UsageError, match=r"TrainConfig has no setting unit\. Received: unit=3"):
+        TrainConfig.from_dict({"unit": 3}, strict=True)
+
+
+def _old_flat_layout(run_dir):
+    """Rewrites config.json's ``train`` as runs before the composed configs wrote it."""
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text())
+    train = config["train"]
+    config["train"] = {**train["head"], **train["fit"], "resume": False}
+    config["train"].update({k: v for k, v in train.items() if k not in ("head", "fit")})
+    path.write_text(json.dumps(config))
+    return config["train"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Interrupt
+
+
+def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
+    trained_run, cache_factory, tmp_path, small_config
+):
+    cache, run_dir, result, _ = trained_run
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("config.json", "model.keras"):
+        (old / name).write_bytes((run_dir / name).read_bytes())
+    flat = _old_flat_layout(old)
+    assert flat["units"] == 16 and flat["seed"] == 0 and "fit" not in flat
+    evaluation = evaluate_run(old, cache, out_dir=tmp_path / "eval")
+    assert evaluation.metrics["accuracy"] == result.metrics["accuracy"]
+    assert evaluation.metrics["clips"] == 3  # eval_clips read from the flat layout
+
+    cache = cache_factory()
+    config = small_config(epochs=3, dropout=0.3, lr_schedule="cosine")
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(_Interrupt):
+        train_sequence(cache, interrupted, config, verbose=0, callbacks=[_StopAfterFirstEpoch()])
+    _old_flat_layout(interrupted)
+    resumed = train_sequence(cache, interrupted, config, resume=True, verbose=0)
+    straight = train_sequence(cache, tmp_path / "straight", config, verbose=0)
+    assert resumed.resumed_from == 1 and resumed.history == straight.history
 
 
 def test_learning_rate_schedules():

@@ -1,0 +1,437 @@
+"""Settings of the training commands, composed from a head and a fit part.
+
+* :class:`HeadConfig`: the temporal head (passed as is to ``head.build_head``).
+* :class:`FitConfig`: the optimisation every training command shares.
+* :class:`TrainConfig` (train-sequence), :class:`FinetuneConfig` (finetune)
+  and :class:`ScratchConfig` (finetune from scratch) compose them with what
+  their own command reads, and nothing else.
+
+Every field is checked in one table, :data:`FIELD_RULES`: one rule per field
+name, whichever config holds it. ``to_dict`` writes the nested layout that
+``config.json`` records (``{"head": {...}, "fit": {...}, ...}``); ``from_dict``
+reads it, and also the flat layout of runs written before the split (every
+field at the top level), so old run directories evaluate, predict and resume.
+
+This module imports no TensorFlow: the command line reads its defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vidseq.errors import UsageError
+from vidseq.extract.faces import FaceCrop
+from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.sampling import SamplingConfig
+
+HEAD_TYPES = ("lstm", "gru")
+"""Names of the registered heads (``head.HEAD_FACTORIES`` holds a factory for each)."""
+CENTERING_MODES = ("none", "subtract", "concat")
+LR_SCHEDULES = ("constant", "step", "cosine", "plateau")
+STRATEGIES = ("default", "mirrored", "multiworker")
+STREAMING_MODES = ("auto", "memory", "stream")
+MIXED_PRECISION_MODES = ("auto", "on", "off")
+DEFAULT_UNFREEZE = 20
+"""Backbone layers unfrozen by default, as in Keras' EfficientNet fine-tuning example."""
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def _int_at_least(low):
+    return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}"
+
+
+def _optional_int_at_least(low):
+    return (lambda v: v is None or (_is_int(v) and v >= low)), f"None or an integer >= {low}"
+
+
+def _one_of(choices):
+    return (lambda v: v in choices), f"one of {choices}"
+
+
+def _in_unit(low_open):
+    if low_open:
+        return (lambda v: _is_number(v) and 0.0 < v < 1.0), "in (0, 1)"
+    return (lambda v: _is_number(v) and 0.0 <= v < 1.0), "in [0, 1)"
+
+
+FIELD_RULES = {
+    # the head
+    "rnn": _one_of(HEAD_TYPES),
+    "units": _int_at_least(1),
+    "layers": _int_at_least(1),
+    "bidirectional": ((lambda v: isinstance(v, bool)), "True or False"),
+    "dropout": _in_unit(False),
+    "centering": _one_of(CENTERING_MODES),
+    # the fit
+    "lr": ((lambda v: _is_number(v) and v > 0), "> 0"),
+    "epochs": _int_at_least(1),
+    "batch_size": _int_at_least(1),
+    "patience": _int_at_least(0),
+    "lr_schedule": _one_of(LR_SCHEDULES),
+    "label_smoothing": _in_unit(False),
+    "class_weight": ((lambda v: v in (None, "balanced")), "None or 'balanced'"),
+    "seed": (_is_int, "an integer"),
+    "strategy": _one_of(STRATEGIES),
+    "tensorboard": ((lambda v: v is None or isinstance(v, str)), "None or a directory path"),
+    # the data of a run
+    "frames": _optional_int_at_least(1),
+    "temporal_shift": _int_at_least(0),
+    "streaming": _one_of(STREAMING_MODES),
+    "val_fraction": _in_unit(True),
+    "eval_clips": _int_at_least(1),
+    # end to end
+    "unfreeze": _int_at_least(0),
+    "unfreeze_from": ((lambda v: v is None or isinstance(v, str)), "None or a layer name"),
+    "augment": ((lambda v: isinstance(v, bool)), "True or False"),
+    "mixed_precision": _one_of(MIXED_PRECISION_MODES),
+    "workers": _optional_int_at_least(1),
+    "backbone": ((lambda v: isinstance(v, str) and v != ""), "a backbone name"),
+    "input_size": (
+        lambda v: v is None or (len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)),
+        "None or (height, width) integers",
+    ),
+    "grayscale": ((lambda v: isinstance(v, bool)), "True or False"),
+    "source": _one_of(("auto", "folder", "ucf101", "manifest", "fer2013")),
+    "split": _one_of((1, 2, 3)),
+    "sampling": (
+        lambda v: v is None or isinstance(v, SamplingConfig),
+        "None or a SamplingConfig",
+    ),
+    "crop": _one_of(("resize", "center")),
+    "face_crop": ((lambda v: v is None or isinstance(v, FaceCrop)), "None or a FaceCrop"),
+    "clip_length": _int_at_least(1),
+}
+"""``field name -> (check, what it must be)``: the one place a setting is validated."""
+
+
+def check_value(name, value):
+    """Raises UsageError unless ``value`` is valid for the setting ``name``."""
+    check, expected = FIELD_RULES[name]
+    try:
+        ok = bool(check(value))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(f"{name} must be {expected}. Received: {name}={value!r}")
+
+
+class _Config:
+    """validate / to_dict / from_dict of the config dataclasses (sub-configs nested)."""
+
+    def validate(self):
+        """Raises UsageError naming the first bad field; returns self."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, _Config):
+                value.validate()
+            else:
+                check_value(f.name, value)
+        return self
+
+    def to_dict(self):
+        """The fields as a JSON-ready dict (sub-configs as nested dicts)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (_Config, SamplingConfig, FaceCrop)):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = [int(v) for v in value]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data, *, strict=False):
+        """Builds a config from :meth:`to_dict` output, or from a flat dict.
+
+        A sub-config is read from its nested dict when there is one, else from
+        the keys of ``data`` itself (the flat layout of older runs and of the
+        command line's arguments, e.g. ``{"units": 16, "epochs": 3}``). Missing
+        keys keep their defaults.
+
+        Args:
+            data: The dict.
+            strict: Refuse keys that name no setting (by default they are ignored).
+
+        Raises:
+            UsageError: With ``strict``, a key that names no setting.
+        """
+        if strict:
+            unknown = sorted(set(data) - cls.setting_names())
+            if unknown:
+                raise UsageError(
+                    f"{cls.__name__} has no setting {', '.join(unknown)}. "
+                    f"Received: {', '.join(f'{k}={data[k]!r}' for k in unknown)}"
+                )
+        defaults = cls()
+        values = {}
+        for f in dataclasses.fields(cls):
+            default = getattr(defaults, f.name)
+            if isinstance(default, _Config):
+                nested = data.get(f.name)
+                source = nested if isinstance(nested, dict) else data
+                known = {k.name for k in dataclasses.fields(default)}
+                values[f.name] = dataclasses.replace(
+                    default, **{k: v for k, v in source.items() if k in known}
+                )
+            elif f.name in data:
+                values[f.name] = _decode(f.name, data[f.name])
+        return cls(**values)
+
+    @classmethod
+    def setting_names(cls):
+        """Every field name, those of the sub-configs included."""
+        names = set()
+        for f in dataclasses.fields(cls):
+            names.add(f.name)
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            if isinstance(default, _Config):
+                names |= default.setting_names()
+        return names
+
+
+def _decode(name, value):
+    """A field's value from its JSON form (tuples, SamplingConfig, FaceCrop)."""
+    if name == "input_size" and value is not None:
+        return tuple(value)
+    if name == "sampling" and isinstance(value, dict):
+        return SamplingConfig.from_dict(value)
+    if name == "face_crop" and isinstance(value, dict):
+        return FaceCrop.from_dict(value)
+    return value
+
+
+@dataclass
+class HeadConfig(_Config):
+    """The temporal head that reads a clip's per-frame features.
+
+    ``rnn`` names the head (a key of ``head.HEAD_FACTORIES``); the other
+    fields are its keyword arguments.
+
+    Attributes:
+        rnn: ``"lstm"`` or ``"gru"``.
+        units: Units per recurrent layer.
+        layers: Stacked recurrent layers.
+        bidirectional: Bidirectional recurrent layers.
+        dropout: Dropout rate on the inputs of each recurrent layer.
+        centering: What the head reads: ``"concat"`` (each frame's features
+            and their deviation from the clip mean), ``"subtract"`` (the
+            deviation only) or ``"none"`` (the features as they are).
+    """
+
+    rnn: str = "lstm"
+    units: int = 128
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.5
+    centering: str = "concat"
+
+    @property
+    def name(self):
+        """The registered head these settings build."""
+        return self.rnn
+
+
+@dataclass
+class FitConfig(_Config):
+    """How every training command fits its model (see ``loop.fit``).
+
+    Attributes:
+        lr: Initial Adam learning rate.
+        epochs: Most epochs to train.
+        batch_size: Videos per batch and replica: a step reads ``batch_size x
+            replicas`` videos.
+        patience: Early stopping on validation loss after this many epochs
+            without improvement (best weights restored); 0 disables it (the
+            best epoch's weights are still the ones kept).
+        lr_schedule: ``"constant"``; ``"step"`` (halve every epoch after epoch
+            10); ``"cosine"`` (to 0 over ``epochs``); ``"plateau"`` (halve after
+            ``max(1, patience // 2)`` epochs without validation improvement).
+        label_smoothing: Label smoothing of the cross-entropy.
+        class_weight: None or ``"balanced"`` (inverse class frequency).
+        seed: Seed of weights, shuffling, sampling, dropout and augmentation.
+        strategy: ``"default"`` (one device), ``"mirrored"`` (this machine's
+            GPUs) or ``"multiworker"`` (the machines of ``TF_CONFIG``).
+        tensorboard: Directory for TensorBoard logs, or None.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 10
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    class_weight: str | None = None
+    seed: int = 0
+    strategy: str = "default"
+    tensorboard: str | None = None
+
+
+RESUME_OVERRIDABLE = ("streaming", "tensorboard", "strategy", "workers")
+"""Fields a resumed run takes from the new call instead of its saved settings."""
+
+
+def resumed_config(saved, config, warnings):
+    """The interrupted run's settings ``saved``, with the new call's overridable fields.
+
+    Appends to ``warnings`` the other fields whose new values are ignored.
+
+    Returns:
+        The validated settings.
+    """
+    old, new = _flat(saved), _flat(config)
+    changed = [k for k in old if k not in RESUME_OVERRIDABLE and old[k] != new.get(k)]
+    if changed:
+        warnings.append(
+            "resume keeps the interrupted run's settings; ignored new values of "
+            + ", ".join(changed)
+        )
+    keep = {k: new[k] for k in RESUME_OVERRIDABLE if k in old}
+    return type(saved).from_dict({**old, **keep}).validate()
+
+
+def _flat(config):
+    out = {}
+    for key, value in config.to_dict().items():
+        if isinstance(getattr(config, key), _Config):
+            out.update(value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class TrainConfig(_Config):
+    """Settings of train-sequence: the head, the fit, and how features are read.
+
+    Attributes:
+        head: The :class:`HeadConfig`.
+        fit: The :class:`FitConfig`.
+        frames: Feature rows per video fed to the head; None uses all cached
+            rows. When the cache holds more, training draws a TSN random-offset
+            sample each epoch and evaluation the centre (and multi-clip) sample.
+        temporal_shift: Largest shift (frames) of the temporal-shift
+            augmentation, drawn in ``[-s, s]`` per video and epoch; 0 disables.
+        streaming: ``"auto"`` (by size against available memory), ``"memory"``
+            or ``"stream"`` (read each batch from the HDF5 file).
+        val_fraction: Fraction of training videos (by group) used for
+            validation when the cache has no ``val`` split.
+        eval_clips: Temporal samples averaged per video in evaluation when the
+            cache is denser than ``frames``.
+    """
+
+    head: HeadConfig = field(default_factory=HeadConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    frames: int | None = None
+    temporal_shift: int = 0
+    streaming: str = "auto"
+    val_fraction: float = 0.15
+    eval_clips: int = 5
+
+
+def _finetune_fit():
+    return FitConfig(lr=1e-4, epochs=10, batch_size=8, patience=5)
+
+
+@dataclass
+class FinetuneConfig(_Config):
+    """Settings of finetune: the fit, and which backbone layers train.
+
+    The backbone, frames, head and splits are the feature run's.
+
+    Attributes:
+        fit: The :class:`FitConfig` (defaults for a pretrained network: lr
+            1e-4, 10 epochs, batches of 8, patience 5). Memory is about
+            ``batch_size`` x T frames per replica, times the batches decoded ahead.
+        unfreeze: Unfreeze the last N layers of the backbone network (its
+            input layer not counted); 0 trains the head only.
+        unfreeze_from: Unfreeze this layer of the backbone and every later one
+            (instead of ``unfreeze``).
+        augment: Random TSN segment offsets (uniform sampling) and horizontal flips.
+        mixed_precision: ``"auto"`` (mixed_float16 when a GPU is present),
+            ``"on"`` or ``"off"``.
+        workers: Decoder threads (default: the cores, 2 to 8).
+    """
+
+    fit: FitConfig = field(default_factory=_finetune_fit)
+    unfreeze: int = DEFAULT_UNFREEZE
+    unfreeze_from: str | None = None
+    augment: bool = False
+    mixed_precision: str = "auto"
+    workers: int | None = None
+
+
+@dataclass
+class ScratchConfig(_Config):
+    """Settings of finetune from scratch: a random-init CNN and a fresh head.
+
+    Attributes:
+        head: The :class:`HeadConfig` of the fresh head.
+        fit: The :class:`FitConfig` (finetune's defaults).
+        backbone: Registry name of the CNN.
+        input_size: ``(height, width)``; the backbone's default if None.
+        grayscale: The CNN reads one grey channel.
+        frames: T, frames per clip (default: the cache's, or the sampling's).
+        val_fraction: Fraction of training videos carved for validation when
+            the data has no ``val`` split.
+        eval_clips: Clips averaged per video in evaluation when the cache is
+            denser than ``frames``.
+        augment: Random TSN segment offsets (uniform sampling) and horizontal flips.
+        mixed_precision: ``"auto"``, ``"on"`` or ``"off"``.
+        workers: Decoder threads (default: the cores, 2 to 8).
+        source: Dataset source (``"auto"``, ``"folder"``, ``"ucf101"``,
+            ``"manifest"``, ``"fer2013"``); ignored for a cache.
+        split: UCF-101 official split (1, 2 or 3).
+        sampling: How a dataset's frames are sampled; None: ``frames`` uniform
+            frames (else ``clip_length`` for FER-2013, 16 otherwise). A cache's
+            own sampling, crop and face crop are always reused.
+        crop: ``"resize"`` or ``"center"`` (a dataset's frames).
+        face_crop: A ``FaceCrop`` for a dataset's frames, or None.
+        clip_length: FER-2013 images per pseudo-clip.
+    """
+
+    head: HeadConfig = field(default_factory=HeadConfig)
+    fit: FitConfig = field(default_factory=_finetune_fit)
+    backbone: str = "vgg16"
+    input_size: tuple[int, int] | None = None
+    grayscale: bool = False
+    frames: int | None = None
+    val_fraction: float = 0.15
+    eval_clips: int = 5
+    augment: bool = False
+    mixed_precision: str = "auto"
+    workers: int | None = None
+    source: str = "auto"
+    split: int = 1
+    sampling: SamplingConfig | None = None
+    crop: str = "resize"
+    face_crop: FaceCrop | None = None
+    clip_length: int = 10
+
+    def frame_spec(self, *, fer2013=False):
+        """The :class:`FrameSpec` a dataset's frames are read with.
+
+        Args:
+            fer2013: The dataset is FER-2013 (pseudo-clips of ``clip_length`` images).
+        """
+        sampling = self.sampling
+        if sampling is None:
+            sampling = SamplingConfig(
+                num_frames=self.frames or (self.clip_length if fer2013 else 16)
+            )
+        return FrameSpec(
+            sampling=sampling,
+            crop=self.crop,
+            face_crop=self.face_crop,
+            clip_length=self.clip_length if fer2013 else None,
+        )
