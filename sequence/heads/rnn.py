@@ -9,7 +9,7 @@ from vidseq.sequence.heads.layers import check_positive, check_rate
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
-def _recurrent(cell, x, mask, *, units, layers, bidirectional, dropout, name):
+def _recurrent(cell, x, mask, units, layers, bidirectional, dropout, name):
     """A stack of ``layers`` recurrent layers; the last returns its final state."""
     check_positive("units", units)
     check_positive("layers", layers)
@@ -40,16 +40,7 @@ def lstm(x, mask, *, units=128, layers=1, bidirectional=False, dropout=0.5, name
     Returns:
         The (batch, units) final state, (batch, 2 * units) when bidirectional.
     """
-    return _recurrent(
-        "lstm",
-        x,
-        mask,
-        units=units,
-        layers=layers,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        name=name,
-    )
+    return _recurrent("lstm", x, mask, units, layers, bidirectional, dropout, name)
 
 
 def gru(x, mask, *, units=128, layers=1, bidirectional=False, dropout=0.5, name="gru"):
@@ -60,13 +51,4 @@ def gru(x, mask, *, units=128, layers=1, bidirectional=False, dropout=0.5, name=
     Returns:
         The (batch, units) final state, (batch, 2 * units) when bidirectional.
     """
-    return _recurrent(
-        "gru",
-        x,
-        mask,
-        units=units,
-        layers=layers,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        name=name,
-    )
+    return _recurrent("gru", x, mask, units, layers, bidirectional, dropout, name)
