@@ -216,7 +216,7 @@ def cmd_predict_windows(args) -> int:
         stride=args.stride if args.stride is not None else args.window,
         top_k=args.top_k,
         engine=args.engine,
-        progress=not args.json,
+        progress=sys.stderr.isatty() and not args.json,
     )
     if args.json:
         _print_json(result.to_dict())
