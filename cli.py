@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vidseq import __version__
@@ -224,6 +225,11 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from vidseq.sequence.predict import predict_videos
 
+    if args.window is not None:
+        return cmd_predict_windows(args)
+    for flag, value in (("--stride", args.stride), ("--plot", args.plot), ("--csv", args.csv)):
+        if value is not None:
+            raise UsageError(f"{flag} needs --window. Received: {flag} {value}")
     predictions = predict_videos(args.run, args.videos, top_k=args.top_k, engine=args.engine)
     if args.json:
         _print_json([prediction.to_dict() for prediction in predictions])
@@ -233,6 +239,96 @@ def cmd_predict(args) -> int:
         elif not args.json:
             print(prediction.summary())
     return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
+
+
+# --------------------------------------------- long videos and live streams (issue 15)
+
+
+def cmd_predict_windows(args) -> int:
+    """``predict --window``: sliding windows, segments, table/JSON/CSV/PNG."""
+    from vidseq.sequence.timeline import format_table, plot_timeline, write_csv
+    from vidseq.sequence.windowed import predict_windows
+
+    result = predict_windows(
+        args.run,
+        args.videos,
+        window=args.window,
+        stride=args.stride if args.stride is not None else args.window,
+        top_k=args.top_k,
+        engine=args.engine,
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_table(result))
+    for path, write in ((args.csv, write_csv), (args.plot, plot_timeline)):
+        if path is not None:
+            print(f"wrote {write(result, path)}", file=sys.stderr)
+    for video in result.videos:
+        if video.error:
+            print(f"failed: {video.path}: {video.error}", file=sys.stderr)
+    print(f"predict: {result.summary()}", file=sys.stderr)
+    return EXIT_PARTIAL if any(v.error for v in result.videos) else EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    """``watch``: one decision per stride on a live stream."""
+    # FFmpeg's and OpenCV's own log lines (connection refused, ...) would double ours.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    from vidseq.sequence.watch import watch
+
+    def emit(decision):
+        text = json.dumps(decision.to_dict()) if args.json else decision.format()
+        print(text, flush=True)
+
+    summary = watch(
+        args.run,
+        args.source,
+        window=args.window,
+        stride=args.stride,
+        max_seconds=args.max_seconds,
+        reconnect=args.reconnect,
+        top_k=args.top_k,
+        engine=args.engine,
+        on_decision=emit,
+        log=lambda line: print(f"vidseq watch: {line}", file=sys.stderr, flush=True),
+    )
+    print(f"vidseq watch: {summary.summary()}", file=sys.stderr)
+    return EXIT_FAILURE if summary.status == "lost" else EXIT_OK
+
+
+def _add_watch_parser(commands) -> None:
+    watch = commands.add_parser("watch", help="run directory + live stream → a label every stride")
+    watch.add_argument("run", help="run directory (trained on cached features)")
+    watch.add_argument(
+        "source", help="camera index (0), video file, rtsp:// or http(s):// (MJPEG, HLS) URL"
+    )
+    watch.add_argument(
+        "--window", type=float, default=None, help="seconds per decision (default: training clips)"
+    )
+    watch.add_argument("--stride", type=float, default=1.0, help="seconds between decisions")
+    watch.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    watch.add_argument("--reconnect", type=int, default=3, help="reconnection attempts in a row")
+    watch.add_argument("--top-k", type=int, default=3)
+    watch.add_argument("--engine", choices=["tf", "openvino"], default="tf")
+    watch.add_argument("--json", action="store_true", help="one JSON object per decision")
+    watch.set_defaults(func=cmd_watch)
+
+
+def _add_window_arguments(predict) -> None:
+    predict.add_argument(
+        "--window", type=float, default=None, help="seconds per window: classify sliding windows"
+    )
+    predict.add_argument(
+        "--stride", type=float, default=None, help="seconds between windows (default: --window)"
+    )
+    predict.add_argument("--plot", default=None, help="PNG timeline of the windows (--window)")
+    predict.add_argument("--csv", default=None, help="CSV of the windows (--window)")
+
+
+# ------------------------------------------------------------------------ end of issue 15
 
 
 def cmd_demo(args) -> int:
@@ -636,7 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
     )
     predict.add_argument("--json", action="store_true")
+    _add_window_arguments(predict)
     predict.set_defaults(func=cmd_predict)
+    _add_watch_parser(commands)
 
     demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
     demo.add_argument("--workdir", default="vidseq-demo")

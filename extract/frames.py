@@ -207,7 +207,7 @@ def read_frames(
 
 
 def _read_video(path, sampling, geometry, rng, requested):
-    problem = _file_problem(path)
+    problem = file_problem(path)
     if problem:
         raise SourceReadError(path, problem)
     if requested is None and sampling.mode in SIGNAL_MODES:
@@ -217,7 +217,7 @@ def _read_video(path, sampling, geometry, rng, requested):
             return _read_video_planned(path, sampling, geometry, rng, requested)
         except IndexUnavailable as error:
             report_fallback(path, error)
-    capture = _open(path)
+    capture = open_video(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)
         if not (math.isfinite(fps) and fps > 0):
@@ -261,7 +261,7 @@ def _read_video(path, sampling, geometry, rng, requested):
     needed = np.unique(selection.indices)
     if not all(int(i) in decoded.kept for i in needed):
         # Rare path: the header's count was wrong and moved the selection.
-        capture = _open(path)
+        capture = open_video(path)
         try:
             decoded = _decode(capture, path, needed, geometry, to_end=False)
         finally:
@@ -298,7 +298,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
         found = {}
 
         def process(target, image):
-            return _to_rgb(_face(image, faces, found, target), geometry)
+            return to_rgb(_face(image, faces, found, target), geometry)
 
         runs = plan_decode(index, np.union1d(needed, [0]))  # frame 0's stamp: the time origin
         planned = video.decode(runs, needed.tolist(), process)
@@ -317,7 +317,7 @@ def _read_scanned_video(path, sampling, geometry, rng):
     kept, found = {}, {}
     faces = FaceTracker(geometry.face) if geometry.face is not None else None
     for index in sorted(scan.images):
-        kept[index] = _to_rgb(_face(scan.images[index], faces, found, index), geometry)
+        kept[index] = to_rgb(_face(scan.images[index], faces, found, index), geometry)
     decoded = _Decoded(kept, scan.stamps_ms, scan.first_ms, scan.count, found)
     fps = scan.fps or DEFAULT_FPS
     return _video_frames(decoded, scan.selection, fps, scan.count, path, geometry)
@@ -335,7 +335,12 @@ def _video_frames(decoded, selection, fps, count, path, geometry):
     )
 
 
-def _open(path):
+def open_video(path):
+    """Opens a video file with OpenCV (FFmpeg, one decoder thread).
+
+    Raises:
+        SourceReadError: OpenCV cannot open it.
+    """
     # One FFmpeg thread per video: parallelism comes from decoding several videos
     # at once (FeatureExtractor's decode workers), and FFmpeg's own frame threads
     # only add overhead on top of that: about 20% more CPU per UCF-101-sized XVID
@@ -381,7 +386,7 @@ def _decode(capture, path, wanted, geometry, *, to_end):
         ok, buffer = retrieve(buffer)
         if not ok or buffer is None:
             raise SourceReadError(path, f"frame {target} was found but could not be decoded")
-        kept[target] = _to_rgb(_face(buffer, faces, found, target), geometry)
+        kept[target] = to_rgb(_face(buffer, faces, found, target), geometry)
     if to_end:
         while grab():
             position += 1
@@ -421,7 +426,7 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None
     """Reads a clip; ``load(index)`` decodes one image (default: the image file)."""
     if load is None:
         for path in paths:
-            problem = _file_problem(path)
+            problem = file_problem(path)
             if problem:
                 raise SourceReadError(path, problem)
         load = functools.partial(_imread, paths)
@@ -440,7 +445,7 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None
     kept, found = {}, {}
     faces = FaceTracker(geometry.face) if geometry.face is not None else None
     for index in np.unique(selection.indices).tolist():
-        kept[index] = _to_rgb(_face(load(index), faces, found, index), geometry)
+        kept[index] = to_rgb(_face(load(index), faces, found, index), geometry)
     return SampledFrames(
         frames=_assemble(kept, selection.indices, name),
         frame_indices=selection.indices.astype(np.int64, copy=False),
@@ -490,7 +495,7 @@ def _image_fps(image_fps):
 # ----------------------------------------------------------------------- shared
 
 
-def _file_problem(path):
+def file_problem(path):
     """Says why ``path`` cannot be a readable file, or returns None."""
     try:
         size = os.stat(path).st_size
@@ -549,8 +554,12 @@ def _face_found(found, indices, geometry):
     return np.array([found[int(i)] for i in indices], dtype=bool)
 
 
-def _to_rgb(image, geometry):
-    """Fits a decoded BGR/BGRA/gray frame to ``geometry`` and returns it as RGB."""
+def to_rgb(image, geometry):
+    """Fits a decoded BGR/BGRA/gray frame to ``geometry`` and returns it as RGB.
+
+    The face crop of ``geometry`` is not applied here (see
+    :class:`~vidseq.extract.faces.FaceTracker`): only the size and the crop mode.
+    """
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     image = _fit(image, geometry)  # before colour conversion: less to convert

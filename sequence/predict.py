@@ -12,6 +12,7 @@ from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.engines import check_engine
 from vidseq.extract.items import VideoItem
 from vidseq.extract.pipeline import FeatureExtractor, default_decode_workers
+from vidseq.sequence.classifier import top_labels
 from vidseq.sequence.data import predict_fixed_batch
 from vidseq.sequence.frames_data import FrameVideos, read_clip
 from vidseq.sequence.saved_run import load_run, load_run_backbone
@@ -100,11 +101,6 @@ def predict_videos(
     return _predict_features(run, paths, top_k, batch_size, decode_workers, engine)
 
 
-def _top(row, class_names, top_k):
-    best = np.argsort(row)[::-1][:top_k]
-    return [(class_names[i], float(row[i])) for i in best]
-
-
 def _predict_features(run, paths, top_k, batch_size, decode_workers, engine):
     """predict_videos for a feature run: extract features, then run the head on fixed batches."""
     spec = run.frame_spec
@@ -133,7 +129,7 @@ def _predict_features(run, paths, top_k, batch_size, decode_workers, engine):
         chunk = names[start : start + batch_size]
         rows = predict_fixed_batch(run.model, np.stack([clips[n] for n in chunk]), batch_size)
         for name, row in zip(chunk, rows, strict=True):
-            predictions[name].top = _top(row, run.class_names, top_k)
+            predictions[name].top = top_labels(row, run.class_names, top_k)
     return [predictions[p] for p in paths]
 
 
@@ -175,5 +171,5 @@ def _predict_clips(run, paths, top_k, batch_size, decode_workers):
                 x = np.stack(list(clips.values()))
                 rows = predict_fixed_batch(run.model, x, batch_size)
                 for i, row in zip(clips, rows, strict=True):
-                    predictions[i].top = _top(row, run.class_names, top_k)
+                    predictions[i].top = top_labels(row, run.class_names, top_k)
     return predictions

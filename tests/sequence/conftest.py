@@ -232,3 +232,10 @@ def make_feature_run():
         return sample, cache, run
 
     return make
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory, make_feature_run):
+    """A tiny Grow/Shrink feature run (32x32 tiny CNN, 6 frames per clip), shared read-only."""
+    _, _, run_dir = make_feature_run(tmp_path_factory.mktemp("stream-run"), 8)
+    return run_dir

@@ -1,0 +1,131 @@
+"""vidseq watch on real streams: an MJPEG-over-HTTP server on 127.0.0.1, and files."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import cv2
+import pytest
+
+from vidseq.cli import main
+from vidseq.extract.sample_data import sample_video
+from vidseq.sequence.watch import watch
+
+from .mjpeg_server import MJPEGServer, free_port
+
+
+@pytest.fixture
+def server():
+    """A live MJPEG stream of a Grow sample clip, looped in real time."""
+    frames, fps = sample_video("Grow", 1, 1)
+    live = MJPEGServer(frames, fps, port=free_port()).start()
+    yield live
+    live.stop()
+
+
+def test_watch_labels_a_live_stream_every_stride(run, server, capsys):
+    code = main(
+        [
+            *("watch", str(run), server.url, "--window", "1.5", "--stride", "1"),
+            *("--max-seconds", "5", "--json", "--top-k", "2"),
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    decisions = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(decisions) == 5  # at 1, 2, 3, 4 and 5 s
+    for decision in decisions:
+        assert {t["label"] for t in decision["top"]} == {"Grow", "Shrink"}
+        assert decision["frames"] > 0 and decision["latency_s"] < 0.5
+        assert {"time", "stream_time", "dropped"} <= set(decision)
+    assert "0 dropped" in captured.err
+
+
+def test_watch_survives_a_server_restart_mid_stream(run, server):
+    decisions, log = [], []
+
+    def restart():
+        server.stop()
+        time.sleep(1.0)
+        server.start()
+
+    def on_decision(decision):
+        decisions.append(time.monotonic())
+        if len(decisions) == 2:
+            threading.Thread(target=restart, daemon=True).start()
+
+    summary = watch(
+        run,
+        server.url,
+        window=1.0,
+        stride=0.5,
+        max_seconds=6,
+        reconnect=5,
+        on_decision=on_decision,
+        log=log.append,
+    )
+    assert summary.status == "stopped" and summary.reconnects == 1
+    assert any("reconnecting" in line for line in log) and any(
+        "reconnected" in line for line in log
+    )
+    assert decisions[-1] > decisions[1] + 2.5  # it went on labelling after the restart
+
+
+def test_watch_gives_up_after_its_reconnections_with_exit_1(run, server, capsys):
+    def on_decision(decision):
+        threading.Thread(target=server.stop, daemon=True).start()
+
+    summary = watch(run, server.url, window=1.0, stride=0.5, reconnect=2, on_decision=on_decision)
+    assert summary.status == "lost" and summary.decisions >= 1
+
+
+def test_a_server_slower_than_real_time_does_not_make_watch_lag(run):
+    frames, fps = sample_video("Shrink", 1, 1)
+    slow = MJPEGServer(frames, fps, speed=0.4).start()
+    try:
+        latencies = []
+        summary = watch(
+            run,
+            slow.url,
+            window=1.5,
+            stride=0.5,
+            max_seconds=4,
+            on_decision=lambda d: latencies.append(d.latency),
+        )
+    finally:
+        slow.stop()
+    assert summary.decisions >= 7 and summary.skipped == 0
+    assert max(latencies) < 0.5  # the newest frame is always the one just received
+
+
+def test_an_unreachable_source_is_one_line_and_exit_2(run, capsys):
+    assert main(["watch", str(run), f"http://127.0.0.1:{free_port()}/"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("vidseq: error: http://127.0.0.1:") and "cannot open" in err[-1]
+
+
+def test_watch_plays_a_file_to_its_end_and_exits_0(run, tmp_path):
+    frames, fps = sample_video("Grow", 2, 1)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (128, 96))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    began = time.monotonic()
+    summary = watch(run, str(path), window=1.0, stride=0.5)
+    assert summary.status == "ended" and summary.frames == len(frames)
+    assert time.monotonic() - began >= 0.9 * len(frames) / fps  # played in real time
+    assert summary.decisions >= int(len(frames) / fps / 0.5) - 1
+
+
+def test_sigterm_ends_watch_cleanly(run, server):
+    def on_decision(decision):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
+
+    began = time.monotonic()
+    summary = watch(run, server.url, window=1.0, stride=0.5, on_decision=on_decision)
+    assert summary.status == "stopped" and summary.decisions == 1
+    assert time.monotonic() - began < 5
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
