@@ -3,8 +3,9 @@
 Videos are camera effects over real photographs that ship with scikit-image
 (``skimage.data``), in time-reversed class pairs: zoom_in/zoom_out,
 focus_in/focus_out (a blur that clears or sets in), fade_in/fade_out. The
-partner class of a pair is the same clip played backwards, so the set of frames says nothing about which class
-of its pair a video is: a bag-of-frames classifier is at chance inside a pair.
+partner class of a pair is the same clip played backwards, so the set of frames
+says nothing about which class of its pair a video is: a bag-of-frames
+classifier is at chance inside a pair.
 Photo, window, tilt, drift, speed, brightness and noise are drawn per video.
 (Pans and rotations were tried first: the tiny CNN's globally pooled features
 hardly change under them, so every head, LSTM included, stayed at chance.)
