@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from vidseq import __version__
@@ -765,6 +766,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def as_flags(message: str, argv: list[str]) -> str:
+    """A library error in the words of the command line.
+
+    The API names parameters (``batch_size must be >= 1. Received:
+    batch_size=0``); each parameter whose flag the user typed is named by that
+    flag instead (``--batch-size must be >= 1. Received: --batch-size=0``).
+    """
+    for flag in {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}:
+        name = re.escape(flag[2:].replace("-", "_"))
+        message = re.sub(rf"(?<![\w.-]){name}(?= must\b| should\b|=)", flag, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line.
 
@@ -774,16 +788,17 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.command not in WITHOUT_TENSORFLOW:
         quiet_tensorflow(verbose=args.verbose)
     try:
         return args.func(args)
     except (UsageError, SourceReadError) as error:
-        print(f"vidseq: error: {error}", file=sys.stderr)
+        print(f"vidseq: error: {as_flags(str(error), argv)}", file=sys.stderr)
         return EXIT_USAGE
     except VidseqError as error:
-        print(f"vidseq: error: {error}", file=sys.stderr)
+        print(f"vidseq: error: {as_flags(str(error), argv)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("vidseq: interrupted; rerun the same command to resume", file=sys.stderr)

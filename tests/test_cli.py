@@ -91,3 +91,13 @@ def test_docs_cli_mentions_every_flag():
 
     visit(build_parser())
     assert missing == []
+
+
+def test_a_library_error_names_the_flag_the_user_typed(tmp_path, capsys):
+    code = main(["train-sequence", str(tmp_path / "f.h5"), "--out", str(tmp_path / "run"),
+                 "--batch-size", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("vidseq: error: --batch-size must be an integer >= 1.")
+    assert "Received: --batch-size=0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
