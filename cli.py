@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 
 from vidseq import __version__
 from vidseq.errors import SourceReadError, UsageError, VidseqError
-from vidseq.quiet import quiet_tensorflow
+from vidseq.quiet import quiet_decoders, quiet_tensorflow
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -242,7 +241,7 @@ def cmd_predict(args) -> int:
     return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
 
 
-# --------------------------------------------- long videos and live streams (issue 15)
+# ------------------------------------------------------- long videos and live streams
 
 
 def cmd_predict_windows(args) -> int:
@@ -275,9 +274,6 @@ def cmd_predict_windows(args) -> int:
 
 def cmd_watch(args) -> int:
     """``watch``: one decision per stride on a live stream."""
-    # FFmpeg's and OpenCV's own log lines (connection refused, ...) would double ours.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from vidseq.sequence.watch import watch
 
     def emit(decision):
@@ -327,9 +323,6 @@ def _add_window_arguments(predict) -> None:
     )
     predict.add_argument("--plot", default=None, help="PNG timeline of the windows (--window)")
     predict.add_argument("--csv", default=None, help="CSV of the windows (--window)")
-
-
-# ------------------------------------------------------------------------ end of issue 15
 
 
 def cmd_demo(args) -> int:
@@ -790,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    quiet_decoders(verbose=args.verbose)
     if args.command not in WITHOUT_TENSORFLOW:
         quiet_tensorflow(verbose=args.verbose)
     try:

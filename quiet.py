@@ -11,6 +11,10 @@ present but TensorFlow sees no GPU) in one line of vidseq's own. It also sets
 TensorFlow's and absl's Python loggers to errors only, which hides retracing
 warnings.
 
+:func:`quiet_decoders` does the same for FFmpeg's and OpenCV's own log lines
+(``connection refused``, ``ac-tex damaged``, ...): vidseq reports each
+unreadable video or lost stream in a line of its own, which they would double.
+
 ``--verbose`` on any command, or ``VIDSEQ_DEBUG=1``, keeps everything.
 """
 
@@ -67,6 +71,13 @@ def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
             print(f"vidseq: warning: {problem}", file=stream)
     for name in ("tensorflow", "absl", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quiet_decoders(verbose: bool = False) -> None:
+    """Silences FFmpeg's and OpenCV's log lines unless debugging (before videos are opened)."""
+    if not debug_requested(verbose):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
 def device_problem(lines, gpus, driver_present: bool) -> str | None:
