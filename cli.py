@@ -756,17 +756,19 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep TensorFlow's own log lines (as VIDSEQ_DEBUG=1 does)",
         )
+        command.set_defaults(flags=tuple(re.findall(r"--[a-z][\w-]*", command.format_usage())))
     return parser
 
 
-def as_flags(message: str, argv: list[str]) -> str:
+def as_flags(message: str, flags) -> str:
     """A library error in the words of the command line.
 
     The API names parameters (``batch_size must be >= 1. Received:
-    batch_size=0``); each parameter whose flag the user typed is named by that
-    flag instead (``--batch-size must be >= 1. Received: --batch-size=0``).
+    batch_size=0``); each parameter that is one of the command's ``flags`` is
+    named by its flag instead (``--batch-size must be >= 1. Received:
+    --batch-size=0``).
     """
-    for flag in {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}:
+    for flag in flags:
         name = re.escape(flag[2:].replace("-", "_"))
         message = re.sub(rf"(?<![\w.-]){name}(?= must\b| should\b|=)", flag, message)
     return message
@@ -781,7 +783,6 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     quiet_decoders(verbose=args.verbose)
     if args.command not in WITHOUT_TENSORFLOW:
@@ -789,10 +790,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, SourceReadError) as error:
-        print(f"vidseq: error: {as_flags(str(error), argv)}", file=sys.stderr)
+        print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_USAGE
     except VidseqError as error:
-        print(f"vidseq: error: {as_flags(str(error), argv)}", file=sys.stderr)
+        print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("vidseq: interrupted; rerun the same command to resume", file=sys.stderr)

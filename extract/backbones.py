@@ -327,7 +327,7 @@ def _check_input_size(spec, input_size, weights):
         raise UsageError(
             f"ImageNet weights of {spec.name} exist only for input sizes {sizes}. "
             f"Received: input_size={size[0]}x{size[1]} "
-            "(use one of those sizes, or --weights none|PATH)"
+            "(use one of those sizes, or weights='none' or a weights file path)"
         )
     return size
 
@@ -386,13 +386,13 @@ def _build_imagenet(spec, constructor, input_shape):
             message = (
                 f"{fname} is not in {models_dir} and could not be downloaded ({cause}). "
                 f"Download it from {url} into {models_dir} (or set KERAS_HOME), "
-                "or pass --weights PATH with a local weights file"
+                "or pass weights=PATH, a local weights file"
             )
         else:
             message = (
                 f"{reason}. Put the Keras ImageNet weights file of {spec.name} (no top) "
                 f"in {models_dir} (or set KERAS_HOME), "
-                "or pass --weights PATH with a local weights file"
+                "or pass weights=PATH, a local weights file"
             )
         raise UsageError(
             f"ImageNet weights for backbone {spec.name} are unavailable: {message}"
@@ -493,7 +493,7 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
         if not spec.imagenet:
             raise UsageError(
                 f"backbone {spec.name} has no ImageNet weights (it is random-init only). "
-                "Received: weights='imagenet'; use --weights none"
+                "Received: weights='imagenet'; use weights='none'"
             )
     elif isinstance(weights, (str, os.PathLike)):
         path = Path(weights).expanduser().resolve()

@@ -98,7 +98,7 @@ def _import_openvino():
         import openvino
     except ImportError as error:
         raise UsageError(
-            "--engine openvino needs the openvino package, which is not installed: "
+            "engine='openvino' needs the openvino package, which is not installed: "
             'pip install "vidseq[openvino]" (or pip install openvino)'
         ) from error
     return openvino

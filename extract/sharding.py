@@ -40,7 +40,7 @@ SLURM_TASK_COUNT = "SLURM_ARRAY_TASK_COUNT"
 SLURM_TASK_STEP = "SLURM_ARRAY_TASK_STEP"
 K8S_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 
-FLAGS = "--num-shards/--shard-index"
+FLAGS = "num_shards/shard_index (--num-shards/--shard-index)"
 PLACEHOLDERS = ("shard", "num_shards")
 """Placeholders of an ``--out`` path filled by :func:`shard_output_path`."""
 
@@ -133,7 +133,7 @@ def resolve_shard(
         if count == 1:
             return 1, 0
         raise UsageError(
-            f"{count} shards (from {count_from[0]}) but no shard index: pass --shard-index I, "
+            f"{count} shards (from {count_from[0]}) but no shard index: pass shard_index=I, "
             f"set {ENV_SHARD_INDEX}, or run as a SLURM array / Kubernetes Indexed Job"
         )
     name, own_count, index = index_from
@@ -177,7 +177,7 @@ def _without_count(index_from) -> tuple[int, int]:
     hint = f" (set {ENV_NUM_SHARDS} to the Job's completions)" if "Kubernetes" in name else ""
     raise UsageError(
         f"shard index {index} comes from {name} but no number of shards is given: "
-        f"pass --num-shards N or set {ENV_NUM_SHARDS}{hint}"
+        f"pass num_shards=N or set {ENV_NUM_SHARDS}{hint}"
     )
 
 

@@ -274,7 +274,7 @@ def training_clip_seconds(cache_path) -> float:
     except (OSError, UsageError, ValueError) as error:
         raise UsageError(
             f"window not given, and the run's cache {cache_path} cannot be read to find the "
-            f"length of its training clips ({error}); give window= (--window) in seconds"
+            f"length of its training clips ({error}); give window=SECONDS"
         ) from None
 
 

@@ -67,7 +67,7 @@ def test_default_weights_of_a_pretrained_backbone_are_imagenet(
     if code == 0:
         pytest.skip("ImageNet weights could be downloaded here")
     assert code == 2
-    assert "--weights PATH" in error and "resnet50" in error
+    assert "--weights=PATH" in error and "resnet50" in error
     assert not out.exists()
 
 

@@ -308,7 +308,7 @@ def test_unavailable_imagenet_weights_are_a_usage_error(tmp_path):
     message = result["error"]
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
     assert str(tmp_path / "keras_home" / "models") in message
-    assert "--weights PATH" in message
+    assert "weights=PATH" in message
 
 
 def test_imagenet_refused_where_it_does_not_exist():
