@@ -184,7 +184,8 @@ def servable(model):
     The copy has the same weights and gives the same outputs at inference.
     Every ``LSTM``/``GRU``/``SimpleRNN`` (also inside ``Bidirectional`` and
     nested models) gets ``unroll=True`` (the sequence length is fixed),
-    ``use_cudnn=False`` and zero dropout.
+    ``use_cudnn=False`` and zero dropout; a backward layer keeps its padding
+    outputs (see the comment inside).
     """
     import keras
 
@@ -200,7 +201,25 @@ def servable(model):
     }
     copy = keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
     copy.set_weights(model.get_weights())
+    for layer in _walk(copy):
+        # Keras 3.15's unrolled TF loop zeroes the masked outputs of a go_backwards
+        # layer with the mask in forward order, wiping real steps of a Bidirectional
+        # layer that returns sequences. Without it, a masked step repeats the previous
+        # output (zeros for trailing padding), and the next layer skips it anyway.
+        if getattr(layer, "go_backwards", False):
+            layer.zero_output_for_mask = False
     return copy
+
+
+def _walk(layer):
+    """``layer`` and every layer inside it (nested models and RNN wrappers)."""
+    yield layer
+    children = list(getattr(layer, "layers", None) or [])
+    wrapped = ("layer", "forward_layer", "backward_layer")  # TimeDistributed, Bidirectional
+    children += [getattr(layer, name, None) for name in wrapped]
+    for child in children:
+        if child is not None:
+            yield from _walk(child)
 
 
 def _unroll_rnns(config):
