@@ -223,6 +223,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from vidseq.sequence.export_manifest import is_export_dir
     from vidseq.sequence.predict import predict_videos
 
     if args.window is not None:
@@ -230,13 +231,19 @@ def cmd_predict(args) -> int:
     for flag, value in (("--stride", args.stride), ("--plot", args.plot), ("--csv", args.csv)):
         if value is not None:
             raise UsageError(f"{flag} needs --window. Received: {flag} {value}")
+    if is_export_dir(args.run):
+        return cmd_predict_export(args)
     predictions = predict_videos(args.run, args.videos, top_k=args.top_k, engine=args.engine)
-    if args.json:
+    return _report_predictions(predictions, args.json)
+
+
+def _report_predictions(predictions, as_json) -> int:
+    if as_json:
         _print_json([prediction.to_dict() for prediction in predictions])
     for prediction in predictions:
         if prediction.error:
             print(f"failed: {prediction.video}: {prediction.error}", file=sys.stderr)
-        elif not args.json:
+        elif not as_json:
             print(prediction.summary())
     return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
 
@@ -323,6 +330,49 @@ def _add_window_arguments(predict) -> None:
     )
     predict.add_argument("--plot", default=None, help="PNG timeline of the windows (--window)")
     predict.add_argument("--csv", default=None, help="CSV of the windows (--window)")
+
+
+# ------------------------------------------------------------------------ export
+
+
+def cmd_export(args) -> int:
+    from vidseq.sequence.export import export_run
+
+    result = export_run(args.run, args.out, format=args.format, part=args.part, batch=args.batch)
+    print(result.summary())
+    return EXIT_OK
+
+
+def cmd_predict_export(args) -> int:
+    from vidseq.sequence.export_runtime import predict_export
+
+    if args.engine != "tf":
+        raise UsageError(
+            f"{args.run}: an export runs in its own format's runtime; --engine applies to "
+            f"run directories. Received: --engine {args.engine}"
+        )
+    predictions = predict_export(args.run, args.videos, top_k=args.top_k)
+    return _report_predictions(predictions, args.json)
+
+
+def _add_export_parser(commands) -> None:
+    from vidseq.sequence.export_manifest import FORMATS, PARTS
+
+    parser = commands.add_parser(
+        "export",
+        help="run directory → SavedModel, OpenVINO IR, ONNX or LiteRT for serving",
+        description="Export a trained run with its manifest vidseq-export.json. end-to-end: "
+        "uint8 frames (batch, T, H, W, 3) → probabilities, the CNN and its preprocessing "
+        "inside; head: features (batch, T, D) and a valid-frame mask → probabilities.",
+    )
+    parser.add_argument("run", help="run directory")
+    parser.add_argument("--format", required=True, choices=list(FORMATS))
+    parser.add_argument("--out", required=True, help="export directory to create (or empty)")
+    parser.add_argument("--part", default="end-to-end", choices=list(PARTS))
+    parser.add_argument(
+        "--batch", type=int, default=None, help="fixed batch size (default: dynamic)"
+    )
+    parser.set_defaults(func=cmd_export)
 
 
 def cmd_demo(args) -> int:
@@ -715,8 +765,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="run directory + videos → labels")
-    predict.add_argument("run", help="run directory")
+    predict = commands.add_parser(
+        "predict", help="run directory (or export directory) + videos → labels"
+    )
+    predict.add_argument("run", help="run directory, or export directory of vidseq export")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument(
@@ -729,6 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window_arguments(predict)
     predict.set_defaults(func=cmd_predict)
     _add_watch_parser(commands)
+
+    _add_export_parser(commands)
 
     demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
     demo.add_argument("--workdir", default="vidseq-demo")
