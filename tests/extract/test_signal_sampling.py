@@ -153,9 +153,10 @@ def test_sparse_event_sample_has_the_same_still_before_and_after(tmp_path):
 
 @pytest.mark.slow
 def test_extract_motion_records_indices_and_parameters_and_predict_reads_them(tmp_path):
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
     from vidseq.sequence.predict import predict_videos
     from vidseq.sequence.temporal import prepare_clip
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.training import train_sequence
 
     root = make_sample(
         tmp_path / "s", classes=["Grow", "Shrink"], videos_per_class=8, event_fraction=0.25
@@ -191,7 +192,10 @@ def test_extract_motion_records_indices_and_parameters_and_predict_reads_them(tm
         features = store.features(0)
         num_valid = int(store.num_valid[0])
     run = train_sequence(
-        out, tmp_path / "run", TrainConfig(units=8, epochs=1, batch_size=4), verbose=0
+        out,
+        tmp_path / "run",
+        TrainConfig(head=HeadConfig(units=8), fit=FitConfig(epochs=1, batch_size=4)),
+        verbose=0,
     )
     from vidseq.sequence.run_dir import load_run
 
