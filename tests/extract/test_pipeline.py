@@ -3,10 +3,6 @@
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -94,33 +90,6 @@ def test_shards_merged_equal_a_single_run(
     assert all(size > 0 for size in sizes)
     merged = merge_caches(tmp_path / "merged.h5", shards)
     assert_same_cache(merged, reference_cache)
-
-
-def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(
-    sample_root, reference_cache, tmp_path, assert_same_cache
-):
-    out = tmp_path / "features.h5"
-    flags = ["--frames", "6", "--batch-size", "5", "--commit-every", "1", "--quiet"]
-    command = [sys.executable, "-m", "vidseq", "extract-features", sample_root, "--out", out]
-    command = [str(arg) for arg in command + flags]
-    parts = Path(f"{out}.parts")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(parts.glob("*.h5"))) < 2:
-        assert process.poll() is None, "extraction finished before it could be killed"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not out.exists()
-    committed = len(list(parts.glob("*.h5")))
-    assert committed >= 2
-
-    rerun = subprocess.run(command, capture_output=True, text=True, check=True)
-    assert "skipped" in rerun.stdout
-    skipped = int(rerun.stdout.split(" failed, ")[1].split(" skipped")[0])
-    assert skipped >= committed
-    assert not parts.exists()
-    assert_same_cache(out, reference_cache)
 
 
 def test_unreadable_video_is_recorded_and_exit_code_is_3(tmp_path, video_factory):
