@@ -197,7 +197,7 @@ def test_extract_motion_records_indices_and_parameters_and_predict_reads_them(tm
         TrainConfig(head=HeadConfig(units=8), fit=FitConfig(epochs=1, batch_size=4)),
         verbose=0,
     )
-    from vidseq.sequence.run_dir import load_run
+    from vidseq.sequence.saved_run import load_run
 
     loaded = load_run(run.run_dir)
     clip = prepare_clip(features, num_valid, loaded.frames)

@@ -39,13 +39,15 @@ def runs(tmp_path_factory, make_feature_run):
 
     The demo-like run reads all 6 cached frames; the other reads 4 of them.
     """
-    from vidseq.sequence.training import TrainConfig, train_sequence
+    from vidseq.sequence.config import TrainConfig
+    from vidseq.sequence.training import train_sequence
 
     root = tmp_path_factory.mktemp("export")
     sample, cache, run = make_feature_run(root, epochs=1)
     out = {"sample": sample, "videos": sorted(str(p) for p in sample.glob("*/*.avi"))[:6]}
     out["lstm"] = run
-    config = TrainConfig(units=8, epochs=1, batch_size=4, patience=0, frames=4, **HEADS["bigru2"])
+    flat = {"units": 8, "epochs": 1, "batch_size": 4, "patience": 0, "frames": 4}
+    config = TrainConfig.from_dict({**flat, **HEADS["bigru2"]})
     out["bigru2"] = train_sequence(cache, root / "bigru2", config, verbose=0).run_dir
     return out
 
@@ -134,7 +136,7 @@ def test_exported_graph_has_no_loop_and_no_cudnn_op(exports):
 
 def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.run_dir import load_run
+    from vidseq.sequence.saved_run import load_run
     from vidseq.sequence.temporal import prepare_clip
 
     run = load_run(runs["bigru2"])
