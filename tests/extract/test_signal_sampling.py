@@ -8,6 +8,7 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
+from vidseq.extract import frames as frames_module
 from vidseq.extract.frames import FrameGeometry, read_frames
 from vidseq.extract.motion import motion_indices
 from vidseq.extract.sample_data import make_sample, sparse_event_video
@@ -72,15 +73,21 @@ def test_motion_frames_concentrate_in_the_event_of_a_real_video(video_writer, tm
     np.testing.assert_allclose(read.timestamps_ms, by_index.timestamps_ms, atol=1e-6)
 
 
-def test_second_pass_gives_the_frames_holding_gives(video_writer, tmp_path):
+def test_planned_second_pass_gives_the_frames_holding_gives(video_writer, tmp_path, monkeypatch):
     path = video_writer(tmp_path / "event.avi", event_frames())
     sampling = SamplingConfig(mode="motion", num_frames=8)
-    held = scan_video(path, sampling)
-    again = scan_video(path, sampling, max_held_bytes=0)
-    assert (held.passes, again.passes) == (1, 2)
-    assert np.array_equal(held.selection.indices, again.selection.indices)
-    for index, image in held.images.items():
-        assert np.array_equal(image, again.images[index])
+    assert scan_video(path, sampling, hold=True).held.keys() == set(range(EVENT_LENGTH))
+    assert scan_video(path, sampling).held is None
+    held = read_frames(path, sampling, GEOMETRY)
+    monkeypatch.setattr(frames_module, "MAX_HELD_BYTES", 0)  # too long to hold: by plan
+    planned = read_frames(path, sampling, GEOMETRY)
+    monkeypatch.setenv("VIDSEQ_DECODER", "opencv")  # no index: sequentially by the scan's choice
+    sequential = read_frames(path, sampling, GEOMETRY)
+    for other in (planned, sequential):
+        assert np.array_equal(held.frame_indices, other.frame_indices)
+        assert np.array_equal(held.frames, other.frames)
+        np.testing.assert_allclose(held.timestamps_ms, other.timestamps_ms, atol=1e-6)
+        assert held.num_source_frames == other.num_source_frames == EVENT_LENGTH
 
 
 def test_random_motion_variant_stays_in_its_motion_segments():
