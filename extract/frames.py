@@ -320,7 +320,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
             selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
         elif sampling.mode in SIGNAL_MODES:
             hold = index.num_frames * video.frame_bytes <= MAX_HELD_BYTES
-            scan = scan_video(path, sampling, rng, hold=hold)
+            scan = scan_video(path, sampling, rng, hold=hold, index=index)
             if scan.count != index.num_frames:
                 raise IndexUnavailable(
                     f"the scan decoded {scan.count} frames, the index lists {index.num_frames}"

@@ -37,15 +37,34 @@ class MotionSignal:
         self._values = []
         self._previous = None
 
-    def add(self, thumbnail: np.ndarray) -> None:
-        """Adds the next frame's (h, w) uint8 grey thumbnail."""
+    def add(self, thumbnail: np.ndarray, position: int | None = None) -> None:
+        """Adds a frame's (h, w) uint8 grey thumbnail.
+
+        Args:
+            thumbnail: The thumbnail.
+            position: The frame's index in the video; None for the frame after
+                the last one added. When frames were skipped since the last one
+                added, the motion between the two thumbnails is shared equally
+                by the frames in between and this one.
+        """
         thumbnail = np.ascontiguousarray(thumbnail)
+        position = len(self._values) if position is None else int(position)
+        gap = position - len(self._values) + 1
+        if gap < 1:
+            raise ValueError(
+                f"position must follow the last frame added ({len(self._values) - 1}). "
+                f"Received: position={position}"
+            )
         if self._previous is None or self._previous.shape != thumbnail.shape:
-            self._values.append(0.0)
+            motion = 0.0
         else:
-            difference = cv2.norm(thumbnail, self._previous, cv2.NORM_L1)
-            self._values.append(difference / thumbnail.size)
+            motion = cv2.norm(thumbnail, self._previous, cv2.NORM_L1) / thumbnail.size
+        self._values.extend([motion / gap] * gap)
         self._previous = thumbnail
+
+    def pad_to(self, count: int) -> None:
+        """Gives frames up to ``count`` that were never added (skipped at the end) no motion."""
+        self._values.extend([0.0] * (count - len(self._values)))
 
     def values(self) -> np.ndarray:
         """(n,) float64 motion of each frame so far, in grey levels."""

@@ -11,10 +11,16 @@ pixels is the caller's second step, one of:
   decoded frame, still in the decoder's YUV, so the chosen ones are converted
   from memory and the video is decoded once. The reader asks for this only
   when the whole video fits in :data:`MAX_HELD_BYTES`;
-* ``hold=False``: the scan skips H.264's deblocking filter (a quarter less
-  work; the signal does not need exact pixels) and holds nothing; the chosen
-  frames are then decoded by the keyframe-aware planner, or sequentially where
-  the video has no usable packet index.
+* ``hold=False``: the scan skips H.264's deblocking filter (the signal does
+  not need exact pixels) and holds nothing; the chosen frames are then decoded
+  by the keyframe-aware planner, or sequentially where the video has no usable
+  packet index. With a packet index, ``motion`` also skips the frames no
+  other frame refers to (most B-frames of H.264: a half to two thirds of the
+  decoding work): the motion between two decoded frames is shared equally by
+  the frames between them (:meth:`MotionSignal.add`), whose display indices
+  the index gives. Without an index (or in ``keyframes`` mode, whose cuts
+  need every frame) every frame is scanned, so the chosen frames of such a
+  video may differ slightly between ``VIDSEQ_DECODER=planned`` and ``opencv``.
 
 Memory is one thumbnail and one float per frame, plus the held frames when
 they fit the budget.
@@ -30,6 +36,7 @@ import numpy as np
 
 from vidseq.errors import SourceReadError
 from vidseq.extract.motion import THUMB_SIZE, MotionSignal, motion_indices
+from vidseq.extract.packet_index import IndexUnavailable, PacketIndex
 from vidseq.extract.sampling import FrameSelection, SamplingConfig
 from vidseq.extract.shots import ContentSignal, keyframe_indices
 from vidseq.extract.video_reader import iter_thumbnails
@@ -66,9 +73,16 @@ class FrameSignal:
         self.size = COLOUR_THUMB if self.colour else THUMB_SIZE
         self._signal = ContentSignal() if self.colour else MotionSignal()
 
-    def add_thumbnail(self, thumbnail: np.ndarray) -> None:
-        """Adds the next frame's thumbnail: grey or BGR (``self.colour``) of ``self.size``."""
-        self._signal.add(thumbnail)
+    def add_thumbnail(self, thumbnail: np.ndarray, position: int | None = None) -> None:
+        """Adds a frame's thumbnail: grey or BGR (``self.colour``) of ``self.size``.
+
+        ``position`` (the frame's index; None: the next frame) may skip frames
+        in ``motion`` mode only (see :meth:`MotionSignal.add`).
+        """
+        if self.colour:
+            self._signal.add(thumbnail)
+        else:
+            self._signal.add(thumbnail, position)
 
     def add_image(self, image: np.ndarray) -> None:
         """Adds a decoded BGR, BGRA or grey image (frame directories and clips)."""
@@ -80,6 +94,10 @@ class FrameSignal:
             image = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
         height, width = self.size
         self.add_thumbnail(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+
+    def pad_to(self, count: int) -> None:
+        """``motion``: frames up to ``count`` never added (skipped at the end) get no motion."""
+        self._signal.pad_to(count)
 
     def values(self) -> np.ndarray:
         """(n,) the signal of every frame added so far (motion or content change)."""
@@ -110,7 +128,9 @@ def select_from_images(config: SamplingConfig, load, count: int, rng=None) -> Fr
     return signal.select(rng)
 
 
-def scan_video(path, config: SamplingConfig, rng=None, *, hold=False) -> ScannedVideo:
+def scan_video(
+    path, config: SamplingConfig, rng=None, *, hold=False, index: PacketIndex | None = None
+) -> ScannedVideo:
     """Decodes a video once for its per-frame signal, and chooses frames from it.
 
     Args:
@@ -119,6 +139,9 @@ def scan_video(path, config: SamplingConfig, rng=None, *, hold=False) -> Scanned
         rng: Optional ``numpy.random.Generator`` (random variant).
         hold: Decode exactly and hold every decoded frame (see the module's
             description); the caller checks that they fit.
+        index: The video's packet index, if it has one. ``motion`` sampling of
+            a video that is not held then decodes reference frames only (see
+            the module's description).
 
     Returns:
         A :class:`ScannedVideo`.
@@ -126,17 +149,24 @@ def scan_video(path, config: SamplingConfig, rng=None, *, hold=False) -> Scanned
     Raises:
         SourceReadError: The file cannot be opened, has no video stream or
             decodable frame, or decoding fails partway (the error names the frame).
+        IndexUnavailable: A frame decoded with ``index`` is not in it.
     """
     signal = FrameSignal(config)
     held = {} if hold else None
+    skipping = index is not None and not hold and not signal.colour
     count = 0
-    thumbnails = iter_thumbnails(str(path), signal.size, fast=not hold, colour=signal.colour)
+    thumbnails = iter_thumbnails(
+        str(path), signal.size, fast=not hold, colour=signal.colour, references_only=skipping
+    )
     try:
         for thumbnail in thumbnails:
-            signal.add_thumbnail(thumbnail.image)
+            position = index.frame_of(thumbnail.frame.pts) if skipping else thumbnail.index
+            if position < count:
+                raise IndexUnavailable(f"decoded a frame (pts={thumbnail.frame.pts}) out of order")
+            signal.add_thumbnail(thumbnail.image, position)
             if held is not None:
-                held[thumbnail.index] = thumbnail.frame
-            count += 1
+                held[position] = thumbnail.frame
+            count = position + 1
     except av.FFmpegError as error:
         if count == 0:
             raise SourceReadError(
@@ -149,4 +179,7 @@ def scan_video(path, config: SamplingConfig, rng=None, *, hold=False) -> Scanned
         raise SourceReadError(path, "the file holds no video stream") from None
     if count == 0:
         raise SourceReadError(path, "no decodable video frame")
+    if skipping:
+        count = index.num_frames  # trailing non-reference frames: no motion of their own
+        signal.pad_to(count)
     return ScannedVideo(selection=signal.select(rng), count=count, held=held)

@@ -279,8 +279,8 @@ class Thumbnail:
     """One frame of :func:`iter_thumbnails`.
 
     Attributes:
-        index: Display index of the frame (0, 1, 2, ... in decoding order out of
-            the decoder, which is display order).
+        index: Number of the frame out of the decoder (0, 1, 2, ...), which is
+            its display index unless non-reference frames are skipped.
         time_s: Presentation time in seconds from the stream's start, or NaN.
         image: The thumbnail: (height, width) uint8 grey, or (height, width, 3)
             uint8 BGR with ``colour=True``.
@@ -296,7 +296,12 @@ class Thumbnail:
 
 
 def iter_thumbnails(
-    path: str, size: tuple[int, int] = (32, 32), *, fast: bool = True, colour: bool = False
+    path: str,
+    size: tuple[int, int] = (32, 32),
+    *,
+    fast: bool = True,
+    colour: bool = False,
+    references_only: bool = False,
 ) -> Iterator[Thumbnail]:
     """Yields a small thumbnail of every frame of a video, in display order.
 
@@ -324,6 +329,7 @@ def iter_thumbnails(
         size: ``(height, width)`` of the thumbnails (at most, for grey ones).
         fast: Skip the deblocking filter (see above).
         colour: BGR thumbnails instead of grey.
+        references_only: Skip non-reference frames (see above).
 
     Yields:
         :class:`Thumbnail` per frame.
@@ -345,8 +351,10 @@ def iter_thumbnails(
         stream = container.streams.video[0]
         context = stream.codec_context
         context.thread_count = 1
-        if fast:
-            context.options = {"skip_loop_filter": "all"}
+        options = {"skip_loop_filter": "all"} if fast else {}
+        if references_only:
+            options["skip_frame"] = "noref"
+        context.options = options
         start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         for number, frame in enumerate(_frames(container, stream)):
             time_s = frame.time - start if frame.time is not None else math.nan

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
+from vidseq.extract import frames as frames_module
 from vidseq.extract import video_reader
 from vidseq.extract.decode_plan import plan_cost, plan_decode
 from vidseq.extract.frames import FrameGeometry, read_frames
 from vidseq.extract.packet_index import IndexUnavailable, read_packet_index
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.signal_scan import scan_video
 from vidseq.extract.video_reader import IndexedVideo, iter_thumbnails
 
 SAMPLE_VIDEOS_VARIABLE = "VIDSEQ_SAMPLE_VIDEOS"
@@ -270,3 +272,21 @@ def test_thumbnails_of_every_frame(videos):
 def test_thumbnail_size_is_checked(videos, size):
     with pytest.raises(UsageError, match="size must be"):
         next(iter_thumbnails(videos["mjpeg.avi"], size))
+
+
+@pytest.mark.parametrize("name", ["h264_bframes.mp4", "mpeg4_bframes.mp4", "vp9.webm"])
+def test_motion_frames_by_plan_equal_sequential_ones(videos, name, monkeypatch):
+    path = videos[name]
+    sampling = SamplingConfig(mode="motion", num_frames=8)
+    scan = scan_video(path, sampling, index=read_packet_index(path))  # reference frames only
+    assert scan.count == 90 and scan.held is None
+    decoded = sum(1 for _ in iter_thumbnails(path, references_only=True))
+    assert decoded < 90 if name == "h264_bframes.mp4" else decoded <= 90
+    geometry = FrameGeometry(size=(24, 32))
+    for budget in (frames_module.MAX_HELD_BYTES, 0):  # held by the scan, then by plan
+        monkeypatch.setattr(frames_module, "MAX_HELD_BYTES", budget)
+        monkeypatch.setenv("VIDSEQ_DECODER", "planned")
+        chosen = read_frames(path, sampling, geometry)
+        monkeypatch.setenv("VIDSEQ_DECODER", "opencv")
+        again = read_frames(path, sampling, geometry, frame_indices=chosen.frame_indices)
+        assert_identical(again, chosen)
