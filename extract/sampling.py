@@ -1,6 +1,6 @@
 """Which frames of a video to take: pure functions, no decoding.
 
-Two modes (see ``DESIGN.md``):
+Four modes:
 
 * ``uniform`` (default, TSN-style): the video is split into K equal segments and
   the centre frame of each is taken, so the sample covers the whole clip. With a

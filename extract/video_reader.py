@@ -282,8 +282,9 @@ class Thumbnail:
         index: Number of the frame out of the decoder (0, 1, 2, ...), which is
             its display index unless non-reference frames are skipped.
         time_s: Presentation time in seconds from the stream's start, or NaN.
-        image: The thumbnail: (height, width) uint8 grey, or (height, width, 3)
-            uint8 BGR with ``colour=True``.
+        image: The thumbnail: (h, w) uint8 grey, a strided view of the frame's
+            luma plane at most ``size``, or (height, width, 3) uint8 BGR with
+            ``colour=True``.
         frame: The decoded ``av.VideoFrame`` itself: a caller may hold it and
             convert it later (:meth:`IndexedVideo.convert`) instead of decoding
             it again.
