@@ -28,8 +28,10 @@ selected again with the real count and, if needed, decoded again.
 
 The ``motion`` and ``keyframes`` modes choose from a signal of every frame:
 their videos are scanned once by :func:`vidseq.extract.signal_scan.scan_video`
-(PyAV; see there for when a second pass is made), and reading by recorded
-indices goes through the sequential reader above, which gives the same pixels.
+(PyAV, tiny thumbnails). A video whose decoded frames fit in
+:data:`~vidseq.extract.signal_scan.MAX_HELD_BYTES` is held by the scan and
+decoded once; a longer one gets its chosen frames by plan (or sequentially
+without a usable index), exactly as reading by the recorded indices does.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from vidseq.extract.faces import FaceCrop, FaceTracker
 from vidseq.extract.items import IMAGE_EXTENSIONS, is_image_file
 from vidseq.extract.packet_index import IndexUnavailable
 from vidseq.extract.sampling import SIGNAL_MODES, FrameSelection, SamplingConfig, select_frames
-from vidseq.extract.signal_scan import scan_video, select_from_images
+from vidseq.extract.signal_scan import MAX_HELD_BYTES, scan_video, select_from_images
 from vidseq.extract.video_reader import IndexedVideo, planned_decoding_enabled, report_fallback
 
 DEFAULT_FPS = 25.0
@@ -210,13 +212,18 @@ def _read_video(path, sampling, geometry, rng, requested):
     problem = file_problem(path)
     if problem:
         raise SourceReadError(path, problem)
-    if requested is None and sampling.mode in SIGNAL_MODES:
-        return _read_scanned_video(path, sampling, geometry, rng)
     if planned_decoding_enabled():
         try:
             return _read_video_planned(path, sampling, geometry, rng, requested)
         except IndexUnavailable as error:
             report_fallback(path, error)
+    if requested is None and sampling.mode in SIGNAL_MODES:
+        # No usable packet index: the scan chooses, the sequential reader reads.
+        requested = scan_video(path, sampling, rng).selection.indices
+    return _read_video_sequential(path, sampling, geometry, rng, requested)
+
+
+def _read_video_sequential(path, sampling, geometry, rng, requested):
     capture = open_video(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)
@@ -280,6 +287,11 @@ def _read_video(path, sampling, geometry, rng, requested):
 def _read_video_planned(path, sampling, geometry, rng, requested):
     """Decodes only the frames the selection needs (see :mod:`.decode_plan`).
 
+    ``motion`` and ``keyframes`` first scan every frame for their signal
+    (:func:`~vidseq.extract.signal_scan.scan_video`); a video whose decoded
+    frames fit in ``MAX_HELD_BYTES`` is held by the scan and decoded once,
+    a longer one gets the chosen frames by plan.
+
     Raises:
         IndexUnavailable: If the packet index cannot stand in for sequential
             decoding; nothing has been kept, the caller decodes sequentially.
@@ -287,12 +299,21 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
     with IndexedVideo(path) as video:
         index = video.index
         fps = index.fps or DEFAULT_FPS
-        if requested is None:
-            selection = select_frames(sampling, index.num_frames, fps, rng)
-        elif requested.max() < index.num_frames:
+        held = None
+        if requested is not None:
+            if requested.max() >= index.num_frames:
+                raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
             selection = FrameSelection(indices=requested, num_valid=_num_valid(requested))
+        elif sampling.mode in SIGNAL_MODES:
+            hold = index.num_frames * video.frame_bytes <= MAX_HELD_BYTES
+            scan = scan_video(path, sampling, rng, hold=hold, index=index)
+            if scan.count != index.num_frames:
+                raise IndexUnavailable(
+                    f"the scan decoded {scan.count} frames, the index lists {index.num_frames}"
+                )
+            selection, held = scan.selection, scan.held
         else:
-            raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
+            selection = select_frames(sampling, index.num_frames, fps, rng)
         needed = np.unique(selection.indices)
         faces = FaceTracker(geometry.face) if geometry.face is not None else None
         found = {}
@@ -300,27 +321,14 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
         def process(target, image):
             return to_rgb(_face(image, faces, found, target), geometry)
 
-        runs = plan_decode(index, np.union1d(needed, [0]))  # frame 0's stamp: the time origin
-        planned = video.decode(runs, needed.tolist(), process)
+        targets = np.union1d(needed, [0])  # frame 0's stamp: the time origin
+        if held is not None:
+            planned = video.convert(held, targets.tolist(), needed.tolist(), process)
+        else:
+            planned = video.decode(plan_decode(index, targets), needed.tolist(), process)
     stamps = planned.stamps_ms
     decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
     return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
-
-
-def _read_scanned_video(path, sampling, geometry, rng):
-    """``motion`` / ``keyframes``: one PyAV pass for the per-frame signal, then the chosen frames.
-
-    See :mod:`vidseq.extract.signal_scan`: the chosen frames come back as BGR
-    images, and are cropped and resized here exactly as sequential reading does.
-    """
-    scan = scan_video(path, sampling, rng)
-    kept, found = {}, {}
-    faces = FaceTracker(geometry.face) if geometry.face is not None else None
-    for index in sorted(scan.images):
-        kept[index] = to_rgb(_face(scan.images[index], faces, found, index), geometry)
-    decoded = _Decoded(kept, scan.stamps_ms, scan.first_ms, scan.count, found)
-    fps = scan.fps or DEFAULT_FPS
-    return _video_frames(decoded, scan.selection, fps, scan.count, path, geometry)
 
 
 def _video_frames(decoded, selection, fps, count, path, geometry):

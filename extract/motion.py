@@ -2,9 +2,10 @@
 
 The motion of frame ``i`` is the mean absolute difference, in grey levels
 (0-255), between small grey thumbnails of frames ``i - 1`` and ``i`` (frame 0
-has none). No CNN is involved: a thumbnail is a strided subsample of the luma
-plane, about :data:`THUMB_SIDE` pixels on its shorter side, so the signal costs
-a few microseconds per frame at any resolution.
+has none). No CNN is involved: a thumbnail is a strided subsample of the
+decoded frame's luma plane, at most :data:`THUMB_SIZE`
+(:func:`vidseq.extract.video_reader.iter_thumbnails`), so the signal costs a
+few microseconds per frame at any resolution.
 
 Selection. Each frame weighs ``max(motion, floor)``; the video's total weight
 is split into K equal parts ("motion segments") and the frame at the centre of
@@ -17,25 +18,13 @@ segment is taken instead: the motion analogue of TSN's random segment offsets.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from vidseq.extract.sampling import FrameSelection, padded, uniform_indices
 
-THUMB_SIDE = 32
-"""Approximate shorter side, in pixels, of the grey thumbnails the motion signal compares."""
-
-
-def gray_thumbnail(gray: np.ndarray) -> np.ndarray:
-    """A strided subsample of a 2-D grey image, about ``THUMB_SIDE`` pixels on its shorter side.
-
-    Args:
-        gray: (H, W) uint8 grey image (e.g. a decoded frame's luma plane).
-
-    Returns:
-        (h, w) int16 thumbnail (signed, so that differences do not wrap).
-    """
-    step = max(1, min(gray.shape[:2]) // THUMB_SIDE)
-    return gray[::step, ::step].astype(np.int16)
+THUMB_SIZE = (32, 32)
+"""Largest (height, width) of the grey thumbnails the motion signal compares."""
 
 
 class MotionSignal:
@@ -48,13 +37,34 @@ class MotionSignal:
         self._values = []
         self._previous = None
 
-    def add(self, thumbnail: np.ndarray) -> None:
-        """Adds the next frame's thumbnail (from :func:`gray_thumbnail`)."""
+    def add(self, thumbnail: np.ndarray, position: int | None = None) -> None:
+        """Adds a frame's (h, w) uint8 grey thumbnail.
+
+        Args:
+            thumbnail: The thumbnail.
+            position: The frame's index in the video; None for the frame after
+                the last one added. When frames were skipped since the last one
+                added, the motion between the two thumbnails is shared equally
+                by the frames in between and this one.
+        """
+        thumbnail = np.ascontiguousarray(thumbnail)
+        position = len(self._values) if position is None else int(position)
+        gap = position - len(self._values) + 1
+        if gap < 1:
+            raise ValueError(
+                f"position must follow the last frame added ({len(self._values) - 1}). "
+                f"Received: position={position}"
+            )
         if self._previous is None or self._previous.shape != thumbnail.shape:
-            self._values.append(0.0)
+            motion = 0.0
         else:
-            self._values.append(float(np.abs(thumbnail - self._previous).mean()))
+            motion = cv2.norm(thumbnail, self._previous, cv2.NORM_L1) / thumbnail.size
+        self._values.extend([motion / gap] * gap)
         self._previous = thumbnail
+
+    def pad_to(self, count: int) -> None:
+        """Gives frames up to ``count`` that were never added (skipped at the end) no motion."""
+        self._values.extend([0.0] * (count - len(self._values)))
 
     def values(self) -> np.ndarray:
         """(n,) float64 motion of each frame so far, in grey levels."""

@@ -1,74 +1,67 @@
 """The first pass of ``motion`` and ``keyframes`` sampling: a signal from every frame.
 
 These modes cannot choose frames before they have seen the whole video, so
-:func:`scan_video` decodes it once with PyAV and keeps, per frame, one number
-(the motion or the content change, from a thumbnail) and its timestamp. It
-also holds the decoded frames themselves (YUV, as the decoder gives them, no
-colour conversion) while they fit in ``max_held_bytes``; then the chosen
-frames are converted from memory and the video is decoded once. A longer
-video drops what it held, and the chosen frames are decoded by a second
-sequential pass that stops at the last chosen frame. Memory is bounded by
-``max_held_bytes`` plus a thumbnail and two numbers per frame, whatever the
-video's length.
+:func:`scan_video` decodes it once (:func:`vidseq.extract.video_reader.iter_thumbnails`:
+PyAV, one thread, ``swscale`` straight to a tiny thumbnail) and keeps one number
+per frame: the motion (grey thumbnails) or the content change (colour
+thumbnails). It chooses the frames from that signal. Getting the chosen frames'
+pixels is the caller's second step, one of:
 
-The thumbnails cost almost nothing: the motion thumbnail is a strided
-subsample of the luma plane (no conversion at all); the content thumbnail is
-one ``swscale`` call to a tiny BGR image. The chosen frames are converted to
-BGR by FFmpeg's ``swscale`` exactly as OpenCV's FFmpeg reader converts them,
-so a video read later by its recorded frame indices (finetune, predict) gives
-the same pixels.
+* ``hold=True``: the scan decodes exactly (deblocking on) and holds every
+  decoded frame, still in the decoder's YUV, so the chosen ones are converted
+  from memory and the video is decoded once. The reader asks for this only
+  when the whole video fits in :data:`MAX_HELD_BYTES`;
+* ``hold=False``: the scan skips H.264's deblocking filter (the signal does
+  not need exact pixels) and holds nothing; the chosen frames are then decoded
+  by the keyframe-aware planner, or sequentially where the video has no usable
+  packet index. With a packet index, ``motion`` also skips the frames no
+  other frame refers to (most B-frames of H.264: a half to two thirds of the
+  decoding work): the motion between two decoded frames is shared equally by
+  the frames between them (:meth:`MotionSignal.add`), whose display indices
+  the index gives. Without an index (or in ``keyframes`` mode, whose cuts
+  need every frame) every frame is scanned, so the chosen frames of such a
+  video may differ slightly between ``VIDSEQ_DECODER=planned`` and ``opencv``.
+
+Memory is one thumbnail and one float per frame, plus the held frames when
+they fit the budget.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from vidseq.errors import SourceReadError
-from vidseq.extract.motion import MotionSignal, gray_thumbnail, motion_indices
+from vidseq.extract.motion import THUMB_SIZE, MotionSignal, motion_indices
+from vidseq.extract.packet_index import IndexUnavailable, PacketIndex
 from vidseq.extract.sampling import FrameSelection, SamplingConfig
 from vidseq.extract.shots import ContentSignal, keyframe_indices
+from vidseq.extract.video_reader import iter_thumbnails
 
 MAX_HELD_BYTES = 256 * 2**20
-"""Decoded frames one video's scan may hold to avoid a second pass (256 MiB: e.g. all
-1,450 frames of a 320x240 clip, or 190 frames of 1280x720)."""
-COLOUR_THUMB = (48, 36)
-"""(width, height) of the BGR thumbnail whose HSV histogram the content change compares."""
-_LUMA_PLANE_FORMATS = frozenset(
-    f"{family}{layout}p"
-    for family in ("yuv", "yuvj", "yuva")
-    for layout in ("410", "411", "420", "422", "440", "444")
-) | {"nv12", "nv21", "gray"}
-"""8-bit pixel formats whose first plane is the luma (grey) image."""
+"""Decoded frames one video's scan may hold to avoid a second pass (256 MiB: e.g. 2,330
+frames of 4:2:0 320x240, 93 s at 25 fps; or 194 frames of 1280x720, 7.8 s)."""
+COLOUR_THUMB = (36, 48)
+"""(height, width) of the BGR thumbnail whose HSV histogram the content change compares."""
 
 
 @dataclass
 class ScannedVideo:
-    """What the scan of one video found, and the frames it chose.
+    """What the scan of one video found.
 
     Attributes:
         selection: The chosen frames.
-        images: Source index -> (H, W, 3) uint8 BGR frame, for every chosen index.
-        stamps_ms: Source index -> presentation time in ms, for every chosen
-            index (NaN where the container gives none).
-        first_ms: Presentation time of frame 0 in ms (NaN if none).
         count: Frames decoded.
-        fps: The stream's frame rate (None if the container gives none).
-        passes: Decoding passes made (1, or 2 when the frames did not fit).
+        held: Display index -> decoded ``av.VideoFrame`` of every frame when the
+            scan held them, else None.
     """
 
     selection: FrameSelection
-    images: dict
-    stamps_ms: dict
-    first_ms: float
     count: int
-    fps: float | None
-    passes: int
+    held: dict | None
 
 
 class FrameSignal:
@@ -76,31 +69,35 @@ class FrameSignal:
 
     def __init__(self, config: SamplingConfig):
         self.config = config
-        self._signal = MotionSignal() if config.mode == "motion" else ContentSignal()
-        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+        self.colour = config.mode == "keyframes"
+        self.size = COLOUR_THUMB if self.colour else THUMB_SIZE
+        self._signal = ContentSignal() if self.colour else MotionSignal()
 
-    def add_video_frame(self, frame) -> None:
-        """Adds a decoded ``av.VideoFrame``."""
-        if self.config.mode == "motion":
-            self._signal.add(gray_thumbnail(_luma(frame)))
+    def add_thumbnail(self, thumbnail: np.ndarray, position: int | None = None) -> None:
+        """Adds a frame's thumbnail: grey or BGR (``self.colour``) of ``self.size``.
+
+        ``position`` (the frame's index; None: the next frame) may skip frames
+        in ``motion`` mode only (see :meth:`MotionSignal.add`).
+        """
+        if self.colour:
+            self._signal.add(thumbnail)
         else:
-            width, height = COLOUR_THUMB
-            self._signal.add(
-                self._reformatter.reformat(
-                    frame, width=width, height=height, format="bgr24"
-                ).to_ndarray()
-            )
+            self._signal.add(thumbnail, position)
 
     def add_image(self, image: np.ndarray) -> None:
         """Adds a decoded BGR, BGRA or grey image (frame directories and clips)."""
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
-        if self.config.mode == "motion":
-            gray = image if image.ndim == 2 else cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
-            self._signal.add(gray_thumbnail(gray))
-        else:
-            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
-            self._signal.add(cv2.resize(bgr, COLOUR_THUMB, interpolation=cv2.INTER_AREA))
+        if self.colour:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
+        elif image.ndim == 3:
+            image = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
+        height, width = self.size
+        self.add_thumbnail(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+
+    def pad_to(self, count: int) -> None:
+        """``motion``: frames up to ``count`` never added (skipped at the end) get no motion."""
+        self._signal.pad_to(count)
 
     def values(self) -> np.ndarray:
         """(n,) the signal of every frame added so far (motion or content change)."""
@@ -131,14 +128,20 @@ def select_from_images(config: SamplingConfig, load, count: int, rng=None) -> Fr
     return signal.select(rng)
 
 
-def scan_video(path, config: SamplingConfig, rng=None, max_held_bytes=MAX_HELD_BYTES):
-    """Decodes a video once for its per-frame signal, and returns the frames it chooses.
+def scan_video(
+    path, config: SamplingConfig, rng=None, *, hold=False, index: PacketIndex | None = None
+) -> ScannedVideo:
+    """Decodes a video once for its per-frame signal, and chooses frames from it.
 
     Args:
         path: The video file.
         config: A ``motion`` or ``keyframes`` :class:`SamplingConfig`.
         rng: Optional ``numpy.random.Generator`` (random variant).
-        max_held_bytes: Most bytes of decoded frames held to avoid a second pass.
+        hold: Decode exactly and hold every decoded frame (see the module's
+            description); the caller checks that they fit.
+        index: The video's packet index, if it has one. ``motion`` sampling of
+            a video that is not held then decodes reference frames only (see
+            the module's description).
 
     Returns:
         A :class:`ScannedVideo`.
@@ -146,102 +149,37 @@ def scan_video(path, config: SamplingConfig, rng=None, max_held_bytes=MAX_HELD_B
     Raises:
         SourceReadError: The file cannot be opened, has no video stream or
             decodable frame, or decoding fails partway (the error names the frame).
+        IndexUnavailable: A frame decoded with ``index`` is not in it.
     """
     signal = FrameSignal(config)
-    held, held_bytes, stamps, count = {}, 0, [], 0
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        fps, time_base = _rate(stream), stream.time_base
-        for frame in _frames(container, stream, path):
-            signal.add_video_frame(frame)
-            stamps.append(_ms(frame.pts, time_base))
+    held = {} if hold else None
+    skipping = index is not None and not hold and not signal.colour
+    count = 0
+    thumbnails = iter_thumbnails(
+        str(path), signal.size, fast=not hold, colour=signal.colour, references_only=skipping
+    )
+    try:
+        for thumbnail in thumbnails:
+            position = index.frame_of(thumbnail.frame.pts) if skipping else thumbnail.index
+            if position < count:
+                raise IndexUnavailable(f"decoded a frame (pts={thumbnail.frame.pts}) out of order")
+            signal.add_thumbnail(thumbnail.image, position)
             if held is not None:
-                held_bytes += sum(plane.buffer_size for plane in frame.planes)
-                held[count] = frame
-                if held_bytes > max_held_bytes:
-                    held = None  # too long to hold: the chosen frames are decoded again
-            count += 1
+                held[position] = thumbnail.frame
+            count = position + 1
+    except av.FFmpegError as error:
+        if count == 0:
+            raise SourceReadError(
+                path,
+                "FFmpeg cannot open or decode it as a video "
+                f"(unknown container or codec, or corrupt): {error}",
+            ) from None
+        raise SourceReadError(path, f"decoding failed after frame {count}: {error}") from None
+    except IndexError:
+        raise SourceReadError(path, "the file holds no video stream") from None
     if count == 0:
         raise SourceReadError(path, "no decodable video frame")
-    selection = signal.select(rng)
-    needed = np.unique(selection.indices).tolist()
-    if held is not None:
-        images, passes = {i: held[i].to_ndarray(format="bgr24") for i in needed}, 1
-    else:
-        images, passes = _decode_again(path, needed), 2
-    return ScannedVideo(
-        selection=selection,
-        images=images,
-        stamps_ms={i: stamps[i] for i in needed},
-        first_ms=stamps[0],
-        count=count,
-        fps=fps,
-        passes=passes,
-    )
-
-
-def _decode_again(path, needed):
-    """The second pass: decodes sequentially up to the last needed frame, converting those."""
-    images, wanted = {}, set(needed)
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        for index, frame in enumerate(_frames(container, stream, path)):
-            if index in wanted:
-                images[index] = frame.to_ndarray(format="bgr24")
-                if len(images) == len(wanted):
-                    return images
-    missing = sorted(wanted - set(images))
-    raise SourceReadError(
-        path,
-        f"decoding is not repeatable: frame {missing[0]} was decoded on a first pass "
-        "but not found on the second",
-    )
-
-
-def _open(path):
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as error:
-        raise SourceReadError(
-            path,
-            f"FFmpeg cannot open it as a video (unknown container or codec, or corrupt): {error}",
-        ) from None
-    if not container.streams.video:
-        container.close()
-        raise SourceReadError(path, "the file holds no video stream")
-    # One decoder thread per video, as the OpenCV reader: parallelism comes from
-    # decoding several videos at once.
-    container.streams.video[0].thread_type = "NONE"
-    return container
-
-
-def _frames(container, stream, path):
-    """Yields the decoded frames; a decoding error partway is a SourceReadError."""
-    count = 0
-    try:
-        for frame in container.decode(stream):
-            yield frame
-            count += 1
-    except av.FFmpegError as error:
-        raise SourceReadError(path, f"decoding failed after frame {count}: {error}") from None
-
-
-def _luma(frame) -> np.ndarray:
-    """The frame's luma plane as (H, W) uint8, without conversion where the format allows."""
-    if frame.format.name in _LUMA_PLANE_FORMATS:
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        return rows[:, : plane.width]
-    return frame.to_ndarray(format="gray")
-
-
-def _rate(stream):
-    rate = stream.guessed_rate or stream.average_rate
-    rate = float(rate) if rate else math.nan
-    return rate if math.isfinite(rate) and rate > 0 else None
-
-
-def _ms(pts, time_base):
-    if pts is None or time_base is None:
-        return math.nan
-    return float(pts * time_base) * 1000.0
+    if skipping:
+        count = index.num_frames  # trailing non-reference frames: no motion of their own
+        signal.pad_to(count)
+    return ScannedVideo(selection=signal.select(rng), count=count, held=held)

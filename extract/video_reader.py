@@ -12,8 +12,10 @@ that lands past its keyframe, a rotated video, a decoding error) raises
 back to sequential decoding with OpenCV.
 
 :func:`iter_thumbnails` is the cheap full pass for signals that need every
-frame (e.g. motion between consecutive frames): small grey thumbnails of every
-frame, in display order.
+frame (e.g. motion between consecutive frames): small grey or colour
+thumbnails of every frame, in display order, with the decoded frames
+themselves for a caller that holds them (:meth:`IndexedVideo.convert` then
+turns held frames into the same pixels and timestamps a plan would decode).
 
 The environment variable ``VIDSEQ_DECODER`` chooses the video reader of
 :func:`vidseq.extract.frames.read_frames`: ``planned`` (the default) or
@@ -23,6 +25,7 @@ The environment variable ``VIDSEQ_DECODER`` chooses the video reader of
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidseq.errors import UsageError
 from vidseq.extract.decode_plan import DecodeRun
@@ -39,6 +43,13 @@ logger = logging.getLogger(__name__)
 
 DECODERS = ("planned", "opencv")
 DECODER_VARIABLE = "VIDSEQ_DECODER"
+
+_LUMA_PLANE_FORMATS = frozenset(
+    f"{family}{layout}p"
+    for family in ("yuv", "yuvj", "yuva")
+    for layout in ("410", "411", "420", "422", "440", "444")
+) | {"nv12", "nv21", "gray"}
+"""8-bit pixel formats whose first plane is the luma (grey) image."""
 
 _fallback_lock = threading.Lock()
 _fallback_reported = False
@@ -112,6 +123,7 @@ class IndexedVideo:
     def __init__(self, path: str):
         self.path = path
         self.index = None
+        self.frame_bytes = 0
         self._container = None
 
     def __enter__(self):
@@ -119,7 +131,9 @@ class IndexedVideo:
             self._container = av.open(self.path)
             if not self._container.streams.video:
                 raise IndexUnavailable("no video stream")
-            self.index = index_stream(self._container, self._container.streams.video[0])
+            stream = self._container.streams.video[0]
+            self.frame_bytes = _frame_bytes(stream.codec_context)
+            self.index = index_stream(self._container, stream)
         except av.FFmpegError as error:
             self.close()
             raise IndexUnavailable(f"PyAV cannot read it ({error})") from None
@@ -168,6 +182,53 @@ class IndexedVideo:
             raise IndexUnavailable(f"decoding failed ({error})") from None
         return result
 
+    def convert(self, held: dict, targets, keep, process) -> PlannedFrames:
+        """What :meth:`decode` gives for ``targets``, from frames already decoded.
+
+        Args:
+            held: Display index -> ``av.VideoFrame`` decoded exactly (e.g. held
+                from :func:`iter_thumbnails` with ``fast=False``), for every target.
+            targets: The frames to stamp (include frame 0, as for :meth:`decode`).
+            keep: The targets to process and keep.
+            process: As for :meth:`decode`.
+
+        Returns:
+            The :class:`PlannedFrames` (``frames_decoded`` is 0).
+
+        Raises:
+            IndexUnavailable: If a held frame is not the one the index lists at
+                its position, or the video is rotated.
+        """
+        result = PlannedFrames(kept={}, stamps_ms={}, frames_decoded=0)
+        keep = set(keep)
+        for position in sorted(set(targets)):
+            frame = held[position]
+            if self.index.frame_of(frame.pts) != position:
+                raise IndexUnavailable(f"frame {position} of the scan is not the indexed one")
+            if frame.rotation:
+                raise IndexUnavailable("rotated video (OpenCV rotates it)", broken=False)
+            result.stamps_ms[position] = _opencv_stamp_ms(frame, self.index)
+            if position in keep:
+                result.kept[position] = process(position, to_bgr(frame))
+        return result
+
+
+def to_bgr(frame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 BGR: the ``swscale`` conversion OpenCV makes.
+
+    One scaling thread: ``swscale``'s default (a thread per core) gives the
+    same pixels for four to five times the CPU time on a 320x240 frame.
+    """
+    return frame.to_ndarray(format="bgr24", threads=1)
+
+
+def _frame_bytes(context) -> int:
+    """Bytes of one decoded frame of this stream (3 per pixel if the format is unknown)."""
+    pixels = context.width * context.height
+    fmt = context.format
+    bits = fmt.bits_per_pixel if fmt is not None and fmt.bits_per_pixel else 24
+    return pixels * bits // 8
+
 
 def _decode_run(container, stream, index, run, keep, process, result):
     container.seek(int(index.pts[run.start]), backward=True, any_frame=False, stream=stream)
@@ -193,7 +254,7 @@ def _decode_run(container, stream, index, run, keep, process, result):
         if position in targets:
             result.stamps_ms[position] = _opencv_stamp_ms(frame, index)
         if position in keep:
-            result.kept[position] = process(position, frame.to_ndarray(format="bgr24"))
+            result.kept[position] = process(position, to_bgr(frame))
         if position == last:
             return
     raise IndexUnavailable(f"the video ended before frame {last}")
@@ -218,37 +279,58 @@ class Thumbnail:
     """One frame of :func:`iter_thumbnails`.
 
     Attributes:
-        index: Display index of the frame (0, 1, 2, ... in decoding order out of
-            the decoder, which is display order).
+        index: Number of the frame out of the decoder (0, 1, 2, ...), which is
+            its display index unless non-reference frames are skipped.
         time_s: Presentation time in seconds from the stream's start, or NaN.
-        grey: (height, width) uint8 grey thumbnail.
+        image: The thumbnail: (h, w) uint8 grey, a strided view of the frame's
+            luma plane at most ``size``, or (height, width, 3) uint8 BGR with
+            ``colour=True``.
+        frame: The decoded ``av.VideoFrame`` itself: a caller may hold it and
+            convert it later (:meth:`IndexedVideo.convert`) instead of decoding
+            it again.
     """
 
     index: int
     time_s: float
-    grey: np.ndarray
+    image: np.ndarray
+    frame: av.VideoFrame
 
 
 def iter_thumbnails(
-    path: str, size: tuple[int, int] = (32, 32), *, fast: bool = True
+    path: str,
+    size: tuple[int, int] = (32, 32),
+    *,
+    fast: bool = True,
+    colour: bool = False,
+    references_only: bool = False,
 ) -> Iterator[Thumbnail]:
-    """Yields a small grey thumbnail of every frame of a video, in display order.
+    """Yields a small thumbnail of every frame of a video, in display order.
 
     The cheap full pass for per-frame signals (e.g. the mean absolute
-    difference of consecutive thumbnails as a motion signal). It decodes every
-    frame once with PyAV on one thread, and never converts a full-size frame to
-    RGB: FFmpeg's ``swscale`` shrinks the luma plane straight to a grey
-    thumbnail (area averaging). With ``fast=True`` the decoder also skips the
-    in-loop deblocking filter (H.264/HEVC ``skip_loop_filter``): about a
-    quarter less decoding work on H.264, at the price of slightly blockier
-    frames (errors do not accumulate beyond the GOP), which a motion signal
-    does not notice; the frame count and order are unchanged. Memory stays
-    constant: one frame at a time.
+    difference of consecutive grey thumbnails as a motion signal). It decodes
+    every frame once with PyAV on one thread (FFmpeg's frame or slice threads
+    only add CPU time) and never converts a full-size frame:
+
+    * grey: a strided subsample of the decoded luma plane, at most ``size``
+      (every ``ceil(H / height)``-th row and ``ceil(W / width)``-th column;
+      a view, no arithmetic); pixel formats without a luma plane go through
+      ``swscale`` to grey first;
+    * colour: FFmpeg's ``swscale`` shrinks the frame to exactly ``size`` in BGR
+      (area averaging), one scaling context and thread for the whole video.
+
+    With ``fast=True`` the decoder also skips the in-loop deblocking filter
+    (H.264/HEVC ``skip_loop_filter``): about a quarter less decoding work on
+    H.264, at the price of slightly blockier frames (errors do not accumulate
+    beyond the GOP), which a motion signal does not notice; the frame count and
+    order are unchanged. Use ``fast=False`` when the frames themselves are kept
+    for their pixels. Memory stays constant unless the caller holds frames.
 
     Args:
         path: A video file PyAV opens.
-        size: ``(height, width)`` of the thumbnails.
+        size: ``(height, width)`` of the thumbnails (at most, for grey ones).
         fast: Skip the deblocking filter (see above).
+        colour: BGR thumbnails instead of grey.
+        references_only: Skip non-reference frames (see above).
 
     Yields:
         :class:`Thumbnail` per frame.
@@ -265,17 +347,38 @@ def iter_thumbnails(
         raise UsageError(
             f"size must be (height, width), two positive integers. Received: size={size!r}"
         )
+    scaler = VideoReformatter()  # keeps its swscale context from frame to frame
     with av.open(path) as container:
         stream = container.streams.video[0]
         context = stream.codec_context
         context.thread_count = 1
-        if fast:
-            context.options = {"skip_loop_filter": "all"}
-        start = stream.start_time or 0
-        base = stream.time_base
+        options = {"skip_loop_filter": "all"} if fast else {}
+        if references_only:
+            options["skip_frame"] = "noref"
+        context.options = options
+        start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         for number, frame in enumerate(_frames(container, stream)):
-            time_s = float((frame.pts - start) * base) if frame.pts is not None else float("nan")
-            grey = frame.reformat(
-                width=width, height=height, format="gray", interpolation="AREA"
-            ).to_ndarray()
-            yield Thumbnail(number, time_s, grey)
+            time_s = frame.time - start if frame.time is not None else math.nan
+            if colour:
+                image = scaler.reformat(
+                    frame,
+                    width=width,
+                    height=height,
+                    format="bgr24",
+                    interpolation="AREA",
+                    threads=1,
+                ).to_ndarray()
+            else:
+                luma = _luma(frame, scaler)
+                rows, columns = luma.shape
+                image = luma[:: -(-rows // height), :: -(-columns // width)]
+            yield Thumbnail(number, time_s, image, frame)
+
+
+def _luma(frame, scaler) -> np.ndarray:
+    """The frame's luma plane as (H, W) uint8: a view where the pixel format has one."""
+    if frame.format.name in _LUMA_PLANE_FORMATS:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        return rows[:, : plane.width]
+    return scaler.reformat(frame, format="gray", threads=1).to_ndarray()

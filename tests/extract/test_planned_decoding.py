@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
+from vidseq.extract import frames as frames_module
 from vidseq.extract import video_reader
 from vidseq.extract.decode_plan import plan_cost, plan_decode
 from vidseq.extract.frames import FrameGeometry, read_frames
@@ -23,6 +24,7 @@ from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.packet_index import IndexUnavailable, read_packet_index
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.signal_scan import scan_video
 from vidseq.extract.video_reader import IndexedVideo, iter_thumbnails
 
 SAMPLE_VIDEOS_VARIABLE = "VIDSEQ_SAMPLE_VIDEOS"
@@ -251,16 +253,22 @@ def test_thumbnails_of_every_frame(videos):
     path = videos["h264_bframes.mp4"]
     exact = list(iter_thumbnails(path, (12, 16), fast=False))
     fast = list(iter_thumbnails(path, (12, 16)))
+    colour = list(iter_thumbnails(path, (12, 16), fast=False, colour=True))
     assert [t.index for t in exact] == list(range(90)) == [t.index for t in fast]
-    assert exact[0].grey.shape == (12, 16) and exact[0].grey.dtype == np.uint8
+    assert exact[0].image.shape == (12, 16) and exact[0].image.dtype == np.uint8
+    assert colour[0].image.shape == (12, 16, 3)
     assert exact[1].time_s == pytest.approx(0.04)
     with av.open(path) as container:
-        grey = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
-    for thumb, image in zip(exact, grey, strict=True):
-        means = image.reshape(12, 4, 16, 4).mean(axis=(1, 3))
-        assert np.abs(thumb.grey - means).max() <= 2  # area average of the real frame
+        frames = list(container.decode(video=0))
+    for thumb, painted, frame in zip(exact, colour, frames, strict=True):
+        plane = frame.planes[0]  # the luma plane, 48x64: every 4th row and column
+        luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        assert np.array_equal(thumb.image, luma[:, : plane.width][::4, ::4])
+        # An average of the frame's colours, in BGR order.
+        colours = frame.to_ndarray(format="bgr24").mean(axis=(0, 1))
+        assert np.abs(painted.image.mean(axis=(0, 1)) - colours).max() < 4
     pairs = zip(exact, fast, strict=True)
-    difference = [np.abs(a.grey.astype(int) - b.grey).mean() for a, b in pairs]
+    difference = [np.abs(a.image.astype(int) - b.image).mean() for a, b in pairs]
     assert max(difference) < 8  # no deblocking: close, not equal
 
 
@@ -268,3 +276,21 @@ def test_thumbnails_of_every_frame(videos):
 def test_thumbnail_size_is_checked(videos, size):
     with pytest.raises(UsageError, match="size must be"):
         next(iter_thumbnails(videos["mjpeg.avi"], size))
+
+
+@pytest.mark.parametrize("name", ["h264_bframes.mp4", "mpeg4_bframes.mp4", "vp9.webm"])
+def test_motion_frames_by_plan_equal_sequential_ones(videos, name, monkeypatch):
+    path = videos[name]
+    sampling = SamplingConfig(mode="motion", num_frames=8)
+    scan = scan_video(path, sampling, index=read_packet_index(path))  # reference frames only
+    assert scan.count == 90 and scan.held is None
+    decoded = sum(1 for _ in iter_thumbnails(path, references_only=True))
+    assert decoded < 90 if name == "h264_bframes.mp4" else decoded <= 90
+    geometry = FrameGeometry(size=(24, 32))
+    for budget in (frames_module.MAX_HELD_BYTES, 0):  # held by the scan, then by plan
+        monkeypatch.setattr(frames_module, "MAX_HELD_BYTES", budget)
+        monkeypatch.setenv("VIDSEQ_DECODER", "planned")
+        chosen = read_frames(path, sampling, geometry)
+        monkeypatch.setenv("VIDSEQ_DECODER", "opencv")
+        again = read_frames(path, sampling, geometry, frame_indices=chosen.frame_indices)
+        assert_identical(again, chosen)

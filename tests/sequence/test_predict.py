@@ -19,9 +19,10 @@ from vidseq.sequence.training import train_sequence
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     sample = make_sample(root / "sample", videos_per_class=8, classes=["Grow", "Shrink"])
-    cache = extract_features(
-        sample, root / "features.h5", frames=FrameSpec(SamplingConfig(num_frames=6)), progress=False
-    ).out
+    # Motion sampling: predict must choose again the frames extraction chose
+    # (its selection depends on every frame); uniform is the simpler case of the same path.
+    frames = FrameSpec(SamplingConfig(mode="motion", num_frames=6))
+    cache = extract_features(sample, root / "features.h5", frames=frames, progress=False).out
     config = TrainConfig(
         head=HeadConfig(units=8), fit=FitConfig(epochs=2, batch_size=4, patience=0)
     )
@@ -55,6 +56,7 @@ def test_predict_equals_the_head_on_the_cached_features(trained_run):
     _, run = trained_run
     loaded = load_run(run)
     with FeatureStore(loaded.config["cache_path"]) as store:
+        assert store.meta.sampling["mode"] == "motion"
         i = 0
         clip = prepare_clip(store.features(i), int(store.num_valid[i]), loaded.frames)
         expected = loaded.model.predict(clip[None], verbose=0)[0]
