@@ -360,21 +360,57 @@ def _add_strategy_argument(parser, default) -> None:
     )
 
 
-def _add_head_arguments(parser, defaults, centering_help=None) -> None:
-    """--rnn ... --centering: the sequence head, defaults from a HeadConfig."""
-    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES
+def _add_head_arguments(parser, defaults, centering_help=None, *, normalize=True) -> None:
+    """--head (alias --rnn), its options, --centering and --normalize, defaults from a HeadConfig.
 
-    parser.add_argument("--rnn", default=defaults.rnn, choices=HEAD_TYPES)
-    parser.add_argument("--units", type=int, default=defaults.units)
-    parser.add_argument("--layers", type=int, default=defaults.layers)
-    parser.add_argument("--bidirectional", action="store_true")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    An option left out takes the head's own default; one the head does not
+    take is refused when the settings are validated.
+    """
+    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES, RNN_TYPES
+
+    parser.add_argument(
+        "--head",
+        default=defaults.head,
+        choices=HEAD_TYPES,
+        help="temporal head (docs/results.md compares them; pool is the order-blind baseline)",
+    )
+    parser.add_argument(
+        "--rnn", dest="head", choices=RNN_TYPES, default=argparse.SUPPRESS, help="alias of --head"
+    )
+    parser.add_argument("--units", type=int, default=None, help="head width (default: 128)")
+    parser.add_argument(
+        "--layers", type=int, default=None, help="lstm/gru layers or transformer blocks"
+    )
+    parser.add_argument(
+        "--bidirectional", action="store_const", const=True, default=None, help="lstm/gru"
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="the head's own dropout (lstm/gru inputs 0.5, tcn and transformer 0.1)",
+    )
+    parser.add_argument("--kernel-size", type=int, default=None, help="tcn taps (3)")
+    parser.add_argument("--num-heads", type=int, default=None, help="transformer heads (4)")
+    parser.add_argument(
+        "--clip-dropout",
+        type=float,
+        default=None,
+        help="dropout before the softmax (default: 0 for lstm/gru, 0.5 for the others)",
+    )
     parser.add_argument(
         "--centering",
         default=defaults.centering,
         choices=CENTERING_MODES,
         help=centering_help,
     )
+    if normalize:
+        parser.add_argument(
+            "--normalize",
+            action=argparse.BooleanOptionalAction,
+            default=defaults.normalize,
+            help="standardise the features with the training frames' mean and variance",
+        )
 
 
 def _add_fit_arguments(parser, defaults) -> None:
@@ -419,8 +455,8 @@ def _add_train_parser(commands) -> None:
     defaults = TrainConfig()
     parser = commands.add_parser(
         "train-sequence",
-        help="features.h5 → trained LSTM/GRU run directory",
-        description="Train the LSTM/GRU head on a feature cache. Splits come from the cache; "
+        help="features.h5 → trained temporal head (run directory)",
+        description="Train a temporal head on a feature cache. Splits come from the cache; "
         "validation is the cache's val split or a group-aware part of train.",
     )
     parser.add_argument(
@@ -433,7 +469,7 @@ def _add_train_parser(commands) -> None:
     _add_head_arguments(
         parser,
         defaults.head,
-        centering_help="RNN input: features and their deviation from the clip mean (concat), "
+        centering_help="head input: features and their deviation from the clip mean (concat), "
         "the deviation only (subtract), or the features as they are (none)",
     )
     _add_fit_arguments(parser, defaults.fit)
@@ -558,7 +594,7 @@ def _add_scratch_arguments(parser, defaults) -> None:
     scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
     scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
-    _add_head_arguments(scratch, defaults.head)
+    _add_head_arguments(scratch, defaults.head, normalize=False)
     scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     scratch.add_argument(

@@ -6,7 +6,8 @@ import pytest
 
 from vidseq.errors import UsageError
 from vidseq.sequence.heads import apply_head, head_names, head_options
-from vidseq.sequence.heads.classifier import build_classifier
+from vidseq.sequence.config import HeadConfig
+from vidseq.sequence.head import build_head
 
 D = 6
 SMALL = {
@@ -19,10 +20,12 @@ SMALL = {
 }
 
 
+def small_config(head, **overrides):
+    return HeadConfig(head=head, clip_dropout=0.0, **{**SMALL[head], **overrides})
+
+
 def small_model(head, num_frames=None):
-    return build_classifier(
-        3, D, head=head, head_options=SMALL[head], dropout=0.0, num_frames=num_frames
-    )
+    return build_head(3, D, small_config(head), num_frames=num_frames)
 
 
 def clips(valid=(5, 3, 7), length=9, seed=0):
@@ -68,9 +71,7 @@ def test_order_matters_to_the_temporal_heads_only():
     x = clips(valid=(7,), length=7, seed=2)
     reversed_x = x[:, ::-1].copy()
     for head in sorted(SMALL):
-        model = build_classifier(
-            3, D, head=head, head_options=SMALL[head], centering="none", dropout=0.0
-        )
+        model = build_head(3, D, small_config(head, centering="none"))
         same = np.allclose(model(x), model(reversed_x), atol=1e-6)
         assert same == (head == "pool"), head
 
