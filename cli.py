@@ -209,6 +209,77 @@ def cmd_train_sequence(args) -> int:
     return _report_training(result)
 
 
+def _names(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _seeds(text):
+    try:
+        return [int(s) for s in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers. Received: {text!r}") from None
+
+
+def cmd_compare(args) -> int:
+    from vidseq.sequence.compare import compare
+    from vidseq.sequence.config import TrainConfig
+
+    config = TrainConfig.from_dict({**vars(args), "head": "lstm"})
+    result = compare(
+        _cache_arg(args.cache),
+        args.out,
+        heads=args.heads,
+        seeds=args.seeds,
+        config=config,
+        verbose=0,
+        log=(lambda line: None) if args.json or args.quiet else print,
+    )
+    if args.json:
+        _print_json({"seeds": result.seeds, "accuracies": result.accuracies()})
+    else:
+        print(result.summary())
+        print(f"wrote {', '.join(str(p) for p in result.files)}")
+    for head, error in result.failed.items():
+        print(f"failed: {head}: {error}", file=sys.stderr)
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def _add_compare_parser(commands) -> None:
+    from vidseq.sequence.compare import DEFAULT_HEADS, DEFAULT_SEEDS
+    from vidseq.sequence.config import LR_SCHEDULES, STREAMING_MODES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = commands.add_parser(
+        "compare",
+        help="features.h5 → every head trained on the same splits and seeds, vs bag-of-frames",
+        description="Train each head with each seed (one run after another), evaluate each on "
+        "the test split, fit the bag-of-frames baseline, and write comparison.json, "
+        "comparison.md and comparison.png. Exit 3 when a head failed (the others still ran).",
+    )
+    parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
+    parser.add_argument("--out", required=True, help="folder for the runs and the comparison")
+    parser.add_argument(
+        "--heads", type=_names, default=list(DEFAULT_HEADS), help="comma-separated head names"
+    )
+    parser.add_argument(
+        "--seeds", type=_seeds, default=list(DEFAULT_SEEDS), help="comma-separated seeds"
+    )
+    parser.add_argument("--units", type=int, default=None, help="width of every head")
+    parser.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=defaults.head.normalize
+    )
+    parser.add_argument("--lr", type=float, default=defaults.fit.lr)
+    parser.add_argument("--epochs", type=int, default=None, help="default: scaled to the data")
+    parser.add_argument("--batch-size", type=int, default=defaults.fit.batch_size)
+    parser.add_argument("--patience", type=int, default=defaults.fit.patience)
+    parser.add_argument("--lr-schedule", default=defaults.fit.lr_schedule, choices=LR_SCHEDULES)
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
+    parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no per-run lines")
+    parser.set_defaults(func=cmd_compare)
+
+
 def cmd_evaluate(args) -> int:
     from vidseq.sequence.evaluation import evaluate_run
 
@@ -739,6 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_extract_parser(commands)
     _add_train_parser(commands)
+    _add_compare_parser(commands)
     _add_finetune_parser(commands)
 
     evaluate = commands.add_parser(

@@ -59,14 +59,16 @@ def test_bad_arguments_say_what_was_received():
         build_head(3, 4, HeadConfig(head="rnn"))
     with pytest.raises(UsageError, match=r"head 'tcn' takes the options .* bidirectional=True"):
         build_head(3, 4, HeadConfig(head="tcn", bidirectional=True))
-    with pytest.raises(UsageError, match=r"units must be None or an integer >= 1\. Received: units=0"):
+    with pytest.raises(
+        UsageError, match=r"units must be None or an integer >= 1\. Received: units=0"
+    ):
         build_head(3, 4, HeadConfig(units=0))
     with pytest.raises(UsageError, match=r"at least 2 classes\). Received: num_classes=1"):
         build_head(1, 4)
 
 
 def test_every_head_name_the_settings_accept_has_a_factory():
-    assert HEAD_TYPES == tuple(head_names())
+    assert tuple(head_names()) == HEAD_TYPES
 
 
 def test_rnn_is_read_as_head_and_older_runs_had_no_normalisation():

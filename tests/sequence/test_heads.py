@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence.heads import apply_head, head_names, head_options
 from vidseq.sequence.config import HeadConfig
 from vidseq.sequence.head import build_head
+from vidseq.sequence.heads import apply_head, head_names, head_options
 
 D = 6
 SMALL = {
@@ -78,13 +78,13 @@ def test_order_matters_to_the_temporal_heads_only():
 
 def test_a_training_step_lowers_the_loss():
     rng = np.random.default_rng(3)
-    x = clips(valid=(6,) * 12, length=6, seed=3)
+    x = clips(valid=(6, 4, 5) * 4, length=6, seed=3)
     y = rng.integers(0, 3, size=12)
     model = small_model("tcn")
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
-    before = model.evaluate(x, y, verbose=0)
+    before = model.evaluate(x, y, batch_size=12, verbose=0)
     model.fit(x, y, epochs=3, batch_size=12, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < before
+    assert model.evaluate(x, y, batch_size=12, verbose=0) < before
 
 
 def test_options_are_listed_and_checked():
