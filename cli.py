@@ -217,7 +217,7 @@ def _seeds(text):
     try:
         return [int(s) for s in _names(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers. Received: {text!r}") from None
+        raise UsageError(f"seeds must be integers. Received: --seeds {text}") from None
 
 
 def cmd_compare(args) -> int:
@@ -228,8 +228,8 @@ def cmd_compare(args) -> int:
     result = compare(
         _cache_arg(args.cache),
         args.out,
-        heads=args.heads,
-        seeds=args.seeds,
+        heads=_names(args.heads),
+        seeds=_seeds(args.seeds),
         config=config,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
@@ -259,10 +259,10 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
     parser.add_argument("--out", required=True, help="folder for the runs and the comparison")
     parser.add_argument(
-        "--heads", type=_names, default=list(DEFAULT_HEADS), help="comma-separated head names"
+        "--heads", default=",".join(DEFAULT_HEADS), help="comma-separated head names"
     )
     parser.add_argument(
-        "--seeds", type=_seeds, default=list(DEFAULT_SEEDS), help="comma-separated seeds"
+        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated seeds"
     )
     parser.add_argument("--units", type=int, default=None, help="width of every head")
     parser.add_argument(
