@@ -123,6 +123,7 @@ RECIPES = {
     "proposed_nonorm": dict(norm=False, epochs="auto", batch=16, schedule="cosine", patience=0),
     "proposed_plateau": dict(norm=True, epochs="auto", batch=16, schedule="plateau", patience=0),
     "proposed_b32": dict(norm=True, epochs="auto", batch=32, schedule="cosine", patience=0),
+    "proposed_constant": dict(norm=True, epochs="auto", batch=16, schedule="constant", patience=0),
 }
 
 

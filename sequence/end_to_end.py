@@ -30,7 +30,6 @@ from vidseq.sequence.frames_data import FrameBatches
 from vidseq.sequence.heads.layers import PaddingFrameMask
 from vidseq.sequence.loop import (
     class_weights,
-    with_epochs,
     evaluation_split,
     finish_run,
     fit,
@@ -39,6 +38,7 @@ from vidseq.sequence.loop import (
     require_tensorboard,
     resume_or_compile,
     seed_everything,
+    with_epochs,
 )
 
 END_TO_END = rd.END_TO_END

@@ -18,7 +18,6 @@ from vidseq.sequence.evaluation import check_cache_matches_run, evaluate_feature
 from vidseq.sequence.head import build_head, head_record
 from vidseq.sequence.loop import (
     class_weights,
-    with_epochs,
     evaluation_split,
     finish_run,
     fit,
@@ -27,6 +26,7 @@ from vidseq.sequence.loop import (
     require_tensorboard,
     resume_or_compile,
     seed_everything,
+    with_epochs,
 )
 from vidseq.sequence.normalization import feature_normalization
 from vidseq.sequence.splits import splits_of
