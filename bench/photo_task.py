@@ -1,14 +1,17 @@
-"""The photo-motion task and the head/recipe study of docs/heads.md.
+"""The photo-motion task and the head/recipe study of docs/results.md (temporal heads).
 
 Videos are camera effects over real photographs that ship with scikit-image
-(``skimage.data``), in time-reversed class pairs: zoom_in/zoom_out,
-focus_in/focus_out (a blur that clears or sets in), fade_in/fade_out. The
-partner class of a pair is the same clip played backwards, so the set of frames
-says nothing about which class of its pair a video is: a bag-of-frames
-classifier is at chance inside a pair.
-Photo, window, tilt, drift, speed, brightness and noise are drawn per video.
-(Pans and rotations were tried first: the tiny CNN's globally pooled features
-hardly change under them, so every head, LSTM included, stayed at chance.)
+(``skimage.data``), in time-reversed class pairs. ``--task clear`` (the
+default, the evidence task of docs/results.md): zoom_in/zoom_out,
+fade_in/fade_out, tint_in/tint_out (a warm colour cast sets in / goes away);
+``--task hard`` (phase 1): zoom, focus (a blur that clears or sets in) and
+fade with heavier nuisances. The partner class of a pair is the same clip
+played backwards, so the set of frames says nothing about which class of its
+pair a video is: a bag-of-frames classifier is at chance inside a pair.
+Photo, window, tilt, drift, brightness and noise are drawn per video (their
+ranges in :data:`TASKS`). (Pans and rotations were tried first: the tiny CNN's
+globally pooled features hardly change under them, so every head, LSTM
+included, stayed at chance.)
 
 The frames go through the ``tiny`` random-init CNN into a feature cache with
 ``vidseq.extract.pipeline.extract_features``; the heads of
@@ -17,6 +20,7 @@ loop (no run directory, no engine), once per head, recipe and seed.
 
     python bench/photo_task.py --workdir /tmp/photo --heads lstm,tcn --seeds 0,1,2
     python bench/photo_task.py --workdir /tmp/photo --recipes current,proposed --heads lstm
+    python bench/photo_task.py --workdir /tmp/photo-hard --task hard ...
     python bench/photo_task.py --workdir /tmp/photo-big --train-per-class 120 ...
 
 Prints one line per run and a table of median/min/max test accuracy.
