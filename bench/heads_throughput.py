@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from train_throughput import build_cache  # bench/ is the script's directory
+from train_throughput import ready_cache  # bench/ is the script's directory
 
 HEADS = ("lstm", "gru", "tcn", "transformer", "attention", "pool")
 
@@ -65,14 +65,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    cache = workdir / f"ucf101-like-{args.videos}x{args.frames}x{args.dim}.h5"
     try:
-        if cache.exists():
-            print(f"reusing {cache}")
-        else:
-            seconds = build_cache(cache, args.videos, args.frames, args.dim)
-            print(f"built {cache} in {seconds:.1f} s")
+        cache = ready_cache(workdir, args.videos, args.frames, args.dim)
         import tensorflow as tf
 
         print(

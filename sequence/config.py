@@ -518,8 +518,9 @@ class ScratchConfig(_Config):
     """Settings of finetune from scratch: a random-init CNN and a fresh head.
 
     Attributes:
-        head: The :class:`HeadConfig` of the fresh head; without feature
-            normalisation (the CNN trains, so its features have no fixed statistics).
+        head: The :class:`HeadConfig` of the fresh head. Its ``normalize`` is
+            ignored (the CNN trains, so its features have no fixed statistics):
+            the head is never standardised, and ``config.json`` says so.
         fit: The :class:`FitConfig` (finetune's defaults).
         backbone: Registry name of the CNN.
         input_size: ``(height, width)``; the backbone's default if None.
@@ -560,16 +561,6 @@ class ScratchConfig(_Config):
     crop: str = "resize"
     face_crop: FaceCrop | None = None
     clip_length: int = 10
-
-    def validate(self):
-        """As :meth:`_Config.validate`; refuses a normalised head (see ``head``)."""
-        super().validate()
-        if self.head.normalize:
-            raise UsageError(
-                "normalize must be False for a run from scratch (its CNN trains, so the "
-                "features have no fixed statistics). Received: normalize=True"
-            )
-        return self
 
     def frame_spec(self, *, fer2013=False):
         """The :class:`FrameSpec` a dataset's frames are read with.

@@ -9,6 +9,7 @@ a cache (:mod:`vidseq.sequence.end_to_end`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def train_from_scratch(
             config, dist, size, num_classes, frames, mixed_precision_of(opened)
         )
         head = head_record(
-            config.head,
+            dataclasses.replace(config.head, normalize=False),
             num_frames=frames,
             feature_dim=backbone.feature_dim,
             num_classes=num_classes,

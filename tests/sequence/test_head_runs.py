@@ -19,10 +19,6 @@ import pytest
 import tensorflow as tf
 
 from vidseq.cache.store import FeatureStore
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample
-from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.config import FinetuneConfig, TrainConfig
 from vidseq.sequence.end_to_end import build_end_to_end
 from vidseq.sequence.finetune import finetune
@@ -77,18 +73,9 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def cache(tmp_path_factory, make_sample_cache):
     """Two classes of 6 sample videos, 8 uniform frames, tiny CNN at 32x32, float32."""
-    root = tmp_path_factory.mktemp("head-runs")
-    sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
-    return extract_features(
-        sample,
-        root / "features.h5",
-        frames=FrameSpec(SamplingConfig(num_frames=8)),
-        input_size=(32, 32),
-        dtype="float32",
-        progress=False,
-    ).out
+    return make_sample_cache(tmp_path_factory.mktemp("head-runs"), 8)[1]
 
 
 @pytest.fixture(scope="module")
