@@ -384,7 +384,7 @@ class FitConfig(_Config):
     epochs: int | None = None
     batch_size: int = 16
     patience: int = 0
-    lr_schedule: str = "cosine"
+    lr_schedule: str = "constant"
     label_smoothing: float = 0.0
     class_weight: str | None = None
     seed: int = 0
