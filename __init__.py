@@ -30,6 +30,7 @@ _EXPORTS = {
     "train_from_scratch": ("vidseq.sequence.scratch", "train_from_scratch"),
     "evaluate": ("vidseq.sequence.evaluation", "evaluate_run"),
     "predict": ("vidseq.sequence.predict", "predict_videos"),
+    "compare": ("vidseq.sequence.compare", "compare"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),

@@ -209,6 +209,77 @@ def cmd_train_sequence(args) -> int:
     return _report_training(result)
 
 
+def _names(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _seeds(text):
+    try:
+        return [int(s) for s in _names(text)]
+    except ValueError:
+        raise UsageError(f"seeds must be integers. Received: --seeds {text}") from None
+
+
+def cmd_compare(args) -> int:
+    from vidseq.sequence.compare import compare
+    from vidseq.sequence.config import TrainConfig
+
+    config = TrainConfig.from_dict({**vars(args), "head": "lstm"})
+    result = compare(
+        _cache_arg(args.cache),
+        args.out,
+        heads=_names(args.heads),
+        seeds=_seeds(args.seeds),
+        config=config,
+        verbose=0,
+        log=(lambda line: None) if args.json or args.quiet else print,
+    )
+    if args.json:
+        _print_json({"seeds": result.seeds, "accuracies": result.accuracies()})
+    else:
+        print(result.summary())
+        print(f"wrote {', '.join(str(p) for p in result.files)}")
+    for head, error in result.failed.items():
+        print(f"failed: {head}: {error}", file=sys.stderr)
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def _add_compare_parser(commands) -> None:
+    from vidseq.sequence.compare import DEFAULT_HEADS, DEFAULT_SEEDS
+    from vidseq.sequence.config import LR_SCHEDULES, STREAMING_MODES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = commands.add_parser(
+        "compare",
+        help="features.h5 → every head trained on the same splits and seeds, vs bag-of-frames",
+        description="Train each head with each seed (one run after another), evaluate each on "
+        "the test split, fit the bag-of-frames baseline, and write comparison.json, "
+        "comparison.md and comparison.png. Exit 3 when a head failed (the others still ran).",
+    )
+    parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
+    parser.add_argument("--out", required=True, help="folder for the runs and the comparison")
+    parser.add_argument(
+        "--heads", default=",".join(DEFAULT_HEADS), help="comma-separated head names"
+    )
+    parser.add_argument(
+        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated seeds"
+    )
+    parser.add_argument("--units", type=int, default=None, help="width of every head")
+    parser.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=defaults.head.normalize
+    )
+    parser.add_argument("--lr", type=float, default=defaults.fit.lr)
+    parser.add_argument("--epochs", type=int, default=None, help="default: scaled to the data")
+    parser.add_argument("--batch-size", type=int, default=defaults.fit.batch_size)
+    parser.add_argument("--patience", type=int, default=defaults.fit.patience)
+    parser.add_argument("--lr-schedule", default=defaults.fit.lr_schedule, choices=LR_SCHEDULES)
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
+    parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no per-run lines")
+    parser.set_defaults(func=cmd_compare)
+
+
 def cmd_evaluate(args) -> int:
     from vidseq.sequence.evaluation import evaluate_run
 
@@ -404,21 +475,57 @@ def _add_strategy_argument(parser, default) -> None:
     )
 
 
-def _add_head_arguments(parser, defaults, centering_help=None) -> None:
-    """--rnn ... --centering: the sequence head, defaults from a HeadConfig."""
-    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES
+def _add_head_arguments(parser, defaults, centering_help=None, *, normalize=True) -> None:
+    """--head (alias --rnn), its options, --centering and --normalize, defaults from a HeadConfig.
 
-    parser.add_argument("--rnn", default=defaults.rnn, choices=HEAD_TYPES)
-    parser.add_argument("--units", type=int, default=defaults.units)
-    parser.add_argument("--layers", type=int, default=defaults.layers)
-    parser.add_argument("--bidirectional", action="store_true")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    An option left out takes the head's own default; one the head does not
+    take is refused when the settings are validated.
+    """
+    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES, RNN_TYPES
+
+    parser.add_argument(
+        "--head",
+        default=defaults.head,
+        choices=HEAD_TYPES,
+        help="temporal head (docs/results.md compares them; pool is the order-blind baseline)",
+    )
+    parser.add_argument(
+        "--rnn", dest="head", choices=RNN_TYPES, default=argparse.SUPPRESS, help="alias of --head"
+    )
+    parser.add_argument("--units", type=int, default=None, help="head width (default: 128)")
+    parser.add_argument(
+        "--layers", type=int, default=None, help="lstm/gru layers or transformer blocks"
+    )
+    parser.add_argument(
+        "--bidirectional", action="store_const", const=True, default=None, help="lstm/gru"
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="the head's own dropout (lstm/gru inputs 0.5, tcn and transformer 0.1)",
+    )
+    parser.add_argument("--kernel-size", type=int, default=None, help="tcn taps (3)")
+    parser.add_argument("--num-heads", type=int, default=None, help="transformer heads (4)")
+    parser.add_argument(
+        "--clip-dropout",
+        type=float,
+        default=None,
+        help="dropout before the softmax (default: 0 for lstm/gru, 0.5 for the others)",
+    )
     parser.add_argument(
         "--centering",
         default=defaults.centering,
         choices=CENTERING_MODES,
         help=centering_help,
     )
+    if normalize:
+        parser.add_argument(
+            "--normalize",
+            action=argparse.BooleanOptionalAction,
+            default=defaults.normalize,
+            help="standardise the features with the training frames' mean and variance",
+        )
 
 
 def _add_fit_arguments(parser, defaults) -> None:
@@ -463,8 +570,8 @@ def _add_train_parser(commands) -> None:
     defaults = TrainConfig()
     parser = commands.add_parser(
         "train-sequence",
-        help="features.h5 → trained LSTM/GRU run directory",
-        description="Train the LSTM/GRU head on a feature cache. Splits come from the cache; "
+        help="features.h5 → trained temporal head (run directory)",
+        description="Train a temporal head on a feature cache. Splits come from the cache; "
         "validation is the cache's val split or a group-aware part of train.",
     )
     parser.add_argument(
@@ -477,7 +584,7 @@ def _add_train_parser(commands) -> None:
     _add_head_arguments(
         parser,
         defaults.head,
-        centering_help="RNN input: features and their deviation from the clip mean (concat), "
+        centering_help="head input: features and their deviation from the clip mean (concat), "
         "the deviation only (subtract), or the features as they are (none)",
     )
     _add_fit_arguments(parser, defaults.fit)
@@ -602,7 +709,7 @@ def _add_scratch_arguments(parser, defaults) -> None:
     scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
     scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
-    _add_head_arguments(scratch, defaults.head)
+    _add_head_arguments(scratch, defaults.head, normalize=False)
     scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     scratch.add_argument(
@@ -747,6 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_extract_parser(commands)
     _add_train_parser(commands)
+    _add_compare_parser(commands)
     _add_finetune_parser(commands)
 
     evaluate = commands.add_parser(

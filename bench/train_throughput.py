@@ -90,6 +90,18 @@ def build_cache(
     return time.perf_counter() - start
 
 
+def ready_cache(workdir: Path, videos: int, frames: int, dim: int) -> Path:
+    """The synthetic cache of this shape in ``workdir``: reused if there, else built."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cache = workdir / f"ucf101-like-{videos}x{frames}x{dim}.h5"
+    if cache.exists():
+        print(f"reusing {cache}")
+    else:
+        seconds = build_cache(cache, videos, frames, dim)
+        print(f"built {cache} in {seconds:.1f} s")
+    return cache
+
+
 def time_load(path: Path, raw: Path, repeats: int) -> tuple[list[float], list[float], int]:
     """Seconds of FeatureStore.load (all videos) and of np.fromfile of the same bytes."""
     with FeatureStore(path) as store:
@@ -146,14 +158,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    cache = workdir / f"ucf101-like-{args.videos}x{args.frames}x{args.dim}.h5"
     try:
-        if cache.exists():
-            print(f"reusing {cache}")
-        else:
-            seconds = build_cache(cache, args.videos, args.frames, args.dim)
-            print(f"built {cache} in {seconds:.1f} s")
+        cache = ready_cache(workdir, args.videos, args.frames, args.dim)
         print(f"cache file: {cache.stat().st_size / 1e6:.0f} MB")
 
         loads, raws, nbytes = time_load(cache, workdir / "features.raw", args.repeats)

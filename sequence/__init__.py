@@ -29,6 +29,8 @@ _EXPORTS = {
     "Prediction": "vidseq.sequence.predict",
     "predict_videos": "vidseq.sequence.predict",
     "run_demo": "vidseq.sequence.demo",
+    "compare": "vidseq.sequence.compare",
+    "ComparisonResult": "vidseq.sequence.compare",
 }
 
 __all__ = sorted(_EXPORTS)

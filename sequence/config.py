@@ -18,7 +18,9 @@ This module imports no TensorFlow: the command line reads its defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,14 +28,21 @@ from vidseq.errors import UsageError
 from vidseq.extract.faces import FaceCrop
 from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.sampling import SamplingConfig
+from vidseq.sequence.heads.registry import check_options, head_names, head_options
 
-HEAD_TYPES = ("lstm", "gru")
-"""Names of the registered heads (``head.HEAD_FACTORIES`` holds a factory for each)."""
+HEAD_TYPES = tuple(head_names())
+"""Names of the registered heads (``vidseq.sequence.heads.HEADS``)."""
+RNN_TYPES = ("lstm", "gru")
+"""The heads ``rnn`` (the older name of ``head``) and ``--rnn`` accept."""
 CENTERING_MODES = ("none", "subtract", "concat")
 LR_SCHEDULES = ("constant", "step", "cosine", "plateau")
 STRATEGIES = ("default", "mirrored", "multiworker")
 STREAMING_MODES = ("auto", "memory", "stream")
 MIXED_PRECISION_MODES = ("auto", "on", "off")
+STEP_BUDGET = 800
+"""Optimisation steps ``epochs=None`` aims at (docs/results.md, the default recipe)."""
+AUTO_EPOCHS = (20, 200)
+"""Fewest and most epochs ``epochs=None`` gives."""
 DEFAULT_UNFREEZE = 20
 """Backbone layers unfrozen by default, as in Keras' EfficientNet fine-tuning example."""
 
@@ -64,17 +73,32 @@ def _in_unit(low_open):
     return (lambda v: _is_number(v) and 0.0 <= v < 1.0), "in [0, 1)"
 
 
+def _optional_in_unit():
+    return (lambda v: v is None or (_is_number(v) and 0.0 <= v < 1.0)), "None or in [0, 1)"
+
+
 FIELD_RULES = {
     # the head
-    "rnn": _one_of(HEAD_TYPES),
-    "units": _int_at_least(1),
-    "layers": _int_at_least(1),
-    "bidirectional": ((lambda v: isinstance(v, bool)), "True or False"),
-    "dropout": _in_unit(False),
+    "head": _one_of(HEAD_TYPES),
+    "units": _optional_int_at_least(1),
+    "layers": _optional_int_at_least(1),
+    "bidirectional": ((lambda v: v is None or isinstance(v, bool)), "None, True or False"),
+    "dropout": _optional_in_unit(),
+    "kernel_size": _optional_int_at_least(1),
+    "dilations": (
+        lambda v: v is None or (len(v) >= 1 and all(_is_int(x) and x >= 1 for x in v)),
+        "None or a tuple of integers >= 1",
+    ),
+    "num_heads": _optional_int_at_least(1),
+    "ff_multiplier": _optional_int_at_least(1),
+    "attention_units": _optional_int_at_least(1),
+    "positional": ((lambda v: v is None or isinstance(v, bool)), "None, True or False"),
+    "clip_dropout": _optional_in_unit(),
     "centering": _one_of(CENTERING_MODES),
+    "normalize": ((lambda v: isinstance(v, bool)), "True or False"),
     # the fit
     "lr": ((lambda v: _is_number(v) and v > 0), "> 0"),
-    "epochs": _int_at_least(1),
+    "epochs": _optional_int_at_least(1),
     "batch_size": _int_at_least(1),
     "patience": _int_at_least(0),
     "lr_schedule": _one_of(LR_SCHEDULES),
@@ -180,18 +204,34 @@ class _Config:
             if isinstance(default, _Config):
                 nested = data.get(f.name)
                 source = nested if isinstance(nested, dict) else data
-                known = {k.name for k in dataclasses.fields(default)}
-                values[f.name] = dataclasses.replace(
-                    default, **{k: v for k, v in source.items() if k in known}
-                )
-            elif f.name in data:
-                values[f.name] = _decode(f.name, data[f.name])
+                values[f.name] = dataclasses.replace(default, **type(default).read_fields(source))
+        values.update(
+            {
+                k: v
+                for k, v in cls.read_fields(data).items()
+                if not isinstance(getattr(defaults, k), _Config)
+            }
+        )
         return cls(**values)
+
+    ALIASES: ClassVar[dict] = {}
+    """Older names of settings, read as the new ones: ``{old: new}``."""
+
+    @classmethod
+    def read_fields(cls, data):
+        """The values in ``data`` of this config's own fields (aliases and JSON forms read)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        out = {}
+        for key, value in data.items():
+            name = cls.ALIASES.get(key, key)
+            if name in known and (name == key or name not in data):
+                out[name] = _decode(name, value)
+        return out
 
     @classmethod
     def setting_names(cls):
         """Every field name, those of the sub-configs included."""
-        names = set()
+        names = set(cls.ALIASES)
         for f in dataclasses.fields(cls):
             names.add(f.name)
             default = f.default_factory() if callable(f.default_factory) else f.default
@@ -202,7 +242,7 @@ class _Config:
 
 def _decode(name, value):
     """A field's value from its JSON form (tuples, SamplingConfig, FaceCrop)."""
-    if name == "input_size" and value is not None:
+    if name in ("input_size", "dilations") and value is not None:
         return tuple(value)
     if name == "sampling" and isinstance(value, dict):
         return SamplingConfig.from_dict(value)
@@ -211,35 +251,108 @@ def _decode(name, value):
     return value
 
 
+HEAD_OPTION_FIELDS = (
+    "units",
+    "layers",
+    "bidirectional",
+    "dropout",
+    "kernel_size",
+    "dilations",
+    "num_heads",
+    "ff_multiplier",
+    "attention_units",
+    "positional",
+)
+"""The :class:`HeadConfig` fields that are keyword options of a head factory."""
+UNPOOLED_CLIP_DROPOUT = {"lstm": 0.0, "gru": 0.0}
+"""Default ``clip_dropout`` of the heads that drop their inputs instead; 0.5 for the others."""
+
+
 @dataclass
 class HeadConfig(_Config):
-    """The temporal head that reads a clip's per-frame features.
+    """The temporal head that reads a clip's per-frame features (see ``head.build_head``).
 
-    ``rnn`` names the head (a key of ``head.HEAD_FACTORIES``); the other
-    fields are its keyword arguments.
+    ``head`` names a factory of :data:`vidseq.sequence.heads.HEADS`; the
+    option fields are its keyword options. An option left None takes the
+    head's own default (:func:`vidseq.sequence.heads.head_options`); setting
+    one the head does not take is refused. ``rnn``, the older name of
+    ``head``, is read as ``head`` (runs written before the other heads).
 
     Attributes:
-        rnn: ``"lstm"`` or ``"gru"``.
-        units: Units per recurrent layer.
-        layers: Stacked recurrent layers.
-        bidirectional: Bidirectional recurrent layers.
-        dropout: Dropout rate on the inputs of each recurrent layer.
+        head: ``"lstm"``, ``"gru"``, ``"tcn"``, ``"transformer"``,
+            ``"attention"`` or ``"pool"``.
+        units: Width of the head (recurrent units, channels, embedding size).
+        layers: Stacked recurrent layers or Transformer blocks.
+        bidirectional: Bidirectional recurrent layers (lstm, gru).
+        dropout: The head's own dropout (lstm/gru: on each layer's inputs;
+            tcn: after each block; transformer: attention and residuals).
+        kernel_size: Taps of each dilated convolution (tcn).
+        dilations: One residual block per dilation rate (tcn).
+        num_heads: Attention heads (transformer).
+        ff_multiplier: Feed-forward width in ``units`` (transformer).
+        attention_units: Hidden size of the gated attention (attention).
+        positional: Sinusoidal position code before the pooling (attention).
+        clip_dropout: Dropout on the clip vector before the softmax; None:
+            0 for lstm and gru (they drop their inputs), 0.5 for the others.
         centering: What the head reads: ``"concat"`` (each frame's features
             and their deviation from the clip mean), ``"subtract"`` (the
             deviation only) or ``"none"`` (the features as they are).
+        normalize: Standardise every feature with the mean and variance of
+            the training split's valid frames (a ``Normalization`` layer in
+            the model). Runs written before it existed read as False.
     """
 
-    rnn: str = "lstm"
-    units: int = 128
-    layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.5
+    ALIASES: ClassVar[dict] = {"rnn": "head"}
+
+    head: str = "lstm"
+    units: int | None = None
+    layers: int | None = None
+    bidirectional: bool | None = None
+    dropout: float | None = None
+    kernel_size: int | None = None
+    dilations: tuple[int, ...] | None = None
+    num_heads: int | None = None
+    ff_multiplier: int | None = None
+    attention_units: int | None = None
+    positional: bool | None = None
+    clip_dropout: float | None = None
     centering: str = "concat"
+    normalize: bool = True
+
+    @classmethod
+    def read_fields(cls, data):
+        """As :meth:`_Config.read_fields`; a head recorded as ``rnn`` had no normalisation."""
+        out = super().read_fields(data)
+        if "rnn" in data and "normalize" not in data:
+            out["normalize"] = False
+        return out
+
+    def validate(self):
+        """Raises UsageError naming the first bad field, or an option the head does not take."""
+        super().validate()
+        check_options(self.head, self.options())
+        return self
+
+    def options(self):
+        """The head options set here (not None), as ``{name: value}``."""
+        values = {name: getattr(self, name) for name in HEAD_OPTION_FIELDS}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def resolved_options(self):
+        """Every option of the head: those set here over the head's defaults."""
+        return {**head_options(self.head), **self.options()}
+
+    @property
+    def resolved_clip_dropout(self):
+        """``clip_dropout``, or the head's default when it is None."""
+        if self.clip_dropout is not None:
+            return float(self.clip_dropout)
+        return UNPOOLED_CLIP_DROPOUT.get(self.head, 0.5)
 
     @property
     def name(self):
         """The registered head these settings build."""
-        return self.rnn
+        return self.head
 
 
 @dataclass
@@ -248,7 +361,9 @@ class FitConfig(_Config):
 
     Attributes:
         lr: Initial Adam learning rate.
-        epochs: Most epochs to train.
+        epochs: Most epochs to train; None scales them to the data (see
+            :meth:`resolved`): about :data:`STEP_BUDGET` optimisation steps,
+            within :data:`AUTO_EPOCHS`.
         batch_size: Videos per batch and replica: a step reads ``batch_size x
             replicas`` videos.
         patience: Early stopping on validation loss after this many epochs
@@ -266,15 +381,33 @@ class FitConfig(_Config):
     """
 
     lr: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
-    patience: int = 10
+    epochs: int | None = None
+    batch_size: int = 16
+    patience: int = 0
     lr_schedule: str = "constant"
     label_smoothing: float = 0.0
     class_weight: str | None = None
     seed: int = 0
     strategy: str = "default"
     tensorboard: str | None = None
+
+    def resolved(self, num_train, replicas=1):
+        """These settings with ``epochs`` set: as given, or scaled to the data when None.
+
+        ``ceil(STEP_BUDGET / steps per epoch)`` epochs, clipped to
+        :data:`AUTO_EPOCHS`: small data trains for more epochs, large data for
+        fewer, each for about the same number of steps.
+
+        Args:
+            num_train: Training videos.
+            replicas: Replicas a step spreads its batch over.
+        """
+        if self.epochs is not None:
+            return self
+        steps = max(1, math.ceil(int(num_train) / (self.batch_size * max(1, int(replicas)))))
+        low, high = AUTO_EPOCHS
+        epochs = min(max(math.ceil(STEP_BUDGET / steps), low), high)
+        return dataclasses.replace(self, epochs=int(epochs))
 
 
 RESUME_OVERRIDABLE = ("streaming", "tensorboard", "strategy", "workers")
@@ -290,7 +423,12 @@ def resumed_config(saved, config, warnings):
         The validated settings.
     """
     old, new = _flat(saved), _flat(config)
-    changed = [k for k in old if k not in RESUME_OVERRIDABLE and old[k] != new.get(k)]
+    # A new value of None means "not set" (a head's default, epochs scaled to the data).
+    changed = [
+        k
+        for k in old
+        if k not in RESUME_OVERRIDABLE and new.get(k) is not None and old[k] != new.get(k)
+    ]
     if changed:
         warnings.append(
             "resume keeps the interrupted run's settings; ignored new values of "
@@ -371,12 +509,18 @@ class FinetuneConfig(_Config):
     workers: int | None = None
 
 
+def _scratch_head():
+    return HeadConfig(normalize=False)
+
+
 @dataclass
 class ScratchConfig(_Config):
     """Settings of finetune from scratch: a random-init CNN and a fresh head.
 
     Attributes:
-        head: The :class:`HeadConfig` of the fresh head.
+        head: The :class:`HeadConfig` of the fresh head. Its ``normalize`` is
+            ignored (the CNN trains, so its features have no fixed statistics):
+            the head is never standardised, and ``config.json`` says so.
         fit: The :class:`FitConfig` (finetune's defaults).
         backbone: Registry name of the CNN.
         input_size: ``(height, width)``; the backbone's default if None.
@@ -400,7 +544,7 @@ class ScratchConfig(_Config):
         clip_length: FER-2013 images per pseudo-clip.
     """
 
-    head: HeadConfig = field(default_factory=HeadConfig)
+    head: HeadConfig = field(default_factory=_scratch_head)
     fit: FitConfig = field(default_factory=_finetune_fit)
     backbone: str = "vgg16"
     input_size: tuple[int, int] | None = None

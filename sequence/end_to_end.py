@@ -27,7 +27,7 @@ from vidseq.sequence.config import DEFAULT_UNFREEZE
 from vidseq.sequence.distribute import make_distribution, write_dir
 from vidseq.sequence.evaluation import evaluate_clips
 from vidseq.sequence.frames_data import FrameBatches
-from vidseq.sequence.head import PaddingFrameMask
+from vidseq.sequence.heads.layers import PaddingFrameMask
 from vidseq.sequence.loop import (
     class_weights,
     evaluation_split,
@@ -38,6 +38,7 @@ from vidseq.sequence.loop import (
     require_tensorboard,
     resume_or_compile,
     seed_everything,
+    with_epochs,
 )
 
 END_TO_END = rd.END_TO_END
@@ -253,8 +254,8 @@ def train_end_to_end(
     Returns:
         A :class:`~vidseq.sequence.results.TrainResult`.
     """
-    config = opened.config
-    run_config = opened.saved_config or run_config
+    config = with_epochs(opened.config, len(splits.train), dist)
+    run_config = opened.saved_config or {**run_config, "finetune": config.to_dict()}
     with write_dir(opened.path, dist) as write_path:
         built, start_epoch = resume_or_compile(
             lambda: model, opened, write_path, dist, mixed_precision=mixed_precision_of(opened)

@@ -12,7 +12,7 @@ memory is bounded by the batch, never by the dataset.
 Frames stay uint8 RGB until the model's own preprocessing layer. A clip is a
 ``(T, H, W, 3)`` array whose first ``num_valid`` rows are real frames and whose
 other rows are all zero (padding): the end-to-end model zeroes the features of
-all-zero frames (:class:`~vidseq.sequence.head.PaddingFrameMask`) so the head's
+all-zero frames (:class:`~vidseq.sequence.heads.layers.PaddingFrameMask`) so the head's
 ``Masking`` skips them, as it skips the zero rows of cached features.
 """
 

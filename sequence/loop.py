@@ -16,6 +16,7 @@ loops drive the same callbacks:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import time
@@ -472,6 +473,15 @@ def resume_or_compile(model_factory, opened, run_path, dist, *, mixed_precision=
         model = model_factory()
         compile_classifier(model, opened.config.fit, mixed_precision=mixed_precision)
     return model, 0
+
+
+def with_epochs(config, num_train, dist):
+    """``config`` with its ``fit.epochs`` resolved for ``num_train`` training videos.
+
+    See :meth:`~vidseq.sequence.config.FitConfig.resolved`; a resumed run's
+    saved settings already hold their epochs.
+    """
+    return dataclasses.replace(config, fit=config.fit.resolved(num_train, dist.replicas))
 
 
 def new_state(fit_config):

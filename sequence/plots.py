@@ -51,3 +51,20 @@ def plot_training_curves(path, history):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def plot_bars(path, names, values, lows, highs, *, reference, reference_label, ylabel):
+    """Saves a bar per name with low-high whiskers and a dashed reference line (y in [0, 1])."""
+    fig = Figure(figsize=(1.2 * max(len(names), 3) + 2, 4))
+    ax = fig.subplots()
+    errors = [
+        [v - lo for v, lo in zip(values, lows, strict=True)],
+        [hi - v for v, hi in zip(values, highs, strict=True)],
+    ]
+    ax.bar(list(names), list(values), yerr=errors, capsize=6, color="tab:blue")
+    ax.axhline(reference, color="tab:red", linestyle="--", label=reference_label)
+    ax.set(ylim=(0, 1), ylabel=ylabel)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)

@@ -20,14 +20,11 @@ from vidseq.extract.backbones import load_backbone
 from vidseq.extract.engines import ENGINES
 from vidseq.extract.framespec import FrameSpec
 from vidseq.extract.preprocessing import FramePreprocessing
-from vidseq.sequence.head import PaddingFrameMask, TemporalCentering
+from vidseq.sequence.heads.layers import CUSTOM_OBJECTS as HEAD_LAYERS
 from vidseq.sequence.run_dir import CONFIG_FILE, MODEL_FILE, is_end_to_end, read_run_config
 
-CUSTOM_OBJECTS = {
-    "vidseq>FramePreprocessing": FramePreprocessing,
-    "vidseq>TemporalCentering": TemporalCentering,
-    "vidseq>PaddingFrameMask": PaddingFrameMask,
-}
+CUSTOM_OBJECTS = {"vidseq>FramePreprocessing": FramePreprocessing, **HEAD_LAYERS}
+"""Every vidseq layer a run's model may hold: the backbone's preprocessing and the heads'."""
 
 
 @dataclass

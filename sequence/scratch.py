@@ -9,6 +9,7 @@ a cache (:mod:`vidseq.sequence.end_to_end`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from vidseq.sequence.end_to_end import (
     train_end_to_end,
 )
 from vidseq.sequence.frames_data import videos_from_cache, videos_from_dataset
-from vidseq.sequence.head import build_head
+from vidseq.sequence.head import build_head, head_record
 from vidseq.sequence.splits import splits_of
 
 GRAY_LAYER = "rgb_to_gray"
@@ -211,12 +212,12 @@ def train_from_scratch(
         model, backbone, unfrozen = _build_model(
             config, dist, size, num_classes, frames, mixed_precision_of(opened)
         )
-        head = {
-            **config.head.to_dict(),
-            "num_frames": frames,
-            "num_classes": num_classes,
-            "feature_dim": int(backbone.feature_dim),
-        }
+        head = head_record(
+            dataclasses.replace(config.head, normalize=False),
+            num_frames=frames,
+            feature_dim=backbone.feature_dim,
+            num_classes=num_classes,
+        )
         extra.update(grayscale=bool(config.grayscale), from_scratch=True, source_run=None)
         new_config = run_config(
             opened,

@@ -15,7 +15,7 @@ from vidseq.sequence.config import TrainConfig
 from vidseq.sequence.data import SequenceBatches, decide_streaming, feature_bytes, make_features
 from vidseq.sequence.distribute import make_distribution, write_dir
 from vidseq.sequence.evaluation import check_cache_matches_run, evaluate_features
-from vidseq.sequence.head import build_head
+from vidseq.sequence.head import build_head, head_record
 from vidseq.sequence.loop import (
     class_weights,
     evaluation_split,
@@ -26,7 +26,9 @@ from vidseq.sequence.loop import (
     require_tensorboard,
     resume_or_compile,
     seed_everything,
+    with_epochs,
 )
+from vidseq.sequence.normalization import feature_normalization
 from vidseq.sequence.splits import splits_of
 
 
@@ -37,8 +39,8 @@ def build_run_config(meta, config, *, frames, cache_path, splits, num_classes):
     fields verbatim (``backbone``, ``weights``, ``weights_sha256``,
     ``engine``, ``input_size``, ``feature_dim``, ``sampling`` (the cache's
     ``FrameSpec``), ``class_names``, ``dtype``); ``num_classes``; ``frames``
-    (T, feature rows per video the model reads); ``head`` (the ``HeadConfig``
-    and the model's shape); ``train`` (the ``TrainConfig``, nested);
+    (T, feature rows per video the model reads); ``head`` (see
+    :func:`~vidseq.sequence.head.head_record`); ``train`` (the ``TrainConfig``, nested);
     ``cache_path`` (absolute); ``splits`` (sizes and ``val_source``).
     """
     out = {"kind": rd.RUN_KIND, "format_version": rd.RUN_FORMAT_VERSION}
@@ -46,12 +48,9 @@ def build_run_config(meta, config, *, frames, cache_path, splits, num_classes):
     out.update(rd.meta_dict(meta))
     out["num_classes"] = int(num_classes)
     out["frames"] = int(frames)
-    out["head"] = {
-        **config.head.to_dict(),
-        "num_frames": int(frames),
-        "feature_dim": int(out["feature_dim"]),
-        "num_classes": int(num_classes),
-    }
+    out["head"] = head_record(
+        config.head, num_frames=frames, feature_dim=out["feature_dim"], num_classes=num_classes
+    )
     out["train"] = config.to_dict()
     out["cache_path"] = absolute_cache_spec(cache_path)
     out["splits"] = dict(splits)
@@ -102,6 +101,13 @@ def _read_cache(store, cache_path, config, saved_config):
     streaming = decide_streaming(config.streaming, feature_bytes(store, needed))
     features = make_features(store, needed, streaming)
     return _CachedData(labels, num_valid, class_names, splits, frames, features, streaming)
+
+
+def _normalization(store, data, config):
+    """The feature standardisation of a new run (one pass over the training videos), or None."""
+    if not config.head.normalize:
+        return None
+    return feature_normalization(store, data.splits.train)
 
 
 def _batches(data, config, dist, start_epoch):
@@ -205,6 +211,7 @@ def train_sequence(
     config, warnings = opened.config, opened.warnings
     with FeatureStore(cache_path) as store, write_dir(opened.path, dist) as write_path:
         data = _read_cache(store, cache_path, config, opened.saved_config)
+        config = with_epochs(config, len(data.splits.train), dist)
         run_config = opened.saved_config or {
             **build_run_config(
                 store.meta,
@@ -225,6 +232,7 @@ def train_sequence(
                 int(store.meta.feature_dim),
                 config.head,
                 num_frames=data.frames,
+                normalization=_normalization(store, data, config),
             ),
             opened,
             write_path,

@@ -6,6 +6,13 @@
 factories are imported when :func:`get_head` asks for them.
 """
 
-from vidseq.sequence.heads.registry import HEADS, apply_head, get_head, head_names, head_options
+from vidseq.sequence.heads.registry import (
+    HEADS,
+    apply_head,
+    check_options,
+    get_head,
+    head_names,
+    head_options,
+)
 
-__all__ = ["HEADS", "apply_head", "get_head", "head_names", "head_options"]
+__all__ = ["HEADS", "apply_head", "check_options", "get_head", "head_names", "head_options"]

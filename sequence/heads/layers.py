@@ -1,6 +1,6 @@
 """Masked building blocks of the temporal heads, registered for ``safe_mode`` loading.
 
-Every layer here takes the frame mask explicitly, a (batch, T) boolean tensor
+The layers of the heads take the frame mask explicitly, a (batch, T) boolean tensor
 that is True for real frames, so that a head gives the same output for a clip
 whether it is padded to T rows or not. The layers carry no state besides their
 constructor arguments; they are registered under the package ``"vidseq"``.
@@ -143,6 +143,87 @@ class SinusoidalPosition(ExplicitMaskLayer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class TemporalCentering(keras.layers.Layer):
+    """Subtracts each clip's mean feature vector (over its valid frames) from every frame.
+
+    What stays is how the features *change* through the clip; the clip's
+    static appearance (background, lighting, camera) is removed. With
+    ``mode="concat"`` the output is ``[x, x - mean]`` (2D features), so the
+    head sees both the appearance and its changes. Padding rows stay zero
+    and the mask passes through.
+
+    Args:
+        mode: ``"subtract"`` or ``"concat"``.
+    """
+
+    MODES = ("subtract", "concat")
+
+    def __init__(self, mode="concat", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be subtract or concat. Received: mode={mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        weights = _weights(mask, inputs)
+        count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(inputs * weights, axis=1, keepdims=True) / count
+        centred = (inputs - mean) * weights
+        if self.mode == "subtract":
+            return centred
+        return ops.concatenate([inputs, centred], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        if self.mode == "subtract":
+            return input_shape
+        return (*input_shape[:-1], input_shape[-1] * 2)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class PaddingFrameMask(keras.layers.Layer):
+    """Zeroes the features of padding frames, so that the head's frame mask skips them.
+
+    End-to-end models read uint8 clips whose padding rows are all-zero frames
+    (see ``vidseq.sequence.frames_data``). Called on ``[frames, features]``
+    (``(B, T, H, W, C)`` and ``(B, T, D)``), it returns the features with the
+    rows of all-zero frames set to zero, the very input the head was trained on
+    with cached features. (A real, perfectly black frame is skipped too; it
+    carries no information.)
+    """
+
+    def call(self, inputs):
+        frames, features = inputs
+        axes = tuple(range(2, len(frames.shape)))
+        real = ops.any(ops.not_equal(frames, 0), axis=axes)
+        return features * ops.expand_dims(ops.cast(real, features.dtype), -1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[1])
+
+
+CUSTOM_OBJECTS = {
+    f"vidseq>{layer.__name__}": layer
+    for layer in (
+        FrameMask,
+        ZeroPadding,
+        MaskedMeanMaxPooling,
+        MaskedSoftmaxPooling,
+        SinusoidalPosition,
+        TemporalCentering,
+        PaddingFrameMask,
+    )
+}
+"""Every layer of the heads by its registered name, for ``keras.saving.load_model``."""
 
 
 def check_positive(name, value):

@@ -55,17 +55,27 @@ def head_options(name):
     }
 
 
-def apply_head(name, x, mask, **options):
-    """Builds head ``name`` on ``x`` and ``mask`` with ``options``.
+def check_options(name, options):
+    """Refuses options that head ``name`` does not take.
 
     Raises:
         UsageError: Unknown head, or an option the head does not take (the
             accepted ones are listed).
     """
-    unknown = sorted(set(options) - set(head_options(name)))
+    accepted = head_options(name)
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise UsageError(
-            f"head {name!r} takes the options {sorted(head_options(name))}. "
+            f"head {name!r} takes the options {sorted(accepted)}. "
             f"Received: {', '.join(f'{k}={options[k]!r}' for k in unknown)}"
         )
+
+
+def apply_head(name, x, mask, **options):
+    """Builds head ``name`` on ``x`` and ``mask`` with ``options``.
+
+    Raises:
+        UsageError: Unknown head, or an option the head does not take.
+    """
+    check_options(name, options)
     return get_head(name)(x, mask, **options)

@@ -201,29 +201,44 @@ def assert_run_files():
 
 
 @pytest.fixture(scope="session")
-def make_feature_run():
-    """Returns ``make(root, epochs) -> (sample, cache, run_dir)``: a tiny-CNN feature run.
+def make_sample_cache():
+    """Returns ``make(root, frames) -> (sample, cache)``: real sample videos through the tiny CNN.
 
-    Two classes of 6 sample videos, extracted at 32x32 with 6 frames into a
-    float32 cache, and a small head trained on it.
+    Two classes of 6 sample videos, ``frames`` uniform frames each, extracted
+    at 32x32 into a float32 cache.
     """
     from vidseq.extract.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sample_data import make_sample
     from vidseq.extract.sampling import SamplingConfig
-    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.training import train_sequence
 
-    def make(root, epochs):
+    def make(root, frames):
         sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
         cache = extract_features(
             sample,
             root / "features.h5",
-            frames=FrameSpec(SamplingConfig(num_frames=6)),
+            frames=FrameSpec(SamplingConfig(num_frames=frames)),
             input_size=(32, 32),
             dtype="float32",
             progress=False,
         ).out
+        return sample, cache
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_feature_run(make_sample_cache):
+    """Returns ``make(root, epochs) -> (sample, cache, run_dir)``: a tiny-CNN feature run.
+
+    Two classes of 6 sample videos, extracted at 32x32 with 6 frames into a
+    float32 cache, and a small head trained on it.
+    """
+    from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
+    from vidseq.sequence.training import train_sequence
+
+    def make(root, epochs):
+        sample, cache = make_sample_cache(root, 6)
         config = TrainConfig(
             head=HeadConfig(units=8, dropout=0.0),
             fit=FitConfig(epochs=epochs, batch_size=4, lr=3e-3, patience=0),

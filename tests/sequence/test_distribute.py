@@ -326,10 +326,18 @@ MIRRORED = textwrap.dedent(
 def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
     cache_and_baseline, tmp_path, check_run_dir
 ):
-    cache, baseline = cache_and_baseline
+    """A convolutional head (the multi-worker tests train the LSTM)."""
+    cache, _ = cache_and_baseline
+    tcn = {**SETTINGS, "head": "tcn", "dropout": 0.0, "clip_dropout": 0.0}
+    baseline = train_sequence(
+        cache,
+        tmp_path / "default",
+        TrainConfig.from_dict({**tcn, "batch_size": GLOBAL_BATCH}, strict=True),
+        verbose=0,
+    )
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
-    per_replica = {**SETTINGS, "batch_size": GLOBAL_BATCH // 2, "strategy": "mirrored"}
+    per_replica = {**tcn, "batch_size": GLOBAL_BATCH // 2, "strategy": "mirrored"}
     run_dir = tmp_path / "mirrored"
     proc = subprocess.run(
         [sys.executable, str(script), str(cache), str(run_dir), json.dumps(per_replica)],
@@ -349,6 +357,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
         "loop": "fit",
     }
     assert run.config["train"]["fit"]["batch_size"] == GLOBAL_BATCH // 2
+    assert run.config["head"]["head"] == "tcn"
     assert abs(metrics["accuracy"] - baseline.metrics["accuracy"]) <= 0.15
     # Same global batches: the losses follow the single-device run's.
     for got, want in zip(out["history"], baseline.history, strict=True):

@@ -1,20 +1,21 @@
-"""The LSTM/GRU head: shapes, masking of padded rows, .keras round trip."""
+"""build_head and HeadConfig: shapes, masking, .keras round trip, the rnn alias, options."""
 
 import keras
 import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence.config import HEAD_TYPES, HeadConfig
-from vidseq.sequence.head import HEAD_FACTORIES, build_head
+from vidseq.sequence.config import HEAD_TYPES, HeadConfig, TrainConfig
+from vidseq.sequence.head import build_head
+from vidseq.sequence.heads import head_names
 
 
 @pytest.mark.parametrize(
     "options",
     [
-        {"rnn": "lstm"},
-        {"rnn": "gru", "layers": 2},
-        {"rnn": "lstm", "bidirectional": True, "dropout": 0.0},
+        {"head": "lstm"},
+        {"head": "gru", "layers": 2},
+        {"head": "tcn", "dropout": 0.0},
     ],
 )
 def test_output_is_a_distribution_over_classes(options):
@@ -28,7 +29,7 @@ def test_output_is_a_distribution_over_classes(options):
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_zeroed_padding_rows_do_not_change_the_output(rnn):
-    config = HeadConfig(rnn=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)
+    config = HeadConfig(head=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)
     model = build_head(3, 4, config)
     rng = np.random.default_rng(1)
     real = rng.normal(size=(1, 5, 4)).astype(np.float32)
@@ -45,7 +46,7 @@ def test_zeroed_padding_rows_do_not_change_the_output(rnn):
 
 
 def test_saved_model_loads_with_safe_mode(tmp_path):
-    model = build_head(4, 6, HeadConfig(rnn="gru", units=8, bidirectional=True), num_frames=5)
+    model = build_head(4, 6, HeadConfig(head="gru", units=8, bidirectional=True), num_frames=5)
     path = tmp_path / "head.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -54,13 +55,37 @@ def test_saved_model_loads_with_safe_mode(tmp_path):
 
 
 def test_bad_arguments_say_what_was_received():
-    with pytest.raises(UsageError, match="rnn='rnn'"):
-        build_head(3, 4, HeadConfig(rnn="rnn"))
-    with pytest.raises(UsageError, match=r"units must be an integer >= 1\. Received: units=0"):
+    with pytest.raises(UsageError, match="head='rnn'"):
+        build_head(3, 4, HeadConfig(head="rnn"))
+    with pytest.raises(UsageError, match=r"head 'tcn' takes the options .* bidirectional=True"):
+        build_head(3, 4, HeadConfig(head="tcn", bidirectional=True))
+    with pytest.raises(
+        UsageError, match=r"units must be None or an integer >= 1\. Received: units=0"
+    ):
         build_head(3, 4, HeadConfig(units=0))
     with pytest.raises(UsageError, match=r"at least 2 classes\). Received: num_classes=1"):
         build_head(1, 4)
 
 
 def test_every_head_name_the_settings_accept_has_a_factory():
-    assert set(HEAD_FACTORIES) == set(HEAD_TYPES)
+    assert tuple(head_names()) == HEAD_TYPES
+
+
+def test_rnn_is_read_as_head_and_older_runs_had_no_normalisation():
+    old_flat = {"rnn": "gru", "units": 16, "epochs": 3}
+    config = TrainConfig.from_dict(old_flat, strict=True)
+    assert config.head.head == "gru" and config.head.units == 16
+    assert config.head.normalize is False and config.fit.epochs == 3
+    nested = TrainConfig.from_dict({"head": {"rnn": "lstm", "units": 8}, "fit": {}})
+    assert nested.head.head == "lstm" and nested.head.normalize is False
+    new = TrainConfig.from_dict({"head": {"head": "tcn", "dilations": [1, 2]}})
+    assert new.head.dilations == (1, 2) and new.head.normalize is True
+    assert TrainConfig.from_dict(new.to_dict()) == new
+
+
+def test_unset_options_take_the_head_defaults():
+    config = HeadConfig(head="transformer", units=32)
+    assert config.options() == {"units": 32}
+    resolved = config.resolved_options()
+    assert resolved["units"] == 32 and resolved["num_heads"] == 4
+    assert config.resolved_clip_dropout == 0.5 and HeadConfig().resolved_clip_dropout == 0.0

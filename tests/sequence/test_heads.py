@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
+from vidseq.sequence.config import HeadConfig
+from vidseq.sequence.head import build_head
 from vidseq.sequence.heads import apply_head, head_names, head_options
-from vidseq.sequence.heads.classifier import build_classifier
 
 D = 6
 SMALL = {
@@ -19,10 +20,12 @@ SMALL = {
 }
 
 
+def small_config(head, **overrides):
+    return HeadConfig(head=head, clip_dropout=0.0, **{**SMALL[head], **overrides})
+
+
 def small_model(head, num_frames=None):
-    return build_classifier(
-        3, D, head=head, head_options=SMALL[head], dropout=0.0, num_frames=num_frames
-    )
+    return build_head(3, D, small_config(head), num_frames=num_frames)
 
 
 def clips(valid=(5, 3, 7), length=9, seed=0):
@@ -68,22 +71,20 @@ def test_order_matters_to_the_temporal_heads_only():
     x = clips(valid=(7,), length=7, seed=2)
     reversed_x = x[:, ::-1].copy()
     for head in sorted(SMALL):
-        model = build_classifier(
-            3, D, head=head, head_options=SMALL[head], centering="none", dropout=0.0
-        )
+        model = build_head(3, D, small_config(head, centering="none"))
         same = np.allclose(model(x), model(reversed_x), atol=1e-6)
         assert same == (head == "pool"), head
 
 
 def test_a_training_step_lowers_the_loss():
     rng = np.random.default_rng(3)
-    x = clips(valid=(6,) * 12, length=6, seed=3)
+    x = clips(valid=(6, 4, 5) * 4, length=6, seed=3)
     y = rng.integers(0, 3, size=12)
     model = small_model("tcn")
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
-    before = model.evaluate(x, y, verbose=0)
+    before = model.evaluate(x, y, batch_size=12, verbose=0)
     model.fit(x, y, epochs=3, batch_size=12, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < before
+    assert model.evaluate(x, y, batch_size=12, verbose=0) < before
 
 
 def test_options_are_listed_and_checked():

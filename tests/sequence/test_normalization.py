@@ -7,7 +7,8 @@ import pytest
 from vidseq.cache.schema import CacheMeta, VideoRecord
 from vidseq.cache.store import FeatureStore
 from vidseq.cache.writer import CacheWriter
-from vidseq.sequence.heads.classifier import build_classifier
+from vidseq.sequence.config import HeadConfig
+from vidseq.sequence.head import build_head
 from vidseq.sequence.normalization import (
     adapt_normalization,
     feature_normalization,
@@ -59,7 +60,7 @@ def test_adapted_layer_standardises_and_loads_with_safe_mode(store, tmp_path):
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=0), 1.0, atol=1e-4)
 
-    model = build_classifier(4, 8, head="pool", head_options={"units": 4}, normalization=layer)
+    model = build_head(4, 8, HeadConfig(head="pool", units=4), normalization=layer)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

@@ -31,7 +31,14 @@ def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, a
         for key, value in store.meta.to_dict().items():
             assert config[key] == value, key
     assert config["frames"] == 6
-    assert config["head"]["rnn"] == "lstm" and config["head"]["units"] == 16
+    assert config["head"]["head"] == "lstm" and config["head"]["units"] == 16
+    assert config["head"]["options"] == {
+        "units": 16,
+        "layers": 1,
+        "bidirectional": False,
+        "dropout": 0.0,
+    }
+    assert config["head"]["normalize"] is True
     assert config["train"]["fit"]["seed"] == 0 and config["train"]["frames"] == 6
     assert TrainConfig.from_dict(config["train"]).head == HeadConfig(units=16, dropout=0.0)
     assert config["cache_path"] == str(cache.resolve())
@@ -134,8 +141,8 @@ def test_not_a_cache_and_bad_settings_are_usage_errors(tmp_path, cache_factory):
     bogus.write_text("hello")
     with pytest.raises(CacheError, match=r"notes\.h5"):
         train_sequence(bogus, tmp_path / "run", TrainConfig(), verbose=0)
-    bad_head = TrainConfig(head=HeadConfig(rnn="rnn"))
-    with pytest.raises(UsageError, match="rnn='rnn'"):
+    bad_head = TrainConfig(head=HeadConfig(head="rnn"))
+    with pytest.raises(UsageError, match="head='rnn'"):
         train_sequence(cache_factory(), tmp_path / "run", bad_head, verbose=0)
     if importlib.util.find_spec("tensorboard") is None:
         with pytest.raises(UsageError, match="needs the tensorboard package"):
@@ -150,7 +157,7 @@ def test_not_a_cache_and_bad_settings_are_usage_errors(tmp_path, cache_factory):
     ("config", "message"),
     [
         (FitConfig(batch_size=0), "batch_size must be an integer >= 1. Received: batch_size=0"),
-        (HeadConfig(dropout=1.0), r"dropout must be in \[0, 1\). Received: dropout=1.0"),
+        (HeadConfig(dropout=1.0), r"dropout must be None or in \[0, 1\). Received: dropout=1.0"),
         (TrainConfig(eval_clips=0), "eval_clips must be an integer >= 1. Received: eval_clips=0"),
         (TrainConfig(fit=FitConfig(seed=1.5)), "seed must be an integer. Received: seed=1.5"),
     ],
