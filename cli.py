@@ -245,8 +245,13 @@ def cmd_compare(args) -> int:
 
 
 def _add_compare_parser(commands) -> None:
-    from vidseq.sequence.compare import DEFAULT_HEADS, DEFAULT_SEEDS
-    from vidseq.sequence.config import LR_SCHEDULES, STREAMING_MODES, TrainConfig
+    from vidseq.sequence.config import (
+        COMPARE_HEADS,
+        COMPARE_SEEDS,
+        LR_SCHEDULES,
+        STREAMING_MODES,
+        TrainConfig,
+    )
 
     defaults = TrainConfig()
     parser = commands.add_parser(
@@ -259,10 +264,10 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
     parser.add_argument("--out", required=True, help="folder for the runs and the comparison")
     parser.add_argument(
-        "--heads", default=",".join(DEFAULT_HEADS), help="comma-separated head names"
+        "--heads", default=",".join(COMPARE_HEADS), help="comma-separated head names"
     )
     parser.add_argument(
-        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated seeds"
+        "--seeds", default=",".join(map(str, COMPARE_SEEDS)), help="comma-separated seeds"
     )
     parser.add_argument("--units", type=int, default=None, help="width of every head")
     parser.add_argument(

@@ -20,7 +20,7 @@ import numpy as np
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
 from vidseq.sequence import plots, reports
-from vidseq.sequence.config import HEAD_TYPES, HeadConfig, TrainConfig
+from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, HeadConfig, TrainConfig
 from vidseq.sequence.data import StreamFeatures, mean_valid_features
 from vidseq.sequence.evaluation import bag_of_frames_baseline
 from vidseq.sequence.heads.registry import head_options
@@ -29,8 +29,6 @@ from vidseq.sequence.saved_run import load_run
 from vidseq.sequence.splits import splits_of
 from vidseq.sequence.training import train_sequence
 
-DEFAULT_HEADS = ("lstm", "tcn", "transformer", "attention", "pool")
-DEFAULT_SEEDS = (0, 1, 2)
 BASELINE = "bag-of-frames"
 
 
@@ -201,8 +199,8 @@ def compare(
     cache,
     out_dir,
     *,
-    heads=DEFAULT_HEADS,
-    seeds=DEFAULT_SEEDS,
+    heads=COMPARE_HEADS,
+    seeds=COMPARE_SEEDS,
     config=None,
     verbose=0,
     log=None,

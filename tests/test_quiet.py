@@ -47,3 +47,13 @@ def test_a_gpu_problem_is_one_line_of_vidseqs_own():
     assert device_problem(lines, gpus=["gpu:0"], driver_present=True) is None
     problem = device_problem(lines, gpus=[], driver_present=True)
     assert "TensorFlow sees no GPU (CUDA error 303)" in problem and "\n" not in problem
+
+
+def test_the_command_line_imports_no_tensorflow_until_a_command_needs_it():
+    code = (
+        "import sys; from vidseq.cli import build_parser; build_parser(); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = _run(["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADS = {
     "lstm": {"rnn": "lstm"},  # the demo's head
     "bigru2": {"rnn": "gru", "layers": 2, "bidirectional": True},  # a non-default head
+    "transformer": {"head": "transformer"},
+    "tcn": {"head": "tcn"},
+    "attention": {"head": "attention"},
 }
 """The head of each run (the new heads of another issue will join the non-default one)."""
 
@@ -49,6 +52,9 @@ def runs(tmp_path_factory, make_feature_run):
     flat = {"units": 8, "epochs": 1, "batch_size": 4, "patience": 0, "frames": 4}
     config = TrainConfig.from_dict({**flat, **HEADS["bigru2"]})
     out["bigru2"] = train_sequence(cache, root / "bigru2", config, verbose=0).run_dir
+    for name in ("transformer", "tcn", "attention"):
+        config = TrainConfig.from_dict({**flat, **HEADS[name]})
+        out[name] = train_sequence(cache, root / name, config, verbose=0).run_dir
     return out
 
 
