@@ -189,6 +189,15 @@ def servable(model):
     copy = keras.saving.deserialize_keras_object(config, custom_objects=CUSTOM_OBJECTS)
     copy.set_weights(model.get_weights())
     for layer in _walk(copy):
+        if isinstance(layer, keras.layers.Normalization):
+            # set_weights fills its adapted statistics, but call() reads the copies
+            # finalize_state() makes of them (loading a .keras file calls it itself):
+            # without this, the copy would standardise with mean 0 and variance 1.
+            # As NumPy arrays they trace as constants: as eager tensors, tf2onnx
+            # would turn them into inputs of the ONNX graph.
+            layer.finalize_state()
+            layer.mean = keras.ops.convert_to_numpy(layer.mean)
+            layer.variance = keras.ops.convert_to_numpy(layer.variance)
         # Keras 3.15's unrolled TF loop zeroes the masked outputs of a go_backwards
         # layer with the mask in forward order, wiping real steps of a Bidirectional
         # layer that returns sequences. Without it, a masked step repeats the previous

@@ -211,9 +211,21 @@ class PaddingFrameMask(keras.layers.Layer):
         return tuple(input_shape[1])
 
 
+@keras.saving.register_keras_serializable(package="vidseq")
+def gelu(x):
+    """Exact GELU, ``x * Phi(x)``, written with ``erf``.
+
+    The same function as Keras' ``"gelu"``, which TensorFlow computes with
+    ``erfc``: ONNX has no ``Erfc`` operator, so a head using that one cannot be
+    exported to ONNX. ``Erf`` converts everywhere.
+    """
+    return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))
+
+
 CUSTOM_OBJECTS = {
     f"vidseq>{layer.__name__}": layer
     for layer in (
+        gelu,
         FrameMask,
         ZeroPadding,
         MaskedMeanMaxPooling,
@@ -223,7 +235,7 @@ CUSTOM_OBJECTS = {
         PaddingFrameMask,
     )
 }
-"""Every layer of the heads by its registered name, for ``keras.saving.load_model``."""
+"""Every layer (and activation) of the heads by its registered name, for ``load_model``."""
 
 
 def check_positive(name, value):

@@ -9,6 +9,7 @@ from vidseq.sequence.heads.layers import (
     SinusoidalPosition,
     check_positive,
     check_rate,
+    gelu,
 )
 
 
@@ -64,7 +65,7 @@ def transformer(
         a = keras.layers.Dropout(rate, name=f"{name}_drop_attn_{i}")(a)
         h = keras.layers.Add(name=f"{name}_res_attn_{i}")([h, a])
         f = keras.layers.LayerNormalization(name=f"{name}_norm_ff_{i}")(h)
-        f = keras.layers.Dense(units * ff_multiplier, activation="gelu", name=f"{name}_ff_{i}")(f)
+        f = keras.layers.Dense(units * ff_multiplier, activation=gelu, name=f"{name}_ff_{i}")(f)
         f = keras.layers.Dense(units, name=f"{name}_ff_out_{i}")(f)
         f = keras.layers.Dropout(rate, name=f"{name}_drop_ff_{i}")(f)
         h = keras.layers.Add(name=f"{name}_res_ff_{i}")([h, f])
