@@ -120,6 +120,7 @@ def _wait_for(condition, process, timeout=120.0):
     raise AssertionError("timed out waiting for the extraction")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
     sample, reference, tmp_path
 ):
