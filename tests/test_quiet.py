@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from vidseq.quiet import device_problem
 
 # absl/glog line heads (I0000 00:00:..., E0000 ...) and TensorFlow's start-up phrases.
@@ -12,33 +14,54 @@ TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cuda drivers|cuInit
 IMPORT_TF = "from vidseq.quiet import quiet_tensorflow; quiet_tensorflow(); import keras"
 
 
-def _run(args, **env):
+def _start(args, **env):
     environment = {k: v for k, v in os.environ.items() if k not in ("VIDSEQ_DEBUG",)}
     environment.update(env)
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=environment, timeout=300
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
     )
 
 
+def _finish(process):
+    """``(returncode, stdout, stderr)`` of a started process (killed after 300 s)."""
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout, stderr
+
+
+def _run(args, **env):
+    return _finish(_start(args, **env))
+
+
+@pytest.mark.slow
 def test_an_extraction_prints_no_tensorflow_log_line(tmp_path):
     data, cache = tmp_path / "data", tmp_path / "f.h5"
-    assert (
-        _run(["-m", "vidseq", "make-sample", str(data), "--videos-per-class", "2"]).returncode == 0
-    )
-    result = _run(
+    code, _, stderr = _run(["-m", "vidseq", "make-sample", str(data), "--videos-per-class", "2"])
+    assert code == 0, stderr
+    code, stdout, stderr = _run(
         ["-m", "vidseq", "extract-features", str(data), "--out", str(cache), "--frames", "4"]
     )
-    assert result.returncode == 0, result.stderr
+    assert code == 0, stderr
     assert cache.is_file()
-    assert not TF_LOG_LINE.search(result.stderr + result.stdout), result.stderr
+    assert not TF_LOG_LINE.search(stderr + stdout), stderr
 
 
+@pytest.mark.slow
 def test_vidseq_debug_brings_tensorflow_logs_back():
-    quiet = _run(["-c", IMPORT_TF])
-    loud = _run(["-c", IMPORT_TF], VIDSEQ_DEBUG="1", TF_CPP_MIN_LOG_LEVEL="0")
-    assert quiet.returncode == loud.returncode == 0
-    assert not TF_LOG_LINE.search(quiet.stderr), quiet.stderr
-    assert TF_LOG_LINE.search(loud.stderr), loud.stderr
+    quiet = _start(["-c", IMPORT_TF])  # both at once: the test waits for one start-up
+    loud = _start(["-c", IMPORT_TF], VIDSEQ_DEBUG="1", TF_CPP_MIN_LOG_LEVEL="0")
+    (quiet_code, _, quiet_err), (loud_code, _, loud_err) = _finish(quiet), _finish(loud)
+    assert quiet_code == loud_code == 0
+    assert not TF_LOG_LINE.search(quiet_err), quiet_err
+    assert TF_LOG_LINE.search(loud_err), loud_err
 
 
 def test_a_gpu_problem_is_one_line_of_vidseqs_own():

@@ -120,6 +120,7 @@ def _wait_for(condition, process, timeout=120.0):
     raise AssertionError("timed out waiting for the extraction")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
     sample, reference, tmp_path
 ):
@@ -128,9 +129,10 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
     command = vidseq_command("extract-features", sample, "--out", out, *FLAGS)
     rng = random.Random(20260508)
     # Where each run is killed: during start-up (imports, backbone, taking the lock),
-    # between or during part commits, and as soon as finalize writes <out>.tmp-PID.
-    # The last one may come too late (the run finished): that run is then the rerun.
-    points = ["startup", "commit", "startup", "commit", "commit", "finalize"]
+    # between or during part commits (twice: a run that resumed is killed again), and as
+    # soon as finalize writes <out>.tmp-PID. The last one may come too late (the run
+    # finished): that run is then the rerun. Each kill costs a TensorFlow start-up.
+    points = ["startup", "commit", "commit", "finalize"]
     kills, done, finished = 0, set(), None
     for point in points:
         process = subprocess.Popen(
@@ -158,7 +160,7 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
                 now |= set(store.video_ids)
         assert now >= done, "committed videos were lost"
         done = now
-    assert kills >= 5 and 0 < len(done) <= 20
+    assert kills >= 3 and 0 < len(done) <= 20
 
     if finished is None:
         rerun = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)

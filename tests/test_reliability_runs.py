@@ -94,6 +94,7 @@ def _history_rows(path):
     return max(0, len([line for line in lines if line.strip()]) - 1)
 
 
+@pytest.mark.slow
 def test_train_sequence_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, capsys):
     cache = write_cache(tmp_path / "big.h5", 1500)
     out = tmp_path / "run"

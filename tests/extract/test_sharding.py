@@ -101,7 +101,12 @@ def test_precedence():
     ("num_shards", "shard_index", "env", "message"),
     [
         (0, 0, {}, "at least 1"),
-        (3, 3, {}, r"in \[0, 2\].*Received: 3 from --num-shards"),
+        (
+            3,
+            3,
+            {},
+            r"in \[0, 2\].*Received: 3 from num_shards/shard_index \(--num-shards/--shard-index\)",
+        ),
         (3, -1, {}, r"in \[0, 2\]"),
         (3, None, {}, "no shard index"),
         (None, 2, {}, "no number of shards"),

@@ -250,7 +250,17 @@ def make_feature_run(make_sample_cache):
 
 
 @pytest.fixture(scope="session")
-def run(tmp_path_factory, make_feature_run):
+def feature_run_files(tmp_path_factory, make_feature_run):
+    """``(sample, cache, run_dir)`` of one tiny Grow/Shrink feature run (8 epochs).
+
+    Built once per test process and shared read-only by every test that needs a
+    feature run but not particular training settings (finetune, export, predict,
+    watch): each build costs a sample, an extraction and a training.
+    """
+    return make_feature_run(tmp_path_factory.mktemp("stream-run"), 8)
+
+
+@pytest.fixture(scope="session")
+def run(feature_run_files):
     """A tiny Grow/Shrink feature run (32x32 tiny CNN, 6 frames per clip), shared read-only."""
-    _, _, run_dir = make_feature_run(tmp_path_factory.mktemp("stream-run"), 8)
-    return run_dir
+    return feature_run_files[2]

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from vidseq.cli import main
 
 
+@pytest.mark.slow
 def test_demo_learns_temporal_order_that_a_bag_of_frames_cannot(tmp_path, capsys):
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

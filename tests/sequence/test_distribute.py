@@ -323,6 +323,7 @@ MIRRORED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
     cache_and_baseline, tmp_path, check_run_dir
 ):
@@ -364,6 +365,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
         assert got["loss"] == pytest.approx(want["loss"], abs=0.1)
 
 
+@pytest.mark.slow
 def test_two_local_workers_train_in_sync_and_only_the_chief_writes(
     cache_and_baseline, tmp_path, check_run_dir
 ):
@@ -388,8 +390,9 @@ def test_two_local_workers_train_in_sync_and_only_the_chief_writes(
     assert weights_sha256(run.model) == digest  # model.keras holds those weights
 
 
-def test_two_local_workers_finetune_end_to_end(tmp_path, check_run_dir, make_feature_run):
-    _, _, run = make_feature_run(tmp_path, epochs=2)
+@pytest.mark.slow
+def test_two_local_workers_finetune_end_to_end(tmp_path, check_run_dir, feature_run_files):
+    _, _, run = feature_run_files
     fine, worker_out = tmp_path / "fine", tmp_path / "worker-out"
     command = ["finetune", str(run), "--epochs=2", "--batch-size=1", "--unfreeze=2"]
     digest = _run_two_workers(tmp_path, [*command, "--workers=2"], [fine, worker_out])

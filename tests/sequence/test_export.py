@@ -43,16 +43,17 @@ AGREEMENT = [
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, make_feature_run):
+def runs(tmp_path_factory, feature_run_files):
     """``{"sample": dir, "videos": [6 videos], HEAD: run_dir for every HEADS name}``.
 
-    The demo-like run reads all 6 cached frames; the others read 4 of them.
+    The demo-like run (the shared feature run) reads all 6 cached frames; the
+    others, trained here on the same cache, read 4 of them.
     """
     from vidseq.sequence.config import TrainConfig
     from vidseq.sequence.training import train_sequence
 
     root = tmp_path_factory.mktemp("export")
-    sample, cache, run = make_feature_run(root, epochs=1)
+    sample, cache, run = feature_run_files
     out = {"sample": sample, "videos": sorted(str(p) for p in sample.glob("*/*.avi"))[:6]}
     out["lstm"] = run
     flat = {"units": 8, "epochs": 1, "batch_size": 4, "patience": 0, "frames": 4}

@@ -27,10 +27,10 @@ def small(**overrides):
 
 
 @pytest.fixture(scope="module")
-def feature_run(tmp_path_factory, make_feature_run):
-    """A tiny-CNN feature run (32x32, 6 frames, float32 cache) and its finetune via the CLI."""
+def feature_run(tmp_path_factory, feature_run_files):
+    """The shared tiny-CNN feature run (32x32, 6 frames, float32 cache) and its finetune."""
     root = tmp_path_factory.mktemp("finetune")
-    sample, cache, run = make_feature_run(root, epochs=4)
+    sample, cache, run = feature_run_files
     fine = root / "fine"
     code = main(
         [

@@ -85,6 +85,7 @@ def _history(cache, out, **overrides):
     ).history
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, tmp_path):
     cache = cache_factory(length=12, num_valid=lambda i: 7 + i % 6)
     first = _history(cache, tmp_path / "a", streaming="memory")

@@ -122,6 +122,8 @@ def test_watch_plays_a_file_to_its_end_and_exits_0(run, tmp_path):
 
 def test_sigterm_ends_watch_cleanly(run, server):
     def on_decision(decision):
+        # Without watch's handler SIGTERM would end this process (a pytest-xdist worker).
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would
 
     began = time.monotonic()
