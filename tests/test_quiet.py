@@ -73,10 +73,10 @@ def test_a_gpu_problem_is_one_line_of_vidseqs_own():
 
 
 def test_the_command_line_imports_no_tensorflow_until_a_command_needs_it():
-    code = (
+    script = (
         "import sys; from vidseq.cli import build_parser; build_parser(); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    result = _run(["-c", code])
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
+    code, stdout, stderr = _run(["-c", script])
+    assert code == 0, stderr
+    assert stdout.split() == ["False", "False"]
