@@ -58,7 +58,10 @@ def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
     stream = stream or sys.stderr
     if debug_requested(verbose):
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: TensorFlow's C++ errors too. Those that come after start-up are notices such
+    # as "oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back ...";
+    # real failures surface as Python exceptions, and a GPU problem as our own line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
         with _captured_fd2() as captured:
             tf = importlib.import_module("tensorflow")
