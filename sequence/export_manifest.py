@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vidseq.errors import UsageError
 from vidseq.extract.framespec import FrameSpec
+from vidseq.sequence.reports import read_json
 
 MANIFEST_FILE = "vidseq-export.json"
 MANIFEST_KIND = "vidseq-export"
@@ -231,11 +232,7 @@ def read_manifest(directory) -> ExportManifest:
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise UsageError(f"{directory}: not a vidseq export directory (no {MANIFEST_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: corrupt export manifest ({e})") from None
-    manifest = ExportManifest.from_dict(data, where=str(path))
+    manifest = ExportManifest.from_dict(read_json(path, "export manifest"), where=str(path))
     for name in FORMATS[manifest.format].files:
         if not (directory / name).exists():
             raise UsageError(f"{directory}: incomplete {manifest.format} export, {name} is missing")

@@ -29,12 +29,18 @@ def write_json(path, data):
     return path
 
 
-def read_json(path):
-    """Reads a JSON file; UsageError naming it when missing or corrupt."""
+def read_json(path, what=None):
+    """Reads a JSON file; UsageError naming it when missing or corrupt.
+
+    Args:
+        path: The file.
+        what: What the file is, for the error (``"run config"``); None says JSON.
+    """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: unreadable or corrupt JSON ({e})") from None
+        problem = f"corrupt {what}" if what else "unreadable or corrupt JSON"
+        raise UsageError(f"{path}: {problem} ({e})") from None
 
 
 def _json_default(value):

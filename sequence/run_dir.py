@@ -11,7 +11,6 @@ settings. No TensorFlow here (see ``saved_run`` for loading a model).
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,10 +90,7 @@ def read_run_config(run_dir):
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise UsageError(f"{path}: missing; {run_dir} is not a complete run directory")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: corrupt run config ({e})") from None
+    config = read_json(path, "run config")
     if not isinstance(config, dict) or config.get("kind") != RUN_KIND:
         raise UsageError(f"{path}: not a vidseq run config (expected kind {RUN_KIND!r})")
     missing = [k for k in REQUIRED_KEYS if k not in config]
