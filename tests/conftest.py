@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: real encoded videos written on the fly."""
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,3 +67,26 @@ def video_factory(tmp_path):
 def video_writer():
     """Returns :func:`write_video`, for tests that draw their own frames."""
     return write_video
+
+
+@contextlib.contextmanager
+def _functions_run_eagerly():
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture(scope="session")
+def eagerly():
+    """Returns a context manager under which Keras runs its train/predict functions eagerly.
+
+    For the tiny runs that tests train (a few steps per epoch), tracing the
+    ``tf.function`` costs two to three times the steps themselves. Graph mode stays
+    tested where it is the point: the demo, ``vidseq compare``, the command-line
+    runs, the distribution strategies and the retracing checks.
+    """
+    return _functions_run_eagerly

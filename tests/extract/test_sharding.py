@@ -236,20 +236,18 @@ def test_mismatched_shards_are_refused(parallel_shards, tmp_path, capsys):
         FeatureStore([shards[0], shards[1], shutil.copy(shards[0], tmp_path / "copy.h5")])
 
 
-def test_train_sequence_and_evaluate_on_a_glob_of_shards(parallel_shards, tmp_path, capsys):
+def test_train_sequence_and_evaluate_on_a_glob_of_shards(
+    parallel_shards, tmp_path, capsys, eagerly
+):
     _, shards, _ = parallel_shards
     pattern = str(shards[0].parent / "feats-*-of-3.h5")
-    run = tmp_path / "run"
-    code = main(
-        [
-            *("train-sequence", pattern, "--out", str(run), "--epochs", "2", "--units", "8"),
-            *("--patience", "0", "--quiet"),
-        ]
-    )
-    assert code == 0, capsys.readouterr().err
-    # several files (an unquoted glob the shell expanded) are read as one cache too
-    listed = tmp_path / "r2"
-    assert main(["train-sequence", *map(str, shards), "--out", str(listed), "--epochs", "1"]) == 0
+    run, listed = tmp_path / "run", tmp_path / "r2"
+    small = ("--epochs", "1", "--units", "8", "--patience", "0", "--quiet")
+    with eagerly():
+        code = main(["train-sequence", pattern, "--out", str(run), *small])
+        assert code == 0, capsys.readouterr().err
+        # several files (an unquoted glob the shell expanded) are read as one cache too
+        assert main(["train-sequence", *map(str, shards), "--out", str(listed), *small]) == 0
     listed_config = json.loads((listed / "config.json").read_text())
     assert listed_config["cache_path"] == [str(s) for s in shards]
     config = json.loads((run / "config.json").read_text())

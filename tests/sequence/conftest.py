@@ -228,7 +228,7 @@ def make_sample_cache():
 
 
 @pytest.fixture(scope="session")
-def make_feature_run(make_sample_cache):
+def make_feature_run(make_sample_cache, eagerly):
     """Returns ``make(root, epochs) -> (sample, cache, run_dir)``: a tiny-CNN feature run.
 
     Two classes of 6 sample videos, extracted at 32x32 with 6 frames into a
@@ -243,7 +243,8 @@ def make_feature_run(make_sample_cache):
             head=HeadConfig(units=8, dropout=0.0),
             fit=FitConfig(epochs=epochs, batch_size=4, lr=3e-3, patience=0),
         )
-        run = train_sequence(cache, root / "run", config, verbose=0).run_dir
+        with eagerly():
+            run = train_sequence(cache, root / "run", config, verbose=0).run_dir
         return sample, cache, run
 
     return make

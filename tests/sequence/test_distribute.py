@@ -133,7 +133,7 @@ def check_run_dir(assert_run_files):
 
 
 @pytest.fixture(scope="module")
-def cache_and_baseline(tmp_path_factory):
+def cache_and_baseline(tmp_path_factory, eagerly):
     """The order-task cache and a default-strategy run with a global batch of 16."""
     spec = importlib.util.spec_from_file_location(
         "_conftest", Path(__file__).with_name("conftest.py")
@@ -143,7 +143,8 @@ def cache_and_baseline(tmp_path_factory):
     root = tmp_path_factory.mktemp("distribute")
     cache = conftest.write_cache(root / "features.h5")
     config = TrainConfig.from_dict({**SETTINGS, "batch_size": GLOBAL_BATCH}, strict=True)
-    result = train_sequence(cache, root / "default", config, verbose=0)
+    with eagerly():
+        result = train_sequence(cache, root / "default", config, verbose=0)
     return cache, result
 
 
@@ -259,9 +260,12 @@ def test_fit_custom_equals_model_fit_step_for_step(cache_and_baseline):
 
 
 def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
-    cache_and_baseline, tmp_path, monkeypatch, check_run_dir
+    cache_and_baseline, tmp_path, monkeypatch, check_run_dir, eagerly
 ):
-    """The strategy.run loop (multiworker's) equals fit, resume and early stopping included."""
+    """The strategy.run loop (multiworker's) equals fit, resume and early stopping included.
+
+    Eagerly, as the baseline: the loop in graph mode is the multi-worker tests'.
+    """
     cache, baseline = cache_and_baseline
     settings = {**SETTINGS, "batch_size": GLOBAL_BATCH}
     # Every run below takes the custom loop; Model.fit would fail the test.
@@ -272,7 +276,8 @@ def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
 
     monkeypatch.setattr(keras.Model, "fit", no_fit)
     config = TrainConfig.from_dict(settings, strict=True)
-    custom = train_sequence(cache, tmp_path / "custom", config, verbose=0)
+    with eagerly():
+        custom = train_sequence(cache, tmp_path / "custom", config, verbose=0)
     assert load_run(tmp_path / "custom").config["distribute"]["loop"] == "custom"
     # Same batches, learning rates and dropout masks (reseeded per epoch) as fit.
     assert [r["epoch"] for r in custom.history] == [1, 2, 3, 4]
@@ -282,24 +287,16 @@ def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
     assert custom.weights_sha256 and custom.metrics["accuracy"] == baseline.metrics["accuracy"]
     check_run_dir(tmp_path / "custom", 4)
 
-    with pytest.raises(_Interrupt):
+    with eagerly(), pytest.raises(_Interrupt):
         train_sequence(
-            cache,
-            tmp_path / "resumed",
-            config,
-            verbose=0,
-            callbacks=[_StopAfterSecondEpoch()],
+            cache, tmp_path / "resumed", config, verbose=0, callbacks=[_StopAfterSecondEpoch()]
         )
-    resumed = train_sequence(cache, tmp_path / "resumed", config, resume=True, verbose=0)
+    with eagerly():
+        resumed = train_sequence(cache, tmp_path / "resumed", config, resume=True, verbose=0)
+        stopped = train_sequence(  # model.stop_training (early stopping's flag) ends the loop
+            cache, tmp_path / "stopped", config, verbose=0, callbacks=[_StopTraining()]
+        )
     assert resumed.resumed_from == 2 and resumed.history == custom.history
-
-    stopped = train_sequence(  # model.stop_training (early stopping's flag) ends the loop
-        cache,
-        tmp_path / "stopped",
-        config,
-        verbose=0,
-        callbacks=[_StopTraining()],
-    )
     assert stopped.epochs_completed == 2 and stopped.history == custom.history[:2]
     check_run_dir(tmp_path / "stopped", 2)
 
@@ -325,17 +322,18 @@ MIRRORED = textwrap.dedent(
 
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
-    cache_and_baseline, tmp_path, check_run_dir
+    cache_and_baseline, tmp_path, check_run_dir, eagerly
 ):
     """A convolutional head (the multi-worker tests train the LSTM)."""
     cache, _ = cache_and_baseline
     tcn = {**SETTINGS, "head": "tcn", "dropout": 0.0, "clip_dropout": 0.0}
-    baseline = train_sequence(
-        cache,
-        tmp_path / "default",
-        TrainConfig.from_dict({**tcn, "batch_size": GLOBAL_BATCH}, strict=True),
-        verbose=0,
-    )
+    with eagerly():
+        baseline = train_sequence(
+            cache,
+            tmp_path / "default",
+            TrainConfig.from_dict({**tcn, "batch_size": GLOBAL_BATCH}, strict=True),
+            verbose=0,
+        )
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
     per_replica = {**tcn, "batch_size": GLOBAL_BATCH // 2, "strategy": "mirrored"}

@@ -43,7 +43,7 @@ AGREEMENT = [
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, feature_run_files):
+def runs(tmp_path_factory, feature_run_files, eagerly):
     """``{"sample": dir, "videos": [6 videos], HEAD: run_dir for every HEADS name}``.
 
     The demo-like run (the shared feature run) reads all 6 cached frames; the
@@ -57,9 +57,10 @@ def runs(tmp_path_factory, feature_run_files):
     out = {"sample": sample, "videos": sorted(str(p) for p in sample.glob("*/*.avi"))[:6]}
     out["lstm"] = run
     flat = {"units": 8, "epochs": 1, "batch_size": 4, "patience": 0, "frames": 4}
-    for name in ("transformer", "bigru2", "tcn", "attention"):
-        config = TrainConfig.from_dict({**flat, **HEADS[name]})
-        out[name] = train_sequence(cache, root / name, config, verbose=0).run_dir
+    with eagerly():
+        for name in ("transformer", "bigru2", "tcn", "attention"):
+            config = TrainConfig.from_dict({**flat, **HEADS[name]})
+            out[name] = train_sequence(cache, root / name, config, verbose=0).run_dir
     return out
 
 

@@ -133,7 +133,7 @@ def test_predict_over_several_videos_never_retraces_the_model(feature_run):
     assert not [r.getMessage() for r in records if "retracing" in r.getMessage()]
 
 
-def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not():
+def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not(eagerly):
     import keras
 
     from vidseq.extract.backbones import load_backbone
@@ -152,7 +152,8 @@ def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(8, 3, 32, 32, 3), dtype=np.uint8)
     y = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    with eagerly():
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0)
     for layer in layers:
         same = all(
             np.array_equal(a, w.numpy())
@@ -178,7 +179,9 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_an_interruption_finishes_like_an_uninterrupted_run(feature_run, tmp_path):
+def test_resume_after_an_interruption_finishes_like_an_uninterrupted_run(
+    feature_run, tmp_path, eagerly
+):
     import keras
 
     _, _, run, _ = feature_run
@@ -189,16 +192,17 @@ def test_resume_after_an_interruption_finishes_like_an_uninterrupted_run(feature
 
     config = small(epochs=2, augment=True, lr_schedule="cosine", seed=4)
     out = tmp_path / "killed"
-    with pytest.raises(Interrupt):
+    with eagerly(), pytest.raises(Interrupt):
         finetune(run, out, config, verbose=0, callbacks=[StopAfterFirstEpoch()])
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 1 and not state["finished"]
     assert not (out / "model.keras").exists()
 
-    resumed = finetune(run, out, config, resume=True, verbose=0)
+    with eagerly():
+        resumed = finetune(run, out, config, resume=True, verbose=0)
+        straight = finetune(run, tmp_path / "straight", config, verbose=0)
     assert resumed.resumed_from == 1 and resumed.epochs_completed == 2
     assert [r["epoch"] for r in resumed.history] == [1, 2]
-    straight = finetune(run, tmp_path / "straight", config, verbose=0)
     for got, want in zip(resumed.history, straight.history, strict=True):
         assert got == pytest.approx(want, rel=1e-4)
     assert load_run(out).end_to_end
@@ -218,7 +222,7 @@ def face_csv(path, rows_per_class=12):
     return path
 
 
-def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path):
+def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path, eagerly):
     csv_path = face_csv(tmp_path / "fer2013.csv")
     settings = ScratchConfig(
         head=HeadConfig(units=8),
@@ -229,7 +233,8 @@ def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path):
         workers=2,
         clip_length=3,
     )
-    result = train_from_scratch(csv_path, tmp_path / "fer", settings, verbose=0)
+    with eagerly():
+        result = train_from_scratch(csv_path, tmp_path / "fer", settings, verbose=0)
     assert result.epochs_completed == 1 and result.splits["train"] == 8
     run = load_run(tmp_path / "fer")
     config = run.config

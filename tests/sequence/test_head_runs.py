@@ -10,13 +10,11 @@ of their cost: they run eagerly. Graph mode trains heads through the whole
 engine in test_compare.py and in the mirrored test of test_distribute.py.
 """
 
-import contextlib
 import json
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from vidseq.cache.store import FeatureStore
 from vidseq.sequence.config import FinetuneConfig, TrainConfig
@@ -54,15 +52,6 @@ def config_for(head, **overrides):
     return TrainConfig.from_dict({**settings, **overrides}, strict=True)
 
 
-@contextlib.contextmanager
-def eagerly():
-    tf.config.run_functions_eagerly(True)
-    try:
-        yield
-    finally:
-        tf.config.run_functions_eagerly(False)
-
-
 class _Interrupt(Exception):
     pass
 
@@ -79,7 +68,7 @@ def cache(tmp_path_factory, make_sample_cache):
 
 
 @pytest.fixture(scope="module")
-def runs(cache, tmp_path_factory):
+def runs(cache, tmp_path_factory, eagerly):
     """Per head: ``(straight TrainResult, resumed TrainResult)``."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
@@ -133,7 +122,9 @@ def test_predict_equals_the_head_on_the_cached_features(runs, cache, head):
     assert top[0][1] == pytest.approx(float(expected.max()), abs=2e-3)
 
 
-def test_streamed_training_equals_in_memory_for_a_convolutional_head(runs, cache, tmp_path):
+def test_streamed_training_equals_in_memory_for_a_convolutional_head(
+    runs, cache, tmp_path, eagerly
+):
     with eagerly():
         streamed = train_sequence(
             cache, tmp_path / "tcn-stream", config_for("tcn", streaming="stream"), verbose=0
@@ -142,7 +133,7 @@ def test_streamed_training_equals_in_memory_for_a_convolutional_head(runs, cache
     assert streamed.history == runs["tcn"][0].history
 
 
-def test_finetune_wraps_a_transformer_head_end_to_end(runs, cache, tmp_path):
+def test_finetune_wraps_a_transformer_head_end_to_end(runs, cache, tmp_path, eagerly):
     run_dir = runs["transformer"][0].run_dir
     source = load_run(run_dir)
     model = build_end_to_end(load_run_backbone(source), source.model, frames=source.frames)

@@ -16,7 +16,7 @@ from vidseq.sequence.training import train_sequence
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained_run(tmp_path_factory, eagerly):
     root = tmp_path_factory.mktemp("predict")
     sample = make_sample(root / "sample", videos_per_class=8, classes=["Grow", "Shrink"])
     # Motion sampling: predict must choose again the frames extraction chose
@@ -26,7 +26,8 @@ def trained_run(tmp_path_factory):
     config = TrainConfig(
         head=HeadConfig(units=8), fit=FitConfig(epochs=2, batch_size=4, patience=0)
     )
-    run = train_sequence(cache, root / "run", config, verbose=0).run_dir
+    with eagerly():
+        run = train_sequence(cache, root / "run", config, verbose=0).run_dir
     return sample, run
 
 

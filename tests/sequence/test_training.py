@@ -86,12 +86,13 @@ def _history(cache, out, **overrides):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, tmp_path):
+def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, tmp_path, eagerly):
     cache = cache_factory(length=12, num_valid=lambda i: 7 + i % 6)
-    first = _history(cache, tmp_path / "a", streaming="memory")
-    again = _history(cache, tmp_path / "b", streaming="memory")
-    streamed = _history(cache, tmp_path / "c", streaming="stream")
-    other_seed = _history(cache, tmp_path / "d", seed=6)
+    with eagerly():
+        first = _history(cache, tmp_path / "a", streaming="memory")
+        again = _history(cache, tmp_path / "b", streaming="memory")
+        streamed = _history(cache, tmp_path / "c", streaming="stream")
+        other_seed = _history(cache, tmp_path / "d", seed=6)
     assert first == again
     assert streamed == first
     assert other_seed != first
@@ -101,7 +102,9 @@ def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, 
     )
 
 
-def test_occupied_run_directory_is_refused_unless_overwrite(cache_factory, tmp_path, small_config):
+def test_occupied_run_directory_is_refused_unless_overwrite(
+    cache_factory, tmp_path, small_config, eagerly
+):
     cache = cache_factory()
     out = tmp_path / "run"
     out.mkdir()
@@ -110,7 +113,8 @@ def test_occupied_run_directory_is_refused_unless_overwrite(cache_factory, tmp_p
     with pytest.raises(UsageError, match="not empty"):
         train_sequence(cache, out, small_config(epochs=1), verbose=0)
     assert (out / "model.keras").read_text() == "old"
-    train_sequence(cache, out, small_config(epochs=1), overwrite=True, verbose=0)
+    with eagerly():
+        train_sequence(cache, out, small_config(epochs=1), overwrite=True, verbose=0)
     assert (out / "notes.txt").read_text() == "mine"
     load_run(out)
 
@@ -191,7 +195,7 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
-    trained_run, cache_factory, tmp_path, small_config
+    trained_run, cache_factory, tmp_path, small_config, eagerly
 ):
     cache, run_dir, result, _ = trained_run
     old = tmp_path / "old"
@@ -207,11 +211,12 @@ def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
     cache = cache_factory()
     config = small_config(epochs=3, dropout=0.3, lr_schedule="cosine")
     interrupted = tmp_path / "interrupted"
-    with pytest.raises(_Interrupt):
+    with eagerly(), pytest.raises(_Interrupt):
         train_sequence(cache, interrupted, config, verbose=0, callbacks=[_StopAfterFirstEpoch()])
     _old_flat_layout(interrupted)
-    resumed = train_sequence(cache, interrupted, config, resume=True, verbose=0)
-    straight = train_sequence(cache, tmp_path / "straight", config, verbose=0)
+    with eagerly():
+        resumed = train_sequence(cache, interrupted, config, resume=True, verbose=0)
+        straight = train_sequence(cache, tmp_path / "straight", config, verbose=0)
     assert resumed.resumed_from == 1 and resumed.history == straight.history
 
 

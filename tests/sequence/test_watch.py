@@ -30,13 +30,13 @@ def test_watch_labels_a_live_stream_every_stride(run, server, capsys):
     code = main(
         [
             *("watch", str(run), server.url, "--window", "1.5", "--stride", "1"),
-            *("--max-seconds", "5", "--json", "--top-k", "2"),
+            *("--max-seconds", "3", "--json", "--top-k", "2"),
         ]
     )
     assert code == 0
     captured = capsys.readouterr()
     decisions = [json.loads(line) for line in captured.out.splitlines()]
-    assert len(decisions) == 5  # at 1, 2, 3, 4 and 5 s
+    assert len(decisions) == 3  # at 1, 2 and 3 s
     for decision in decisions:
         assert {t["label"] for t in decision["top"]} == {"Grow", "Shrink"}
         assert decision["frames"] > 0 and decision["latency_s"] < 0.5
