@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 # Commands that never import TensorFlow (inspecting a cache must stay fast).
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
+LR_HELP = "Adam's learning rate (default: 3e-3 for lstm and gru, 1e-3 for the other heads)"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -270,10 +271,8 @@ def _add_compare_parser(commands) -> None:
         "--seeds", default=",".join(map(str, COMPARE_SEEDS)), help="comma-separated seeds"
     )
     parser.add_argument("--units", type=int, default=None, help="width of every head")
-    parser.add_argument(
-        "--normalize", action=argparse.BooleanOptionalAction, default=defaults.head.normalize
-    )
-    parser.add_argument("--lr", type=float, default=defaults.fit.lr)
+    _add_normalize_arguments(parser, defaults.head.normalize)
+    parser.add_argument("--lr", type=float, default=defaults.fit.lr, help=LR_HELP)
     parser.add_argument("--epochs", type=int, default=None, help="default: scaled to the data")
     parser.add_argument("--batch-size", type=int, default=defaults.fit.batch_size)
     parser.add_argument("--patience", type=int, default=defaults.fit.patience)
@@ -525,12 +524,28 @@ def _add_head_arguments(parser, defaults, centering_help=None, *, normalize=True
         help=centering_help,
     )
     if normalize:
-        parser.add_argument(
-            "--normalize",
-            action=argparse.BooleanOptionalAction,
-            default=defaults.normalize,
-            help="standardise the features with the training frames' mean and variance",
-        )
+        _add_normalize_arguments(parser, defaults.normalize)
+
+
+def _add_normalize_arguments(parser, default) -> None:
+    """--normalize MODE and --no-normalize (its older spelling of ``none``)."""
+    from vidseq.sequence.config import NORMALIZE_MODES
+
+    parser.add_argument(
+        "--normalize",
+        default=default,
+        choices=NORMALIZE_MODES,
+        help="feature scaling from the training frames: rms (every feature divided by "
+        "the features' root mean square, the default), standardize (each feature to "
+        "mean 0, variance 1) or none",
+    )
+    parser.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_const",
+        const="none",
+        help="as --normalize none",
+    )
 
 
 def _add_fit_arguments(parser, defaults) -> None:
@@ -538,7 +553,9 @@ def _add_fit_arguments(parser, defaults) -> None:
     --class-weight and --seed, defaults from a FitConfig."""
     from vidseq.sequence.config import LR_SCHEDULES
 
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help=LR_HELP if defaults.lr is None else None
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument(
         "--batch-size",

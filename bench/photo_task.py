@@ -275,8 +275,10 @@ def train_head(store, arrays, head, recipe, seed, val_fraction=0.15):
     x, y = arrays
     fit, val, test = carve_validation(store, val_fraction, seed)
     keras.utils.set_random_seed(seed)
-    norm = feature_normalization(store, fit) if recipe["norm"] else None
-    config = HeadConfig(head=head, normalize=norm is not None, **HEADS[head])
+    norm = feature_normalization(store, fit, mode="standardize") if recipe["norm"] else None
+    config = HeadConfig(
+        head=head, normalize="standardize" if recipe["norm"] else "none", **HEADS[head]
+    )
     model = build_head(len(store.class_names), x.shape[-1], config, normalization=norm)
     epochs = epochs_for(recipe, len(fit))
     lr = 1e-3

@@ -35,10 +35,16 @@ HEAD_TYPES = tuple(head_names())
 RNN_TYPES = ("lstm", "gru")
 """The heads ``rnn`` (the older name of ``head``) and ``--rnn`` accept."""
 CENTERING_MODES = ("none", "subtract", "concat")
+NORMALIZE_MODES = ("rms", "standardize", "none")
+"""``HeadConfig.normalize``: one scale for every feature, each feature its own, or none."""
 LR_SCHEDULES = ("constant", "step", "cosine", "plateau")
 STRATEGIES = ("default", "mirrored", "multiworker")
 STREAMING_MODES = ("auto", "memory", "stream")
 MIXED_PRECISION_MODES = ("auto", "on", "off")
+DEFAULT_LR = 1e-3
+"""Adam's learning rate when ``FitConfig.lr`` is None, for heads not in :data:`HEAD_LR`."""
+HEAD_LR = {"lstm": 3e-3, "gru": 3e-3}
+"""The recurrent heads' default rate (docs/results.md, the default recipe)."""
 STEP_BUDGET = 800
 """Optimisation steps ``epochs=None`` aims at (docs/results.md, the default recipe)."""
 AUTO_EPOCHS = (20, 200)
@@ -99,9 +105,9 @@ FIELD_RULES = {
     "positional": ((lambda v: v is None or isinstance(v, bool)), "None, True or False"),
     "clip_dropout": _optional_in_unit(),
     "centering": _one_of(CENTERING_MODES),
-    "normalize": ((lambda v: isinstance(v, bool)), "True or False"),
+    "normalize": _one_of(NORMALIZE_MODES),
     # the fit
-    "lr": ((lambda v: _is_number(v) and v > 0), "> 0"),
+    "lr": ((lambda v: v is None or (_is_number(v) and v > 0)), "None or > 0"),
     "epochs": _optional_int_at_least(1),
     "batch_size": _int_at_least(1),
     "patience": _int_at_least(0),
@@ -301,9 +307,12 @@ class HeadConfig(_Config):
         centering: What the head reads: ``"concat"`` (each frame's features
             and their deviation from the clip mean), ``"subtract"`` (the
             deviation only) or ``"none"`` (the features as they are).
-        normalize: Standardise every feature with the mean and variance of
-            the training split's valid frames (a ``Normalization`` layer in
-            the model). Runs written before it existed read as False.
+        normalize: Feature scaling by the training frames' statistics (a
+            ``Normalization`` in the model, :mod:`vidseq.sequence.normalization`):
+            ``"rms"`` (one scale, the features' root mean square),
+            ``"standardize"`` (per feature) or ``"none"``. A recorded ``True`` /
+            ``False`` reads as ``"standardize"`` / ``"none"``, a head recorded as
+            ``rnn`` (before any scaling) as ``"none"``.
     """
 
     ALIASES: ClassVar[dict] = {"rnn": "head"}
@@ -321,14 +330,16 @@ class HeadConfig(_Config):
     positional: bool | None = None
     clip_dropout: float | None = None
     centering: str = "concat"
-    normalize: bool = True
+    normalize: str = "rms"
 
     @classmethod
     def read_fields(cls, data):
-        """As :meth:`_Config.read_fields`; a head recorded as ``rnn`` had no normalisation."""
+        """As :meth:`_Config.read_fields`; an older run's ``normalize`` read as a mode."""
         out = super().read_fields(data)
+        if isinstance(out.get("normalize"), bool):
+            out["normalize"] = "standardize" if out["normalize"] else "none"
         if "rnn" in data and "normalize" not in data:
-            out["normalize"] = False
+            out["normalize"] = "none"
         return out
 
     def validate(self):
@@ -364,7 +375,8 @@ class FitConfig(_Config):
     """How every training command fits its model (see ``loop.fit``).
 
     Attributes:
-        lr: Initial Adam learning rate.
+        lr: Initial Adam learning rate; None: the head's (see :meth:`resolved`):
+            :data:`HEAD_LR` for lstm and gru, :data:`DEFAULT_LR` for the others.
         epochs: Most epochs to train; None scales them to the data (see
             :meth:`resolved`): about :data:`STEP_BUDGET` optimisation steps,
             within :data:`AUTO_EPOCHS`.
@@ -384,7 +396,7 @@ class FitConfig(_Config):
         tensorboard: Directory for TensorBoard logs, or None.
     """
 
-    lr: float = 1e-3
+    lr: float | None = None
     epochs: int | None = None
     batch_size: int = 16
     patience: int = 0
@@ -395,23 +407,26 @@ class FitConfig(_Config):
     strategy: str = "default"
     tensorboard: str | None = None
 
-    def resolved(self, num_train, replicas=1):
-        """These settings with ``epochs`` set: as given, or scaled to the data when None.
+    def resolved(self, num_train, replicas=1, *, head=None):
+        """These settings with ``epochs`` and ``lr`` set: as given, or defaulted when None.
 
-        ``ceil(STEP_BUDGET / steps per epoch)`` epochs, clipped to
+        ``epochs``: ``ceil(STEP_BUDGET / steps per epoch)``, clipped to
         :data:`AUTO_EPOCHS`: small data trains for more epochs, large data for
-        fewer, each for about the same number of steps.
+        fewer, each for about the same number of steps. ``lr``: the head's
+        from :data:`HEAD_LR`, else :data:`DEFAULT_LR`.
 
         Args:
             num_train: Training videos.
             replicas: Replicas a step spreads its batch over.
+            head: The head trained (a name of :data:`HEAD_TYPES`), or None.
         """
+        lr = HEAD_LR.get(head, DEFAULT_LR) if self.lr is None else self.lr
         if self.epochs is not None:
-            return self
+            return dataclasses.replace(self, lr=lr)
         steps = max(1, math.ceil(int(num_train) / (self.batch_size * max(1, int(replicas)))))
         low, high = AUTO_EPOCHS
         epochs = min(max(math.ceil(STEP_BUDGET / steps), low), high)
-        return dataclasses.replace(self, epochs=int(epochs))
+        return dataclasses.replace(self, lr=lr, epochs=int(epochs))
 
 
 RESUME_OVERRIDABLE = ("streaming", "tensorboard", "strategy", "workers")
@@ -514,7 +529,7 @@ class FinetuneConfig(_Config):
 
 
 def _scratch_head():
-    return HeadConfig(normalize=False)
+    return HeadConfig(normalize="none")
 
 
 @dataclass
@@ -524,7 +539,7 @@ class ScratchConfig(_Config):
     Attributes:
         head: The :class:`HeadConfig` of the fresh head. Its ``normalize`` is
             ignored (the CNN trains, so its features have no fixed statistics):
-            the head is never standardised, and ``config.json`` says so.
+            the head's features are never scaled, and ``config.json`` says so.
         fit: The :class:`FitConfig` (finetune's defaults).
         backbone: Registry name of the CNN.
         input_size: ``(height, width)``; the backbone's default if None.

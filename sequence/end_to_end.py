@@ -258,7 +258,12 @@ def train_end_to_end(
     run_config = opened.saved_config or {**run_config, "finetune": config.to_dict()}
     with write_dir(opened.path, dist) as write_path:
         built, start_epoch = resume_or_compile(
-            lambda: model, opened, write_path, dist, mixed_precision=mixed_precision_of(opened)
+            lambda: model,
+            opened,
+            write_path,
+            dist,
+            config.fit,
+            mixed_precision=mixed_precision_of(opened),
         )
         if not opened.resuming:
             rd.start_run_files(write_path, run_config)

@@ -36,7 +36,7 @@ def build_head(
     after a video's ``num_valid`` real frames. Their mask (:class:`FrameMask`)
     is handed to every step explicitly, so padding never changes the output.
     (A real frame whose feature vector is exactly zero would be skipped too;
-    pooled CNN features practically never are.) The features are standardised
+    pooled CNN features practically never are.) The features are scaled
     by ``normalization`` and the padding rows set back to zero, centred
     (``config.centering``, see :class:`TemporalCentering`), read by the head
     ``config.head`` with its options, and classified by a softmax after
@@ -51,8 +51,8 @@ def build_head(
         normalization: A ``keras.layers.Normalization`` adapted on the
             training frames (see
             :func:`vidseq.sequence.normalization.feature_normalization`), or
-            None for no standardisation (``config.normalize`` is the caller's
-            to honour: only the caller has the training data).
+            None for no scaling (``config.normalize`` is the caller's to
+            honour: only the caller has the training data).
         name: Model name.
 
     Returns:

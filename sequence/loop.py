@@ -452,7 +452,7 @@ def finish_run(run_path, state, metrics, *, cache, dist, splits, resumed_from, s
     )
 
 
-def resume_or_compile(model_factory, opened, run_path, dist, *, mixed_precision=False):
+def resume_or_compile(model_factory, opened, run_path, dist, fit_config, *, mixed_precision=False):
     """The model to train: reloaded from the resumed checkpoint, or built and compiled.
 
     Args:
@@ -461,6 +461,8 @@ def resume_or_compile(model_factory, opened, run_path, dist, *, mixed_precision=
         opened: The ``run_dir.OpenedRun``.
         run_path: The directory this process reads its checkpoint from.
         dist: The ``distribute.Distribution``.
+        fit_config: The run's :class:`~vidseq.sequence.config.FitConfig`, its
+            ``lr`` resolved (:func:`with_epochs`).
         mixed_precision: Compile with a loss-scale optimizer.
 
     Returns:
@@ -471,17 +473,19 @@ def resume_or_compile(model_factory, opened, run_path, dist, *, mixed_precision=
             checkpoint = Path(run_path) / rd.CHECKPOINT_DIR / opened.state.checkpoint
             return load_model_file(checkpoint, compile=True), int(opened.state.epochs_done)
         model = model_factory()
-        compile_classifier(model, opened.config.fit, mixed_precision=mixed_precision)
+        compile_classifier(model, fit_config, mixed_precision=mixed_precision)
     return model, 0
 
 
 def with_epochs(config, num_train, dist):
-    """``config`` with its ``fit.epochs`` resolved for ``num_train`` training videos.
+    """``config`` with its ``fit.epochs`` and ``fit.lr`` resolved for ``num_train`` videos.
 
-    See :meth:`~vidseq.sequence.config.FitConfig.resolved`; a resumed run's
-    saved settings already hold their epochs.
+    See :meth:`~vidseq.sequence.config.FitConfig.resolved` (the learning rate is
+    that of ``config.head``'s head when the config has one); a resumed run's
+    saved settings already hold both.
     """
-    return dataclasses.replace(config, fit=config.fit.resolved(num_train, dist.replicas))
+    head = getattr(getattr(config, "head", None), "head", None)
+    return dataclasses.replace(config, fit=config.fit.resolved(num_train, dist.replicas, head=head))
 
 
 def new_state(fit_config):

@@ -1,10 +1,21 @@
-"""Feature standardisation inside the model: a ``Normalization`` adapted on valid frames.
+"""Feature scaling inside the model: a ``Normalization`` adapted on valid frames.
 
-The statistics are the per-feature mean and variance of the training split's
-real (unpadded) frames, computed in float64 in one pass over the cache, one
-batch of videos at a time: memory is bounded by a batch, not by the split.
-They are stored as the layer's weights, so they travel in ``model.keras`` and
-load with ``safe_mode=True`` (``keras.layers.Normalization`` is built in).
+Two modes (:data:`NORMALIZE_MODES`, ``"none"`` being the third, no layer):
+
+* ``"rms"`` (the default): every feature divided by one number, the root mean
+  square of all features over the training frames (``sqrt(mean_d E[x_d^2])``).
+  The features come to unit scale whatever the backbone, and keep their means
+  and their sizes relative to each other: a near-dead CNN channel stays small.
+* ``"standardize"``: every feature centred and divided by its own standard
+  deviation (unit variance each); near-dead channels come up to the scale of
+  the others (docs/results.md, the default recipe, says when that hurts).
+
+The statistics are those of the training split's real (unpadded) frames,
+computed in float64 in one pass over the cache, one batch of videos at a time:
+memory is bounded by a batch, not by the split. They are stored as the layer's
+``mean`` and ``variance`` weights (for ``"rms"``: mean 0 and the same variance
+for every feature), so they travel in ``model.keras`` and load with
+``safe_mode=True`` (``keras.layers.Normalization`` is built in).
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import numpy as np
 # Features whose variance is at most this are left unscaled (only centred), as
 # scikit-learn's StandardScaler does: dead CNN channels must not become noise.
 MIN_VARIANCE = 1e-12
+NORMALIZE_MODES = ("rms", "standardize")
+"""The modes that put a ``Normalization`` layer in the model (``"none"`` puts none)."""
 
 
 class Moments:
@@ -76,18 +89,45 @@ def valid_frame_moments(store, indices, *, batch_videos=64):
     return moments.mean, moments.variance, moments.count
 
 
-def adapt_normalization(layer, store, indices, *, batch_videos=64):
+def scaling_statistics(mean, variance, mode):
+    """The ``(mean, variance)`` a ``Normalization`` layer applies in ``mode``.
+
+    Args:
+        mean: (D,) per-feature mean of the training frames.
+        variance: (D,) per-feature variance (ddof=0) of the same frames.
+        mode: ``"rms"``: mean 0 and, for every feature, the mean over the
+            features of ``E[x^2] = variance + mean^2`` (one scale for all);
+            ``"standardize"``: the per-feature statistics as given.
+
+    Returns:
+        Two (D,) float64 arrays. A variance that is (numerically) zero becomes
+        1: a dead feature is centred (``"standardize"``), never blown up.
+
+    Raises:
+        ValueError: An unknown ``mode``.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    variance = np.asarray(variance, dtype=np.float64)
+    if mode == "rms":
+        variance = np.full_like(variance, np.mean(variance + mean**2))
+        mean = np.zeros_like(mean)
+    elif mode != "standardize":
+        raise ValueError(f"mode must be one of {NORMALIZE_MODES}. Received: mode={mode!r}")
+    return mean, np.where(variance > MIN_VARIANCE, variance, 1.0)
+
+
+def adapt_normalization(layer, store, indices, *, mode="rms", batch_videos=64):
     """Adapts a ``keras.layers.Normalization`` on the valid frames of some videos.
 
     The layer must be made without ``mean``/``variance`` (its statistics are
     weights then, saved in ``model.keras``); it is built for
-    ``(None, None, D)`` inputs if it is not built yet. A feature whose variance
-    is (numerically) zero gets variance 1: it is centred, not blown up.
+    ``(None, None, D)`` inputs if it is not built yet.
 
     Args:
         layer: A ``keras.layers.Normalization(axis=-1)``.
         store: An open :class:`~vidseq.cache.store.FeatureStore`.
         indices: The videos to adapt on (the training split, never the test).
+        mode: ``"rms"`` or ``"standardize"`` (see :func:`scaling_statistics`).
         batch_videos: Videos read at a time (see :func:`valid_frame_moments`).
 
     Returns:
@@ -98,8 +138,10 @@ def adapt_normalization(layer, store, indices, *, batch_videos=64):
             "layer must be a keras.layers.Normalization made without mean/variance. "
             f"Received: layer={layer!r}"
         )
+    if mode not in NORMALIZE_MODES:
+        raise ValueError(f"mode must be one of {NORMALIZE_MODES}. Received: mode={mode!r}")
     mean, variance, _ = valid_frame_moments(store, indices, batch_videos=batch_videos)
-    variance = np.where(variance > MIN_VARIANCE, variance, 1.0)
+    mean, variance = scaling_statistics(mean, variance, mode)
     if not layer.built:
         layer.build((None, None, store.meta.feature_dim))
     layer.adapt_mean.assign(mean.astype(np.float32))
@@ -108,7 +150,9 @@ def adapt_normalization(layer, store, indices, *, batch_videos=64):
     return layer
 
 
-def feature_normalization(store, indices, *, batch_videos=64, name="feature_normalization"):
+def feature_normalization(
+    store, indices, *, mode="rms", batch_videos=64, name="feature_normalization"
+):
     """A new ``Normalization`` layer adapted on the valid frames of ``indices``.
 
     Args: as :func:`adapt_normalization`, plus the layer ``name``.
@@ -117,4 +161,4 @@ def feature_normalization(store, indices, *, batch_videos=64, name="feature_norm
         The adapted ``keras.layers.Normalization``.
     """
     layer = keras.layers.Normalization(axis=-1, name=name)
-    return adapt_normalization(layer, store, indices, batch_videos=batch_videos)
+    return adapt_normalization(layer, store, indices, mode=mode, batch_videos=batch_videos)

@@ -213,7 +213,7 @@ def train_from_scratch(
             config, dist, size, num_classes, frames, mixed_precision_of(opened)
         )
         head = head_record(
-            dataclasses.replace(config.head, normalize=False),
+            dataclasses.replace(config.head, normalize="none"),
             num_frames=frames,
             feature_dim=backbone.feature_dim,
             num_classes=num_classes,

@@ -104,10 +104,10 @@ def _read_cache(store, cache_path, config, saved_config):
 
 
 def _normalization(store, data, config):
-    """The feature standardisation of a new run (one pass over the training videos), or None."""
-    if not config.head.normalize:
+    """The feature scaling layer of a new run (one pass over the training videos), or None."""
+    if config.head.normalize == "none":
         return None
-    return feature_normalization(store, data.splits.train)
+    return feature_normalization(store, data.splits.train, mode=config.head.normalize)
 
 
 def _batches(data, config, dist, start_epoch):
@@ -237,6 +237,7 @@ def train_sequence(
             opened,
             write_path,
             dist,
+            config.fit,
         )
         state = opened.state or new_state(config.fit)
         train_batches, val_batches = _batches(data, config, dist, start_epoch)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidseq.cli import main
+from vidseq.cli import build_parser, main
 
 COMMANDS = [
     "make-sample",
@@ -101,3 +101,13 @@ def test_a_library_error_names_the_flag_the_user_typed(tmp_path, capsys):
     assert err.startswith("vidseq: error: --batch-size must be an integer >= 1.")
     assert "Received: --batch-size=0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_normalize_takes_a_mode_and_no_normalize_still_turns_it_off():
+    parser = build_parser()
+    for command in (["train-sequence", "f.h5", "--out", "run"], ["compare", "f.h5", "--out", "c"]):
+        args = parser.parse_args(command)
+        assert args.normalize == "rms" and args.lr is None  # None: the head's learning rate
+        assert parser.parse_args([*command, "--no-normalize"]).normalize == "none"
+        standardized = parser.parse_args([*command, "--normalize", "standardize"])
+        assert standardized.normalize == "standardize"

@@ -75,12 +75,21 @@ def test_rnn_is_read_as_head_and_older_runs_had_no_normalisation():
     old_flat = {"rnn": "gru", "units": 16, "epochs": 3}
     config = TrainConfig.from_dict(old_flat, strict=True)
     assert config.head.head == "gru" and config.head.units == 16
-    assert config.head.normalize is False and config.fit.epochs == 3
+    assert config.head.normalize == "none" and config.fit.epochs == 3
     nested = TrainConfig.from_dict({"head": {"rnn": "lstm", "units": 8}, "fit": {}})
-    assert nested.head.head == "lstm" and nested.head.normalize is False
+    assert nested.head.head == "lstm" and nested.head.normalize == "none"
     new = TrainConfig.from_dict({"head": {"head": "tcn", "dilations": [1, 2]}})
-    assert new.head.dilations == (1, 2) and new.head.normalize is True
+    assert new.head.dilations == (1, 2) and new.head.normalize == "rms"
     assert TrainConfig.from_dict(new.to_dict()) == new
+
+
+def test_recorded_true_and_false_read_as_the_modes_they_were():
+    # Runs written before the modes recorded a bool: True was per-feature standardisation.
+    on = TrainConfig.from_dict({"head": {"head": "lstm", "normalize": True}, "fit": {}})
+    off = TrainConfig.from_dict({"head": "gru", "normalize": False}, strict=True)
+    assert on.head.normalize == "standardize" and off.head.normalize == "none"
+    with pytest.raises(UsageError, match=r"normalize must be one of .*Received: normalize='z'"):
+        HeadConfig(normalize="z").validate()
 
 
 def test_unset_options_take_the_head_defaults():

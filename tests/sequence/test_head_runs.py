@@ -100,7 +100,7 @@ def test_resume_after_an_interruption_gives_the_same_history(runs, head):
 def test_run_records_its_head_and_evaluates_several_clips(runs, head):
     straight, _ = runs[head]
     config = json.loads((straight.run_dir / "config.json").read_text())
-    assert config["head"]["head"] == head and config["head"]["normalize"] is True
+    assert config["head"]["head"] == head and config["head"]["normalize"] == "rms"
     assert config["head"]["options"]["units"] == 8
     assert TrainConfig.from_dict(config["train"]).head.head == head
     metrics = json.loads((straight.run_dir / "metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""Feature standardisation: statistics of the valid frames, streamed, saved in the model."""
+"""Feature scaling: statistics of the valid frames, streamed, saved in the model."""
 
 import keras
 import numpy as np
@@ -12,6 +12,7 @@ from vidseq.sequence.head import build_head
 from vidseq.sequence.normalization import (
     adapt_normalization,
     feature_normalization,
+    scaling_statistics,
     valid_frame_moments,
 )
 
@@ -54,7 +55,7 @@ def test_streaming_batch_size_does_not_change_the_result(store):
 
 def test_adapted_layer_standardises_and_loads_with_safe_mode(store, tmp_path):
     train = store.select(split="train")
-    layer = feature_normalization(store, train, batch_videos=5)
+    layer = feature_normalization(store, train, mode="standardize", batch_videos=5)
     x, mask, _ = store.load(train)
     out = np.asarray(layer(x))[mask]
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-4)
@@ -67,6 +68,43 @@ def test_adapted_layer_standardises_and_loads_with_safe_mode(store, tmp_path):
     np.testing.assert_array_equal(loaded(x), model(x))
     stats = loaded.get_layer("feature_normalization")
     np.testing.assert_allclose(np.asarray(stats.mean).ravel(), numpy_moments(store, train)[0])
+
+
+def test_rms_mode_divides_every_feature_by_one_scale_and_loads_with_safe_mode(store, tmp_path):
+    train = store.select(split="train")
+    layer = feature_normalization(store, train, batch_videos=3)  # "rms", the default
+    x, mask, _ = store.load(train, dtype=np.float64)
+    valid = x[mask]
+    scale = np.sqrt(np.mean(valid**2))  # over every valid frame and feature
+    out = np.asarray(layer(x.astype(np.float32)))[mask]
+    np.testing.assert_allclose(out, valid / scale, rtol=1e-5, atol=1e-6)
+    assert np.mean(out**2) == pytest.approx(1.0, rel=1e-4)
+    # One scale: the features keep their means and their sizes relative to each other.
+    np.testing.assert_allclose(out.std(axis=0) / valid.std(axis=0), 1 / scale, rtol=1e-4)
+
+    model = build_head(4, 8, HeadConfig(head="pool", units=4), normalization=layer)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    stats = loaded.get_layer("feature_normalization")
+    np.testing.assert_array_equal(np.asarray(stats.mean), 0.0)
+    np.testing.assert_allclose(np.asarray(stats.variance), scale**2, rtol=1e-6)
+
+
+def test_a_weak_feature_stays_weak_under_rms_and_comes_up_standardised():
+    mean = np.array([1.0, 0.5, 0.0])
+    variance = np.array([0.04, 1e-6, 0.0])  # a strong, a near-dead and a dead feature
+    centre, rms = scaling_statistics(mean, variance, "rms")
+    np.testing.assert_array_equal(centre, 0.0)
+    np.testing.assert_allclose(rms, np.mean(variance + mean**2))
+    centre, per_feature = scaling_statistics(mean, variance, "standardize")
+    np.testing.assert_array_equal(centre, mean)
+    # The near-dead feature's spread: 0.1% of the scale under rms, 1 standardised.
+    assert np.sqrt(variance[1] / rms[1]) < 2e-3 and np.sqrt(variance[1] / per_feature[1]) == 1
+    assert per_feature[2] == 1.0  # dead: centred, not divided by ~0
+    with pytest.raises(ValueError, match=r"Received: mode='minmax'"):
+        scaling_statistics(mean, variance, "minmax")
 
 
 def test_constant_features_are_centred_not_blown_up(tmp_path):
@@ -89,7 +127,7 @@ def test_constant_features_are_centred_not_blown_up(tmp_path):
             writer.add(record, rows, np.arange(3), np.arange(3) * 40.0)
         path = writer.finalize()
     with FeatureStore(path) as store:
-        layer = feature_normalization(store, None)
+        layer = feature_normalization(store, None, mode="standardize")
     out = np.asarray(layer(np.array([[[2.5, 0.0]]], np.float32)))
     # Variance 0 would scale by 1 / epsilon; the feature is centred and kept at scale 1.
     np.testing.assert_allclose(out[0, 0, 0], 0.5, rtol=1e-6)
@@ -102,3 +140,5 @@ def test_bad_arguments_say_what_was_received(store):
         adapt_normalization(keras.layers.Normalization(mean=0.0, variance=1.0), store, None)
     with pytest.raises(ValueError, match="hold no valid frame"):
         valid_frame_moments(store, [])
+    with pytest.raises(ValueError, match=r"Received: mode='none'"):
+        feature_normalization(store, None, mode="none")

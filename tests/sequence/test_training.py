@@ -38,7 +38,7 @@ def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, a
         "bidirectional": False,
         "dropout": 0.0,
     }
-    assert config["head"]["normalize"] is True
+    assert config["head"]["normalize"] == "rms"
     assert config["train"]["fit"]["seed"] == 0 and config["train"]["frames"] == 6
     assert TrainConfig.from_dict(config["train"]).head == HeadConfig(units=16, dropout=0.0)
     assert config["cache_path"] == str(cache.resolve())
@@ -218,6 +218,25 @@ def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
         resumed = train_sequence(cache, interrupted, config, resume=True, verbose=0)
         straight = train_sequence(cache, tmp_path / "straight", config, verbose=0)
     assert resumed.resumed_from == 1 and resumed.history == straight.history
+
+
+def test_unset_epochs_and_lr_come_from_the_data_and_the_head():
+    fit = FitConfig()
+    lstm = fit.resolved(180, head="lstm")  # 12 steps of 16 videos: ceil(800 / 12) epochs
+    assert lstm.epochs == 67 and lstm.lr == 3e-3 and fit.resolved(180, head="gru").lr == 3e-3
+    assert fit.resolved(180, head="transformer").lr == 1e-3 == fit.resolved(180).lr
+    assert fit.resolved(160, replicas=2).epochs == 160  # 5 steps of 32
+    assert fit.resolved(10).epochs == 200 and fit.resolved(20_000).epochs == 20
+    given = FitConfig(lr=0.01, epochs=5)
+    assert given.resolved(180, head="lstm") == given
+
+
+def test_a_run_records_and_trains_with_its_heads_learning_rate(cache_factory, tmp_path):
+    config = TrainConfig.from_dict({"head": "gru", "units": 8, "epochs": 1, "lr": None})
+    result = train_sequence(cache_factory(), tmp_path / "run", config, verbose=0)
+    recorded = json.loads((result.run_dir / "config.json").read_text())
+    assert recorded["train"]["fit"]["lr"] == 3e-3
+    assert result.history[0]["lr"] == pytest.approx(3e-3)
 
 
 def test_learning_rate_schedules():
