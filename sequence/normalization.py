@@ -1,6 +1,6 @@
 """Feature scaling inside the model: a ``Normalization`` adapted on valid frames.
 
-Two modes (:data:`NORMALIZE_MODES`, ``"none"`` being the third, no layer):
+Two modes (:data:`SCALING_MODES`; ``"none"``, the third setting, puts no layer):
 
 * ``"rms"`` (the default): every feature divided by one number, the root mean
   square of all features over the training frames (``sqrt(mean_d E[x_d^2])``).
@@ -26,8 +26,14 @@ import numpy as np
 # Features whose variance is at most this are left unscaled (only centred), as
 # scikit-learn's StandardScaler does: dead CNN channels must not become noise.
 MIN_VARIANCE = 1e-12
-NORMALIZE_MODES = ("rms", "standardize")
+SCALING_MODES = ("rms", "standardize")
 """The modes that put a ``Normalization`` layer in the model (``"none"`` puts none)."""
+
+
+def check_mode(mode):
+    """Raises ValueError unless ``mode`` is one of :data:`SCALING_MODES`."""
+    if mode not in SCALING_MODES:
+        raise ValueError(f"mode must be one of {SCALING_MODES}. Received: mode={mode!r}")
 
 
 class Moments:
@@ -108,11 +114,10 @@ def scaling_statistics(mean, variance, mode):
     """
     mean = np.asarray(mean, dtype=np.float64)
     variance = np.asarray(variance, dtype=np.float64)
+    check_mode(mode)
     if mode == "rms":
         variance = np.full_like(variance, np.mean(variance + mean**2))
         mean = np.zeros_like(mean)
-    elif mode != "standardize":
-        raise ValueError(f"mode must be one of {NORMALIZE_MODES}. Received: mode={mode!r}")
     return mean, np.where(variance > MIN_VARIANCE, variance, 1.0)
 
 
@@ -138,8 +143,7 @@ def adapt_normalization(layer, store, indices, *, mode="rms", batch_videos=64):
             "layer must be a keras.layers.Normalization made without mean/variance. "
             f"Received: layer={layer!r}"
         )
-    if mode not in NORMALIZE_MODES:
-        raise ValueError(f"mode must be one of {NORMALIZE_MODES}. Received: mode={mode!r}")
+    check_mode(mode)  # before the pass over the cache
     mean, variance, _ = valid_frame_moments(store, indices, batch_videos=batch_videos)
     mean, variance = scaling_statistics(mean, variance, mode)
     if not layer.built:

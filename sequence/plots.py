@@ -48,7 +48,8 @@ def plot_training_curves(path, history):
         ax.set(xlabel="epoch", ylabel=key, title=key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
+    # Fixed labels, so fixed margins: tight_layout would draw the figure twice.
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.92, wspace=0.25)
     fig.savefig(path, dpi=100)
     return Path(path)
 

@@ -102,6 +102,7 @@ def test_openvino_cache_dir_follows_vidseq_cache(monkeypatch, tmp_path):
     ("name", "input_size"),
     [("tiny", None), ("mobilenetv2", (32, 32)), ("resnet50", (32, 32))],
 )
+@pytest.mark.slow
 def test_openvino_features_equal_tensorflow(name, input_size):
     net = load_backbone(name, "none", input_size=input_size)
     engine = load_engine(net, "openvino", batch_size=4)

@@ -184,6 +184,7 @@ def parallel_shards(tmp_path_factory):
     return data, shards, single
 
 
+@pytest.mark.slow
 def test_parallel_shards_are_disjoint_and_cover_the_dataset(parallel_shards):
     _, shards, single = parallel_shards
     ids = []

@@ -103,6 +103,7 @@ def _probabilities(predictions, class_names):
 
 
 @pytest.mark.parametrize(("head", "fmt"), AGREEMENT)
+@pytest.mark.slow
 def test_export_predicts_what_the_run_predicts(runs, exports, expected, head, fmt):
     directory = exports(head, fmt)
     names = read_manifest(directory).class_names

@@ -222,6 +222,7 @@ def face_csv(path, rows_per_class=12):
     return path
 
 
+@pytest.mark.slow
 def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path, eagerly):
     csv_path = face_csv(tmp_path / "fer2013.csv")
     settings = ScratchConfig(

@@ -89,6 +89,7 @@ def _straight_and_resumed(cache, root, head):
 
 
 @pytest.mark.parametrize("head", head_names())
+@pytest.mark.slow
 def test_resume_after_an_interruption_gives_the_same_history(runs, head):
     straight, resumed = runs[head]
     assert resumed.resumed_from == 1 and resumed.epochs_completed == 2

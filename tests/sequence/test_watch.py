@@ -44,6 +44,7 @@ def test_watch_labels_a_live_stream_every_stride(run, server, capsys):
     assert "0 dropped" in captured.err
 
 
+@pytest.mark.slow
 def test_watch_survives_a_server_restart_mid_stream(run, server):
     decisions, log = [], []
 
@@ -121,6 +122,7 @@ def test_watch_plays_a_file_to_its_end_and_exits_0(run, tmp_path):
     assert summary.decisions >= int(len(frames) / fps / 0.5) - 1
 
 
+@pytest.mark.slow
 def test_sigterm_ends_watch_cleanly(run, server):
     """``kill PID`` on a running ``vidseq watch`` process: it stops, reports, exits 0."""
     command = [sys.executable, "-m", "vidseq", "watch", str(run), server.url, "--stride", "0.5"]
