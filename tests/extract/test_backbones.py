@@ -162,7 +162,7 @@ def test_registry_feature_dims_match_built_models():
 @pytest.mark.parametrize(
     "name, constructor, preprocess, wrong_mode",
     [
-        ("resnet50", keras.applications.ResNet50, resnet50.preprocess_input, "tf"),
+        ("vgg16", keras.applications.VGG16, vgg16.preprocess_input, "tf"),  # caffe mode
         ("mobilenetv2", keras.applications.MobileNetV2, mobilenet_v2.preprocess_input, "caffe"),
         ("efficientnetb0", keras.applications.EfficientNetB0, efficientnet.preprocess_input, "tf"),
         (
@@ -196,10 +196,10 @@ SEEDED_SCRIPT = """
     from vidseq.extract.backbones import load_backbone
     tiny = load_backbone("tiny", "none", seed=7)
     frames = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    resnet = load_backbone("resnet50", "none", input_size=(32, 32), seed=7)
+    mobilenet = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=7)
     print(json.dumps({
         "tiny": tiny.weights_sha256,
-        "resnet50": resnet.weights_sha256,
+        "mobilenetv2": mobilenet.weights_sha256,
         "features": tiny.extract(frames).tolist(),
     }))
 """
@@ -211,9 +211,9 @@ def test_seeded_init_is_identical_across_processes():
     fresh = json.loads(run_python(SEEDED_SCRIPT))
     tiny = load_backbone("tiny", "none", seed=7)
     frames = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    resnet = load_backbone("resnet50", "none", input_size=(32, 32), seed=7)
+    mobilenet = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=7)
     assert fresh["tiny"] == tiny.weights_sha256
-    assert fresh["resnet50"] == resnet.weights_sha256
+    assert fresh["mobilenetv2"] == mobilenet.weights_sha256
     assert fresh["features"] == tiny.extract(frames).tolist()
 
 
@@ -247,20 +247,18 @@ def test_weights_sha256_covers_shapes_and_values():
 def test_weights_file_of_same_architecture_gives_that_models_features(tmp_path):
     size = (32, 32)
     keras.utils.set_random_seed(42)
-    source = keras.applications.ResNet50(
+    source = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(*size, 3), pooling="avg"
     )
-    path = tmp_path / "resnet50_mine.weights.h5"
+    path = tmp_path / "vgg16_mine.weights.h5"
     source.save_weights(path)
 
-    backbone = load_backbone("resnet50", path, input_size=size, seed=0)
+    backbone = load_backbone("vgg16", path, input_size=size, seed=0)
     frames = random_frames(4, size)
-    expected = np.asarray(source(resnet50.preprocess_input(frames.astype(np.float32))))
+    expected = np.asarray(source(vgg16.preprocess_input(frames.astype(np.float32))))
     assert_features_close(backbone.extract(frames), expected)
     assert backbone.weights_sha256 == weights_sha256(source)
-    assert (
-        backbone.weights_sha256 != load_backbone("resnet50", "none", input_size=size).weights_sha256
-    )
+    assert backbone.weights_sha256 != load_backbone("vgg16", "none", input_size=size).weights_sha256
     assert backbone.weights == str(path.resolve())
 
 
@@ -276,8 +274,8 @@ def test_weights_file_saved_from_a_backbone_model_loads(tmp_path):
 
 def test_weights_file_of_another_architecture_is_a_usage_error(tmp_path):
     size = (32, 32)
-    path = tmp_path / "resnet50.weights.h5"
-    load_backbone("resnet50", "none", input_size=size).model.layers[-1].save_weights(path)
+    path = tmp_path / "vgg16.weights.h5"
+    load_backbone("vgg16", "none", input_size=size).model.layers[-1].save_weights(path)
     for name in ("mobilenetv2", "tiny"):
         with pytest.raises(UsageError, match=re.escape(str(path.resolve()))) as info:
             load_backbone(name, path, input_size=size)
