@@ -326,7 +326,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
 ):
     """A convolutional head (the multi-worker tests train the LSTM)."""
     cache, _ = cache_and_baseline
-    tcn = {**SETTINGS, "head": "tcn", "dropout": 0.0, "clip_dropout": 0.0}
+    tcn = {**SETTINGS, "head": "tcn", "dropout": 0.0, "clip_dropout": 0.0, "epochs": 2}
     with eagerly():
         baseline = train_sequence(
             cache,
@@ -348,7 +348,7 @@ def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
-    run, metrics = check_run_dir(run_dir, SETTINGS["epochs"])
+    run, metrics = check_run_dir(run_dir, tcn["epochs"])
     assert run.config["distribute"] == {
         "strategy": "mirrored",
         "replicas": 2,
