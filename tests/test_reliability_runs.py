@@ -96,7 +96,7 @@ def _history_rows(path):
 
 @pytest.mark.slow
 def test_train_sequence_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, capsys):
-    cache = write_cache(tmp_path / "big.h5", 500)
+    cache = write_cache(tmp_path / "big.h5", 300)
     out = tmp_path / "run"
     args = ["train-sequence", cache, "--out", out, "--epochs", "4", *TRAIN]
     process = subprocess.Popen(
