@@ -484,7 +484,7 @@ def with_epochs(config, num_train, dist):
     that of ``config.head``'s head when the config has one); a resumed run's
     saved settings already hold both.
     """
-    head = getattr(getattr(config, "head", None), "head", None)
+    head = config.head.head if hasattr(config, "head") else None  # finetune keeps its run's
     return dataclasses.replace(config, fit=config.fit.resolved(num_train, dist.replicas, head=head))
 
 

@@ -53,6 +53,19 @@ def test_streaming_batch_size_does_not_change_the_result(store):
         np.testing.assert_allclose(streamed[1], in_memory[1], rtol=1e-12, atol=1e-12)
 
 
+def _saved_and_reloaded(layer, x, tmp_path):
+    """A head around ``layer``, saved and loaded with safe_mode: the reloaded layer.
+
+    The reloaded model must give exactly the saved one's outputs on ``x``.
+    """
+    model = build_head(4, 8, HeadConfig(head="pool", units=4), normalization=layer)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    return loaded.get_layer("feature_normalization")
+
+
 def test_adapted_layer_standardises_and_loads_with_safe_mode(store, tmp_path):
     train = store.select(split="train")
     layer = feature_normalization(store, train, mode="standardize", batch_videos=5)
@@ -61,12 +74,7 @@ def test_adapted_layer_standardises_and_loads_with_safe_mode(store, tmp_path):
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=0), 1.0, atol=1e-4)
 
-    model = build_head(4, 8, HeadConfig(head="pool", units=4), normalization=layer)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(loaded(x), model(x))
-    stats = loaded.get_layer("feature_normalization")
+    stats = _saved_and_reloaded(layer, x, tmp_path)
     np.testing.assert_allclose(np.asarray(stats.mean).ravel(), numpy_moments(store, train)[0])
 
 
@@ -82,12 +90,7 @@ def test_rms_mode_divides_every_feature_by_one_scale_and_loads_with_safe_mode(st
     # One scale: the features keep their means and their sizes relative to each other.
     np.testing.assert_allclose(out.std(axis=0) / valid.std(axis=0), 1 / scale, rtol=1e-4)
 
-    model = build_head(4, 8, HeadConfig(head="pool", units=4), normalization=layer)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(loaded(x), model(x))
-    stats = loaded.get_layer("feature_normalization")
+    stats = _saved_and_reloaded(layer, x, tmp_path)
     np.testing.assert_array_equal(np.asarray(stats.mean), 0.0)
     np.testing.assert_allclose(np.asarray(stats.variance), scale**2, rtol=1e-6)
 
