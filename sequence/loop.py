@@ -28,7 +28,7 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from vidseq.errors import UsageError
-from vidseq.sequence import plots, reports
+from vidseq.sequence import checkpoint, plots, reports
 from vidseq.sequence import run_dir as rd
 from vidseq.sequence.distribute import replica_batch
 from vidseq.sequence.evaluation import write_evaluation
@@ -164,8 +164,8 @@ class RunStateCallback(keras.callbacks.Callback):
         if s.best_val_loss is None or val_loss < s.best_val_loss:
             s.best_val_loss, s.best_epoch = float(val_loss), epoch + 1
             s.wait = s.plateau_wait = 0
-            s.best_weights = f"best-{epoch + 1:04d}.weights.h5"
-            self.model.save_weights(self.ckpt_dir / s.best_weights)
+            s.best_weights = checkpoint.best_file(epoch + 1)
+            checkpoint.save_values(self.ckpt_dir / s.best_weights, self.model, optimizer=False)
         else:
             s.wait += 1
             s.plateau_wait += 1
@@ -178,12 +178,12 @@ class RunStateCallback(keras.callbacks.Callback):
 
     def _checkpoint(self, epoch):
         s = self.state
-        s.checkpoint = f"epoch-{epoch + 1:04d}.keras"
-        self.model.save(self.ckpt_dir / s.checkpoint)
+        s.checkpoint = checkpoint.epoch_file(epoch + 1)
+        checkpoint.save_values(self.ckpt_dir / s.checkpoint, self.model, optimizer=True)
         s.epochs_done = epoch + 1
         rd.write_state(self.run_path, s)
         reports.write_history_csv(self.run_path / rd.HISTORY_FILE, s.history)
-        keep = {s.checkpoint, s.best_weights, rd.STATE_FILE}
+        keep = {checkpoint.INITIAL_FILE, s.checkpoint, s.best_weights, rd.STATE_FILE}
         for path in self.ckpt_dir.iterdir():
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
@@ -239,13 +239,14 @@ def fit(
     }
     start = time.perf_counter()
     if start_epoch < fit_config.epochs and not state.stopped_early:
+        checkpoint.save_initial(model, run_path / rd.CHECKPOINT_DIR)
         if dist.loop == "custom":
             fit_custom(model, dist.strategy, train_batches, val_batches, **kwargs)
         else:
             model.fit(train_batches, validation_data=val_batches, shuffle=False, **kwargs)
     seconds = time.perf_counter() - start
     if state.best_weights:
-        model.load_weights(run_path / rd.CHECKPOINT_DIR / state.best_weights)
+        checkpoint.restore_weights(model, run_path / rd.CHECKPOINT_DIR / state.best_weights)
     model.save(run_path / rd.MODEL_FILE)
     reports.write_history_csv(run_path / rd.HISTORY_FILE, state.history)
     plots.plot_training_curves(run_path / rd.CURVES_FILE, state.history)
@@ -470,10 +471,12 @@ def resume_or_compile(model_factory, opened, run_path, dist, fit_config, *, mixe
     """
     with dist.scope():  # the model and its optimizer are the strategy's
         if opened.resuming:
-            checkpoint = Path(run_path) / rd.CHECKPOINT_DIR / opened.state.checkpoint
-            return load_model_file(checkpoint, compile=True), int(opened.state.epochs_done)
+            ckpt_dir = Path(run_path) / rd.CHECKPOINT_DIR
+            model = checkpoint.load_checkpoint(ckpt_dir, opened.state.checkpoint)
+            return model, int(opened.state.epochs_done)
         model = model_factory()
         compile_classifier(model, fit_config, mixed_precision=mixed_precision)
+        model.optimizer.build(model.trainable_variables)  # its slots go into every checkpoint
     return model, 0
 
 

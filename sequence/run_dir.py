@@ -1,11 +1,11 @@
 """The run directory's lifecycle: its files, config.json, state.json, check, clear, resume.
 
 A run directory is created empty (or replaced with ``overwrite``), receives
-``config.json`` before training, ``checkpoints/`` (the last epoch's model with
-its optimizer, the best weights so far and ``state.json``) each epoch, and its
-reports at the end. :func:`open_run` checks a directory before a training
-command writes anything and brings back an interrupted run's state and
-settings. No TensorFlow here (see ``saved_run`` for loading a model).
+``config.json`` before training, ``checkpoints/`` (see ``checkpoint``: the
+last epoch's variables with its optimizer's, the best weights so far and
+``state.json``) each epoch, and its reports at the end. :func:`open_run`
+checks a directory before a training command writes anything and brings back
+an interrupted run's state and settings. No TensorFlow here (see ``saved_run`` for loading a model).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class RunState:
 
     Attributes:
         epochs_done: Epochs completed.
-        checkpoint: File (in ``checkpoints/``) of the last epoch's model, or None.
+        checkpoint: File (in ``checkpoints/``) of the last epoch's variables, or None.
         best_weights: File of the best epoch's weights, or None.
         best_val_loss: Best validation loss so far, or None.
         best_epoch: 1-based epoch of the best weights (0: none yet).

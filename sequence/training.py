@@ -169,12 +169,13 @@ def train_sequence(
     """Trains the temporal head on a feature cache and writes a run directory.
 
     The run directory receives ``config.json`` (before training),
-    ``checkpoints/`` (each epoch: the model with its optimizer state, the best
-    weights so far, ``state.json``), ``history.csv`` (each epoch), and at the
-    end ``model.keras`` (best weights), ``metrics.json``,
-    ``classification_report.txt``, ``confusion_matrix.png`` and
-    ``training_curves.png``. ``config.json`` records the strategy under
-    ``distribute`` (``strategy``, ``replicas``, ``num_workers``, ``loop``).
+    ``checkpoints/`` (the compiled model once, then each epoch the values of
+    its variables and its optimizer's, the best weights so far, ``state.json``),
+    ``history.csv`` (each epoch), and at the end ``model.keras`` (best
+    weights), ``metrics.json``, ``classification_report.txt``,
+    ``confusion_matrix.png`` and ``training_curves.png``. ``config.json``
+    records the strategy under ``distribute`` (``strategy``, ``replicas``,
+    ``num_workers``, ``loop``).
 
     Under ``config.fit.strategy="multiworker"`` every worker calls this with
     the same arguments; only the chief writes ``out_dir`` (the others

@@ -13,6 +13,7 @@ import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
+from vidseq.sequence import checkpoint
 from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
 from vidseq.sequence.evaluation import evaluate_run
 from vidseq.sequence.loop import scheduled_lr
@@ -185,6 +186,22 @@ def _old_flat_layout(run_dir):
     return config["train"]
 
 
+def _earlier_checkpoints(run_dir):
+    """Rewrites ``checkpoints/`` as earlier versions wrote it: a .keras archive per epoch."""
+    ckpt_dir = run_dir / "checkpoints"
+    state = json.loads((ckpt_dir / "state.json").read_text())
+    model = checkpoint.load_checkpoint(ckpt_dir, state["checkpoint"])
+    epoch = state["epochs_done"]
+    model.save(ckpt_dir / f"epoch-{epoch:04d}.keras")
+    checkpoint.restore_weights(model, ckpt_dir / state["best_weights"])
+    model.save_weights(ckpt_dir / f"best-{state['best_epoch']:04d}.weights.h5")
+    for name in (checkpoint.INITIAL_FILE, state["checkpoint"], state["best_weights"]):
+        (ckpt_dir / name).unlink()
+    state["checkpoint"] = f"epoch-{epoch:04d}.keras"
+    state["best_weights"] = f"best-{state['best_epoch']:04d}.weights.h5"
+    (ckpt_dir / "state.json").write_text(json.dumps(state))
+
+
 class _Interrupt(Exception):
     pass
 
@@ -194,7 +211,7 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
         raise _Interrupt
 
 
-def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
+def test_a_run_written_by_an_earlier_version_evaluates_and_resumes(
     trained_run, cache_factory, tmp_path, small_config, eagerly
 ):
     cache, run_dir, result, _ = trained_run
@@ -214,6 +231,7 @@ def test_a_run_written_with_the_old_flat_config_evaluates_and_resumes(
     with eagerly(), pytest.raises(_Interrupt):
         train_sequence(cache, interrupted, config, verbose=0, callbacks=[_StopAfterFirstEpoch()])
     _old_flat_layout(interrupted)
+    _earlier_checkpoints(interrupted)
     with eagerly():
         resumed = train_sequence(cache, interrupted, config, resume=True, verbose=0)
         straight = train_sequence(cache, tmp_path / "straight", config, verbose=0)
