@@ -37,7 +37,8 @@ _CHATTER = re.compile(
     r"|[IW]\d{4} "  # absl/glog INFO and WARNING lines
     r"|To enable the following instructions:"
     r"|E\d{4} .*(cuInit|cuda_dnn|cuda_fft|cuda_blas|Unable to register cu\w+ factory)"
-    r"|.*TF-TRT Warning: Could not find TensorRT)"
+    r"|.*TF-TRT Warning: Could not find TensorRT"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"  # LiteRT, per interpreter
 )
 _CUINIT = re.compile(r"failed call to cuInit: (.*)$")
 
@@ -63,17 +64,37 @@ def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
     # real failures surface as Python exceptions, and a GPU problem as our own line.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
-        with _captured_fd2() as captured:
+        with native_chatter_dropped(stream) as captured:
             tf = importlib.import_module("tensorflow")
             gpus = tf.config.list_physical_devices("GPU")
-        kept = [line for line in captured if line.strip() and not _CHATTER.match(line)]
-        for line in kept:
-            print(line, file=stream)
         problem = device_problem(captured, gpus, os.path.exists(NVIDIA_DRIVER))
         if problem:
             print(f"vidseq: warning: {problem}", file=stream)
     for name in ("tensorflow", "absl", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_chatter_dropped(stream=None):
+    """Drops the known start-up chatter that native code writes to descriptor 2 in the block.
+
+    Every other line is passed on to ``stream`` (``sys.stderr`` if None) when the
+    block ends, also when it raises. With ``VIDSEQ_DEBUG=1`` nothing is captured.
+
+    Yields:
+        A list that holds every captured line once the block has ended.
+    """
+    if debug_requested():
+        yield []
+        return
+    captured = []
+    try:
+        with _captured_fd2() as captured:
+            yield captured
+    finally:
+        for line in captured:
+            if line.strip() and not _CHATTER.match(line):
+                print(line, file=stream or sys.stderr)
 
 
 def quiet_decoders(verbose: bool = False) -> None:

@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,7 +300,9 @@ def _write_onnx(model, specs, path):
     import onnx
 
     signature = [specs] if len(specs) > 1 else specs
-    model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+    with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object: NumPy 2 warns
+        warnings.filterwarnings("ignore", r"In the future `np\.object`", FutureWarning)
+        model.export(str(path), format="onnx", input_signature=signature, verbose=False)
     graph = onnx.load(str(path))
     old = graph.graph.output[0].name
     for node in graph.graph.node:

@@ -18,6 +18,7 @@ import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.frames import read_frames
+from vidseq.quiet import native_chatter_dropped
 from vidseq.sequence.export_manifest import FORMATS, read_manifest
 from vidseq.sequence.predict import Prediction
 from vidseq.sequence.temporal import segment_positions
@@ -177,6 +178,8 @@ def _load_litert(path, manifest):
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
         interpreter = Interpreter(model_path=path)
+    with native_chatter_dropped():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interpreter.allocate_tensors()
     runner = interpreter.get_signature_runner("serving_default")
     output = manifest.outputs[0].name
     return lambda feeds: runner(**feeds)[output]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from vidseq.extract.sample_data import make_sample
-from vidseq.quiet import device_problem
+from vidseq.quiet import device_problem, native_chatter_dropped
 
 # absl/glog line heads (I0000 00:00:..., E0000 ...) and TensorFlow's start-up phrases.
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cuda drivers|cuInit|oneDNN", re.M)
@@ -70,6 +70,23 @@ def test_a_gpu_problem_is_one_line_of_vidseqs_own():
     assert device_problem(lines, gpus=["gpu:0"], driver_present=True) is None
     problem = device_problem(lines, gpus=[], driver_present=True)
     assert "TensorFlow sees no GPU (CUDA error 303)" in problem and "\n" not in problem
+
+
+def test_native_chatter_is_dropped_and_other_lines_pass_even_when_the_block_fails(
+    capfd, monkeypatch
+):
+    monkeypatch.delenv("VIDSEQ_DEBUG", raising=False)
+    chatter = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    with pytest.raises(RuntimeError), native_chatter_dropped() as captured:
+        os.write(2, chatter + b"E0000 00:00 7 x.cc:1] a real problem\n")
+        raise RuntimeError
+    assert capfd.readouterr().err == "E0000 00:00 7 x.cc:1] a real problem\n"
+    assert len(captured) == 2
+
+    monkeypatch.setenv("VIDSEQ_DEBUG", "1")
+    with native_chatter_dropped():
+        os.write(2, chatter)
+    assert capfd.readouterr().err == chatter.decode()
 
 
 def test_the_command_line_imports_no_tensorflow_until_a_command_needs_it():

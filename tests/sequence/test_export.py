@@ -179,6 +179,14 @@ def test_fixed_batch_export_predicts_any_number_of_videos(runs, expected, tmp_pa
     np.testing.assert_allclose(_probabilities(got, ["Grow", "Shrink"]), expected("lstm"), atol=1e-4)
 
 
+def test_predict_on_an_export_prints_no_runtime_log_line(runs, exports, capfd):
+    for fmt in ("litert", "openvino", "onnx"):  # LiteRT logs its CPU delegate per interpreter
+        assert main(["predict", str(exports("lstm", fmt)), runs["videos"][0]]) == 0
+        captured = capfd.readouterr()
+        assert captured.err == "", (fmt, captured.err)
+        assert len(captured.out.splitlines()) == 1, (fmt, captured.out)
+
+
 def test_cli_export_then_predict_on_the_export(runs, exports, tmp_path, capsys):
     out = tmp_path / "cli-export"
     assert main(["export", str(runs["lstm"]), "--format", "onnx", "--out", str(out)]) == 0
