@@ -6,8 +6,8 @@ then writes only values: the model's and the optimizer's variables
 (``epoch-NNNN.npz``) and, when validation improves, the model's
 (``best-NNNN.npz``). Writing values is two to five times faster than writing
 a ``.keras`` archive of the same model (``bench/checkpoint_cost.py``); on small
-runs the archive was a fifth of the training time. Resuming loads ``initial.keras`` and assigns the last epoch's
-values.
+runs the archive was a fifth of the training time. Resuming loads
+``initial.keras`` and assigns the last epoch's values.
 
 Runs checkpointed by earlier vidseq versions (a ``.keras`` archive per epoch,
 ``best-NNNN.weights.h5``) resume as before.
