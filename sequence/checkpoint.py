@@ -26,6 +26,7 @@ from vidseq.sequence.saved_run import load_model_file
 INITIAL_FILE = "initial.keras"
 MODEL_KEY = "model"
 OPTIMIZER_KEY = "optimizer"
+_UNREADABLE = (zipfile.BadZipFile, OSError, EOFError, ValueError)
 
 
 def epoch_file(epoch):
@@ -85,8 +86,12 @@ def load_checkpoint(ckpt_dir, name):
     return model
 
 
+def _corrupt(path):
+    return UsageError(f"{path}: not a valid checkpoint (truncated or corrupt)")
+
+
 def _keyed(prefix, variables):
-    return {f"{prefix}/{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+    return {f"{prefix}/{i:05d}": v.numpy() for i, v in enumerate(variables)}
 
 
 def _open_values(path):
@@ -94,8 +99,8 @@ def _open_values(path):
         raise UsageError(f"{path}: missing; the run's checkpoints are incomplete")
     try:
         return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        raise UsageError(f"{path}: not a valid checkpoint (truncated or corrupt)") from None
+    except _UNREADABLE:
+        raise _corrupt(path) from None
 
 
 def _assign(variables, values, prefix, path):
@@ -107,8 +112,8 @@ def _assign(variables, values, prefix, path):
     for key, variable in zip(keys, variables, strict=True):
         try:
             value = values[key]
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-            raise UsageError(f"{path}: not a valid checkpoint (truncated or corrupt)") from None
+        except _UNREADABLE:  # a member's data fails its CRC or ends early
+            raise _corrupt(path) from None
         if tuple(value.shape) != tuple(variable.shape):
             raise UsageError(
                 f"{path}: {prefix} variable {variable.path} has shape {value.shape}; "

@@ -5,7 +5,8 @@ A run directory is created empty (or replaced with ``overwrite``), receives
 last epoch's variables with its optimizer's, the best weights so far and
 ``state.json``) each epoch, and its reports at the end. :func:`open_run`
 checks a directory before a training command writes anything and brings back
-an interrupted run's state and settings. No TensorFlow here (see ``saved_run`` for loading a model).
+an interrupted run's state and settings. No TensorFlow here (see
+``saved_run`` for loading a model).
 """
 
 from __future__ import annotations
