@@ -15,22 +15,27 @@ TensorFlow (the cache and the command line's help stay fast).
 """
 
 import importlib
+import sys
 
-__version__ = "0.1.0"
+from vidseq.compat import MOVED, MovedModuleFinder
+from vidseq.version import __version__
+
+if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.append(MovedModuleFinder(MOVED))
 
 _EXPORTS = {
     # extraction and the cache
     "extract_features": ("vidseq.extract.pipeline", "extract_features"),
-    "FrameSpec": ("vidseq.extract.framespec", "FrameSpec"),
-    "SamplingConfig": ("vidseq.extract.sampling", "SamplingConfig"),
+    "FrameSpec": ("vidseq.extract.decode.framespec", "FrameSpec"),
+    "SamplingConfig": ("vidseq.extract.decode.sampling", "SamplingConfig"),
     "FeatureStore": ("vidseq.cache.store", "FeatureStore"),
     # training, evaluation, prediction
-    "train_sequence": ("vidseq.sequence.training", "train_sequence"),
-    "finetune": ("vidseq.sequence.finetune", "finetune"),
-    "train_from_scratch": ("vidseq.sequence.scratch", "train_from_scratch"),
-    "evaluate": ("vidseq.sequence.evaluation", "evaluate_run"),
-    "predict": ("vidseq.sequence.predict", "predict_videos"),
-    "compare": ("vidseq.sequence.compare", "compare"),
+    "train_sequence": ("vidseq.sequence.train.training", "train_sequence"),
+    "finetune": ("vidseq.sequence.train.finetune", "finetune"),
+    "train_from_scratch": ("vidseq.sequence.train.scratch", "train_from_scratch"),
+    "evaluate": ("vidseq.sequence.runs.evaluation", "evaluate_run"),
+    "predict": ("vidseq.sequence.infer.predict", "predict_videos"),
+    "compare": ("vidseq.sequence.studies.compare", "compare"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),

@@ -11,9 +11,9 @@ import json
 import re
 import sys
 
-from vidseq import __version__
 from vidseq.errors import SourceReadError, UsageError, VidseqError
 from vidseq.quiet import quiet_decoders, quiet_tensorflow
+from vidseq.version import __version__
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -45,7 +45,7 @@ def _print_json(value) -> None:
 
 
 def cmd_make_sample(args) -> int:
-    from vidseq.extract.sample_data import make_sample
+    from vidseq.extract.sources.sample_data import make_sample
 
     kwargs = {"seed": args.seed, "classes": args.classes}
     if args.videos_per_class is not None:
@@ -59,7 +59,7 @@ def cmd_make_sample(args) -> int:
 
 def _sampling_config(args, num_frames):
     """The SamplingConfig that the sampling flags of a command describe."""
-    from vidseq.extract.sampling import SamplingConfig
+    from vidseq.extract.decode.sampling import SamplingConfig
 
     return SamplingConfig(
         mode=args.sampling,
@@ -72,7 +72,7 @@ def _sampling_config(args, num_frames):
 
 
 def _add_sampling_arguments(parser) -> None:
-    from vidseq.extract.sampling import SAMPLING_MODES, SamplingConfig
+    from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
 
     defaults = SamplingConfig()
     parser.add_argument(
@@ -104,7 +104,7 @@ def _add_sampling_arguments(parser) -> None:
 
 
 def cmd_extract_features(args) -> int:
-    from vidseq.extract.framespec import FrameSpec
+    from vidseq.extract.decode.framespec import FrameSpec
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sharding import Shard
 
@@ -203,7 +203,7 @@ def _run_options(args) -> dict:
 
 def cmd_train_sequence(args) -> int:
     from vidseq.sequence.config import TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     config = TrainConfig.from_dict(vars(args))  # head and fit fields are read from the flags
     result = train_sequence(_cache_arg(args.cache), args.out, config, **_run_options(args))
@@ -222,8 +222,8 @@ def _seeds(text):
 
 
 def cmd_compare(args) -> int:
-    from vidseq.sequence.compare import compare
     from vidseq.sequence.config import TrainConfig
+    from vidseq.sequence.studies.compare import compare
 
     config = TrainConfig.from_dict({**vars(args), "head": "lstm"})
     result = compare(
@@ -285,7 +285,7 @@ def _add_compare_parser(commands) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from vidseq.sequence.evaluation import evaluate_run
+    from vidseq.sequence.runs.evaluation import evaluate_run
 
     result = evaluate_run(
         args.run, _cache_arg(args.cache), split=args.split, out_dir=args.out, num_clips=args.clips
@@ -298,8 +298,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from vidseq.sequence.export_manifest import is_export_dir
-    from vidseq.sequence.predict import predict_videos
+    from vidseq.sequence.export.manifest import is_export_dir
+    from vidseq.sequence.infer.predict import predict_videos
 
     if args.window is not None:
         return cmd_predict_windows(args)
@@ -328,8 +328,8 @@ def _report_predictions(predictions, as_json) -> int:
 
 def cmd_predict_windows(args) -> int:
     """``predict --window``: sliding windows, segments, table/JSON/CSV/PNG."""
-    from vidseq.sequence.timeline import format_table, plot_timeline, write_csv
-    from vidseq.sequence.windowed import predict_windows
+    from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
+    from vidseq.sequence.infer.windowed import predict_windows
 
     result = predict_windows(
         args.run,
@@ -356,7 +356,7 @@ def cmd_predict_windows(args) -> int:
 
 def cmd_watch(args) -> int:
     """``watch``: one decision per stride on a live stream."""
-    from vidseq.sequence.watch import watch
+    from vidseq.sequence.infer.watch import watch
 
     def emit(decision):
         text = json.dumps(decision.to_dict()) if args.json else decision.format()
@@ -411,7 +411,7 @@ def _add_window_arguments(predict) -> None:
 
 
 def cmd_export(args) -> int:
-    from vidseq.sequence.export import export_run
+    from vidseq.sequence.export.build import export_run
 
     result = export_run(args.run, args.out, format=args.format, part=args.part, batch=args.batch)
     print(result.summary())
@@ -419,7 +419,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict_export(args) -> int:
-    from vidseq.sequence.export_runtime import predict_export
+    from vidseq.sequence.export.runtime import predict_export
 
     if args.engine != "tf":
         raise UsageError(
@@ -431,7 +431,7 @@ def cmd_predict_export(args) -> int:
 
 
 def _add_export_parser(commands) -> None:
-    from vidseq.sequence.export_manifest import FORMATS, PARTS
+    from vidseq.sequence.export.manifest import FORMATS, PARTS
 
     parser = commands.add_parser(
         "export",
@@ -451,7 +451,7 @@ def _add_export_parser(commands) -> None:
 
 
 def cmd_demo(args) -> int:
-    from vidseq.sequence.demo import DEMO_BACKBONE, run_demo
+    from vidseq.sequence.studies.demo import DEMO_BACKBONE, run_demo
 
     result = run_demo(args.workdir, seed=args.seed)
     print(
@@ -625,7 +625,7 @@ def _add_train_parser(commands) -> None:
 
 def _scratch_config(args):
     """The ScratchConfig of ``finetune --from-scratch``: the flags, with the frames' settings."""
-    from vidseq.extract.framespec import FrameSpec
+    from vidseq.extract.decode.framespec import FrameSpec
     from vidseq.sequence.config import ScratchConfig
 
     frames = FrameSpec.from_options(
@@ -649,8 +649,8 @@ def _scratch_config(args):
 
 def cmd_finetune(args) -> int:
     from vidseq.sequence.config import FinetuneConfig
-    from vidseq.sequence.finetune import finetune
-    from vidseq.sequence.scratch import train_from_scratch
+    from vidseq.sequence.train.finetune import finetune
+    from vidseq.sequence.train.scratch import train_from_scratch
 
     if args.from_scratch:
         config = _scratch_config(args)
@@ -719,7 +719,7 @@ def _add_finetune_parser(commands) -> None:
 
 def _add_scratch_arguments(parser, defaults) -> None:
     """The --from-scratch group of finetune, defaults from a ScratchConfig."""
-    from vidseq.extract.backbones import backbone_names
+    from vidseq.extract.models.backbones import backbone_names
 
     scratch = parser.add_argument_group("from scratch (--from-scratch DATA_OR_CACHE)")
     scratch.add_argument(
@@ -788,8 +788,8 @@ def _add_frame_arguments(parser) -> None:
 
 
 def _add_extract_parser(commands) -> None:
-    from vidseq.extract.backbones import backbone_names
-    from vidseq.extract.dataset import source_names
+    from vidseq.extract.models.backbones import backbone_names
+    from vidseq.extract.sources.dataset import source_names
 
     parser = commands.add_parser(
         "extract-features",

@@ -34,8 +34,8 @@ def trained_head(head, dim, frames):
     import numpy as np
 
     from vidseq.sequence.config import FitConfig, HeadConfig
-    from vidseq.sequence.head import build_head
-    from vidseq.sequence.loop import compile_classifier
+    from vidseq.sequence.train.loop import compile_classifier
+    from vidseq.sequence.train.model import build_head
 
     model = build_head(101, dim, HeadConfig(head=head), num_frames=frames)
     compile_classifier(model, FitConfig(lr=1e-3))
@@ -47,7 +47,7 @@ def trained_head(head, dim, frames):
 
 def writes(model, folder):
     """The four ways to checkpoint ``model`` into ``folder``, as calls."""
-    from vidseq.sequence import checkpoint
+    from vidseq.sequence.train import checkpoint
 
     return [
         lambda: model.save(folder / "epoch.keras"),

@@ -51,8 +51,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extract_throughput import make_videos, video_paths
 
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.sampling import SamplingConfig
 
 HD_FPS = 25
 KEYFRAME_SECONDS = (1, 2, 10)

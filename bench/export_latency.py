@@ -29,17 +29,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from vidseq.extract.framespec import FrameSpec
-from vidseq.sequence.export import servable, write_model_files
-from vidseq.sequence.export_manifest import FORMATS, ExportManifest, TensorInfo, write_manifest
-from vidseq.sequence.export_runtime import ExportedModel
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.sequence.export.build import servable, write_model_files
+from vidseq.sequence.export.manifest import FORMATS, ExportManifest, TensorInfo, write_manifest
+from vidseq.sequence.export.runtime import ExportedModel
 
 
 def build_model(frames, size):
     """The end-to-end mobilenetv2 + LSTM model, as an export holds it."""
-    from vidseq.extract.backbones import load_backbone
-    from vidseq.sequence.finetune import build_end_to_end
-    from vidseq.sequence.head import build_head
+    from vidseq.extract.models.backbones import load_backbone
+    from vidseq.sequence.train.finetune import build_end_to_end
+    from vidseq.sequence.train.model import build_head
 
     backbone = load_backbone("mobilenetv2", "none", input_size=(size, size))
     head = build_head(2, backbone.feature_dim, num_frames=frames)

@@ -46,9 +46,9 @@ import numpy as np
 
 _CHILD_EXTRACT = """
 import json, resource, time
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.sampling import SamplingConfig
 start = time.perf_counter()
 summary = extract_features({data!r}, {out!r}, source="manifest", backbone="mobilenetv2",
     weights="none", input_size=(32, 32), frames=FrameSpec(SamplingConfig(num_frames=16)),
@@ -63,7 +63,7 @@ _CHILD_TRAIN = """
 import json, resource, time
 import keras
 from vidseq.sequence.config import FitConfig, TrainConfig
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.train.training import train_sequence
 marks = {{}}
 class Marks(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):

@@ -127,9 +127,9 @@ def run_vidseq(data: Path, out: Path, args, engine: str) -> tuple[float, float, 
         setup seconds, frames through the CNN, CPU seconds after the setup.
     """
     from vidseq.extract import pipeline
-    from vidseq.extract.framespec import FrameSpec
+    from vidseq.extract.decode.framespec import FrameSpec
+    from vidseq.extract.decode.sampling import SamplingConfig
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sampling import SamplingConfig
 
     marks = []
     extract_into = pipeline._extract_into
@@ -224,8 +224,8 @@ def run_tutorial(model, paths: list[str], size: tuple[int, int], frames: int) ->
 
 def _decode_all(paths, frames: int, size) -> np.ndarray:
     """The very frames ``vidseq`` feeds the CNN: uniform sampling, resized, uint8 RGB."""
-    from vidseq.extract.frames import FrameGeometry, read_frames
-    from vidseq.extract.sampling import SamplingConfig
+    from vidseq.extract.decode.frames import FrameGeometry, read_frames
+    from vidseq.extract.decode.sampling import SamplingConfig
 
     sampling = SamplingConfig(mode="uniform", num_frames=frames)
     geometry = FrameGeometry(size=tuple(size))
@@ -293,8 +293,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     engines = args.engine or ["tf"]
 
-    from vidseq.extract.backbones import load_backbone
-    from vidseq.extract.engines import load_engine
+    from vidseq.extract.models.backbones import load_backbone
+    from vidseq.extract.models.engines import load_engine
 
     print(_device_line())
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))

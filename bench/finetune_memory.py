@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
     """
     import resource, sys, time
     from vidseq.sequence.config import FinetuneConfig, FitConfig
-    from vidseq.sequence.finetune import finetune
+    from vidseq.sequence.train.finetune import finetune
     start = time.perf_counter()
     result = finetune(sys.argv[1], sys.argv[2], FinetuneConfig(
         fit=FitConfig(epochs=1, batch_size=8), unfreeze=2, augment=True, workers=2), verbose=0)
@@ -43,9 +43,9 @@ CHILD = textwrap.dedent(
 def prepare(root: Path, videos_per_class: int) -> Path:
     """make-sample → tiny features → a 1-epoch feature run; returns the run directory."""
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sample_data import make_sample
+    from vidseq.extract.sources.sample_data import make_sample
     from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     sample = make_sample(root / "sample", videos_per_class=videos_per_class, overwrite=True)
     cache = extract_features(sample, root / "features.h5", progress=False, overwrite=True).out

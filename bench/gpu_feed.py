@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.sampling import SamplingConfig
 
 
 def write_videos(folder: Path, count: int, seconds: float = 7.0) -> list[Path]:

@@ -35,8 +35,8 @@ def epoch_seconds(cache, out, head, streaming):
     import keras
 
     from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.saved_run import load_run
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.runs.saved_run import load_run
+    from vidseq.sequence.train.training import train_sequence
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -40,10 +40,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
 
 DECODE_MODES = ("uniform", "uniform-opencv", "motion", "keyframes")
 

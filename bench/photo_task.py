@@ -43,13 +43,13 @@ import numpy as np
 from skimage import data as photos
 
 from vidseq.cache.store import FeatureStore
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.config import HeadConfig
-from vidseq.sequence.evaluation import bag_of_frames_baseline
-from vidseq.sequence.head import build_head
-from vidseq.sequence.normalization import feature_normalization
+from vidseq.sequence.runs.evaluation import bag_of_frames_baseline
+from vidseq.sequence.train.model import build_head
+from vidseq.sequence.train.normalization import feature_normalization
 
 PHOTOS = [
     "astronaut",

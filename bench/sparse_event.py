@@ -62,11 +62,11 @@ import numpy as np
 from skimage import data as photos
 
 from vidseq.cache.store import FeatureStore
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
 from vidseq.sequence.config import FitConfig, TrainConfig
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.train.training import train_sequence
 
 PHOTOS = (
     "astronaut",

@@ -127,7 +127,7 @@ def time_load(path: Path, raw: Path, repeats: int) -> tuple[list[float], list[fl
 def time_epoch(cache: Path, out: Path, streaming: str, args) -> float:
     """Seconds of one epoch of train_sequence's fit (training + validation pass)."""
     from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     config = TrainConfig(
         head=HeadConfig(units=args.units),

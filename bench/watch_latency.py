@@ -29,11 +29,11 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample, sample_video
-from vidseq.extract.sampling import SamplingConfig
-from vidseq.sequence.training import TrainConfig, train_sequence
-from vidseq.sequence.watch import watch
+from vidseq.extract.sources.sample_data import make_sample, sample_video
+from vidseq.sequence.infer.watch import watch
+from vidseq.sequence.train.training import TrainConfig, train_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sequence"))
 from mjpeg_server import MJPEGServer  # the tests' loopback server

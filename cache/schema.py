@@ -17,8 +17,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-import vidseq
 from vidseq.errors import CacheError
+from vidseq.version import __version__
 
 SCHEMA_VERSION = 1
 """The newest schema version this code reads and the one it writes."""
@@ -302,7 +302,7 @@ def write_meta(h5: h5py.File, meta: CacheMeta) -> None:
     attrs[ATTR_FEATURE_DIM] = np.int64(meta.feature_dim)
     attrs[ATTR_SAMPLING] = json.dumps(meta.sampling, sort_keys=True)
     attrs[ATTR_CLASS_NAMES] = json.dumps(meta.class_names, ensure_ascii=False)
-    attrs[ATTR_VIDSEQ_VERSION] = vidseq.__version__
+    attrs[ATTR_VIDSEQ_VERSION] = __version__
     attrs[ATTR_WEIGHTS_SEED] = np.int64(meta.weights_seed)
 
 
@@ -383,7 +383,7 @@ def _check_format(h5: h5py.File, where: str) -> None:
     if version > SCHEMA_VERSION:
         raise CacheError(
             f"{where}: schema_version {version} is newer than this vidseq "
-            f"({vidseq.__version__}) understands (up to {SCHEMA_VERSION}); upgrade vidseq"
+            f"({__version__}) understands (up to {SCHEMA_VERSION}); upgrade vidseq"
         )
     if version < 1:
         raise CacheError(f"{where}: invalid schema_version {version} (expected 1)")

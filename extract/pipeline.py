@@ -26,13 +26,13 @@ from tqdm import tqdm
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
-from vidseq.extract.backbones import Backbone, get_spec, load_backbone
-from vidseq.extract.dataset import load_dataset
-from vidseq.extract.engines import check_engine, load_engine
-from vidseq.extract.frames import SampledFrames, read_frames
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.items import Dataset, RejectedInput, VideoItem
+from vidseq.extract.decode.frames import SampledFrames, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.models.backbones import Backbone, get_spec, load_backbone
+from vidseq.extract.models.engines import check_engine, load_engine
 from vidseq.extract.sharding import Shard
+from vidseq.extract.sources.dataset import load_dataset
+from vidseq.extract.sources.items import Dataset, RejectedInput, VideoItem
 
 DTYPES = ("float16", "float32")
 """Storage types of the cached features."""
@@ -216,15 +216,15 @@ class FeatureExtractor:
     """Runs a backbone over the sampled frames of many videos, in shared full batches.
 
     Args:
-        net: A loaded :class:`~vidseq.extract.backbones.Backbone`.
+        net: A loaded :class:`~vidseq.extract.models.backbones.Backbone`.
         frames: Which frames to take from each video and how to frame them
-            (:class:`~vidseq.extract.framespec.FrameSpec`); frames are brought
+            (:class:`~vidseq.extract.decode.framespec.FrameSpec`); frames are brought
             to the backbone's input size.
         batch_size: Frames per CNN batch.
         decode_workers: Decoder threads; :func:`default_decode_workers` for the
             engine's device if None.
         engine: What runs the network: ``"tf"``, ``"openvino"`` (built on the
-            first :meth:`run`, see :func:`vidseq.extract.engines.load_engine`)
+            first :meth:`run`, see :func:`vidseq.extract.models.engines.load_engine`)
             or an engine object already built from ``net``.
 
     Attributes:
@@ -306,7 +306,7 @@ def extract_features(
     crash) are skipped, and rerunning the same command finishes the cache.
 
     Args:
-        data: Dataset root folder or CSV (see ``vidseq.extract.dataset.load_dataset``).
+        data: Dataset root folder or CSV (see ``vidseq.extract.sources.dataset.load_dataset``).
         out: The cache file to write; ``{shard}`` and ``{num_shards}`` in it are
             filled in (``feats-{shard}.h5``).
         source: The dataset source: ``"auto"``, ``"folder"``, ``"ucf101"``,
@@ -318,7 +318,7 @@ def extract_features(
             none (``tiny``).
         input_size: ``(height, width)`` fed to the CNN; the backbone's default if None.
         frames: Which frames to take and how to frame them
-            (:class:`~vidseq.extract.framespec.FrameSpec`: sampling, crop, face
+            (:class:`~vidseq.extract.decode.framespec.FrameSpec`: sampling, crop, face
             crop, FER-2013 clip length); ``FrameSpec()`` (16 uniform frames,
             resized) if None. Its ``to_dict()`` is the cache's ``sampling``.
         engine: What runs the network: ``"tf"`` (TensorFlow) or ``"openvino"``

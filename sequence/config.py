@@ -25,9 +25,9 @@ from typing import ClassVar
 import numpy as np
 
 from vidseq.errors import UsageError
-from vidseq.extract.faces import FaceCrop
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.faces import FaceCrop
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.sequence.heads.registry import check_options, head_names, head_options
 
 HEAD_TYPES = tuple(head_names())
@@ -308,7 +308,7 @@ class HeadConfig(_Config):
             and their deviation from the clip mean), ``"subtract"`` (the
             deviation only) or ``"none"`` (the features as they are).
         normalize: Feature scaling by the training frames' statistics (a
-            ``Normalization`` in the model, :mod:`vidseq.sequence.normalization`):
+            ``Normalization`` in the model, :mod:`vidseq.sequence.train.normalization`):
             ``"rms"`` (one scale, the features' root mean square),
             ``"standardize"`` (per feature) or ``"none"``. A recorded ``True`` /
             ``False`` reads as ``"standardize"`` / ``"none"``, a head recorded as

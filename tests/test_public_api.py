@@ -24,8 +24,8 @@ def test_every_public_name_resolves_to_a_documented_object(name):
 
 def test_the_top_level_names_are_the_implementations():
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.evaluation import evaluate_run
-    from vidseq.sequence.predict import predict_videos
+    from vidseq.sequence.infer.predict import predict_videos
+    from vidseq.sequence.runs.evaluation import evaluate_run
 
     assert vidseq.FeatureStore is FeatureStore
     assert vidseq.evaluate is evaluate_run and vidseq.predict is predict_videos

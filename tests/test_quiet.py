@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vidseq.extract.sample_data import make_sample
+from vidseq.extract.sources.sample_data import make_sample
 from vidseq.quiet import device_problem, native_chatter_dropped
 
 # absl/glog line heads (I0000 00:00:..., E0000 ...) and TensorFlow's start-up phrases.

@@ -26,7 +26,7 @@ import pytest
 from vidseq.cache.packing import PACK_OVERHEAD_BYTES
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
-from vidseq.extract.sample_data import make_sample
+from vidseq.extract.sources.sample_data import make_sample
 
 FLAGS = ["--frames", "4", "--batch-size", "4", "--decode-workers", "1", "--commit-every", "1"]
 FLAGS += ["--quiet"]
@@ -403,8 +403,8 @@ def test_a_huge_frame_size_is_resized_frame_by_frame(tmp_path):
     probe = textwrap.dedent(
         """
         import resource, sys
-        from vidseq.extract.frames import FrameGeometry, read_frames
-        from vidseq.extract.sampling import SamplingConfig
+        from vidseq.extract.decode.frames import FrameGeometry, read_frames
+        from vidseq.extract.decode.sampling import SamplingConfig
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         frames = read_frames(sys.argv[1], SamplingConfig(num_frames=16), FrameGeometry((64, 64)))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

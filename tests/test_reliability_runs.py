@@ -24,9 +24,9 @@ import pytest
 from vidseq.cache.schema import CacheMeta, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.cli import main
-from vidseq.sequence import run_dir as rd
-from vidseq.sequence.reports import read_json
-from vidseq.sequence.saved_run import load_run
+from vidseq.sequence.runs import run_dir as rd
+from vidseq.sequence.runs.report_files import read_json
+from vidseq.sequence.runs.saved_run import load_run
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 TRAIN = ["--units", "8", "--batch-size", "8", "--patience", "0", "--seed", "1", "--quiet"]

@@ -194,7 +194,7 @@ class PaddingFrameMask(keras.layers.Layer):
     """Zeroes the features of padding frames, so that the head's frame mask skips them.
 
     End-to-end models read uint8 clips whose padding rows are all-zero frames
-    (see ``vidseq.sequence.frames_data``). Called on ``[frames, features]``
+    (see ``vidseq.sequence.data.frame_clips``). Called on ``[frames, features]``
     (``(B, T, H, W, C)`` and ``(B, T, D)``), it returns the features with the
     rows of all-zero frames set to zero, the very input the head was trained on
     with cached features. (A real, perfectly black frame is skipped too; it

@@ -11,8 +11,8 @@ import vidseq
 from vidseq.cache import SCHEMA_VERSION, FailedRecord, FeatureStore, schema, summarize
 from vidseq.cli import main
 from vidseq.errors import CacheError
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 
 
 def test_packed_layout_has_every_attribute_and_dataset(tmp_path, write_cache, make_meta):

@@ -24,7 +24,7 @@ from keras.applications import (
 )
 
 from vidseq.errors import UsageError
-from vidseq.extract.backbones import (
+from vidseq.extract.models.backbones import (
     BACKBONES,
     backbone_names,
     build_seeded,
@@ -32,7 +32,7 @@ from vidseq.extract.backbones import (
     tiny_cnn,
     weights_sha256,
 )
-from vidseq.extract.preprocessing import FramePreprocessing
+from vidseq.extract.models.preprocessing import FramePreprocessing
 
 ALL_NAMES = [
     "resnet50",
@@ -118,7 +118,7 @@ def test_listing_names_imports_no_tensorflow():
     out = run_python(
         """
         import sys
-        from vidseq.extract.backbones import backbone_names
+        from vidseq.extract.models.backbones import backbone_names
         backbone_names()
         print(any(m in sys.modules for m in ("tensorflow", "keras")))
         """
@@ -193,7 +193,7 @@ def test_features_equal_direct_keras_call(name, constructor, preprocess, wrong_m
 SEEDED_SCRIPT = """
     import json
     import numpy as np
-    from vidseq.extract.backbones import load_backbone
+    from vidseq.extract.models.backbones import load_backbone
     tiny = load_backbone("tiny", "none", seed=7)
     frames = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     mobilenet = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=7)
@@ -310,7 +310,7 @@ def test_unavailable_imagenet_weights_are_a_usage_error(tmp_path):
         """
         import json
         from vidseq.errors import UsageError
-        from vidseq.extract.backbones import load_backbone
+        from vidseq.extract.models.backbones import load_backbone
         try:
             load_backbone("mobilenetv2", "imagenet", input_size=(96, 96))
         except UsageError as error:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.dataset import detect_source, group_from_name, load_dataset
+from vidseq.extract.sources.dataset import detect_source, group_from_name, load_dataset
 
 # A slice of the real UCF-101 lists, spelled as the official files spell them
 # (CRLF line ends; the class folder "HandstandPushups" holds "v_HandStandPushups_...").

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.decode_plan import SEEK_PENALTY_FRAMES, DecodeRun, plan_cost, plan_decode
-from vidseq.extract.packet_index import PacketIndex
+from vidseq.extract.decode.decode_plan import SEEK_PENALTY_FRAMES, DecodeRun, plan_cost, plan_decode
+from vidseq.extract.decode.packet_index import PacketIndex
 
 
 def make_index(num_frames, keyframes):

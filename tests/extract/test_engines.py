@@ -10,12 +10,12 @@ from vidseq.cache.merge import merge_caches
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import CacheError, UsageError
-from vidseq.extract.backbones import load_backbone
-from vidseq.extract.engines import ENGINES, TensorFlowEngine, load_engine, openvino_cache_dir
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.extract.models.backbones import load_backbone
+from vidseq.extract.models.engines import ENGINES, TensorFlowEngine, load_engine, openvino_cache_dir
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.sources.sample_data import make_sample
 
 try:
     import openvino  # noqa: F401

@@ -10,7 +10,7 @@ from skimage import data
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.extract.faces import (
+from vidseq.extract.decode.faces import (
     FaceCrop,
     FaceTracker,
     center_box,
@@ -18,8 +18,8 @@ from vidseq.extract.faces import (
     face_crop_from_sampling,
     square_box,
 )
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.sampling import SamplingConfig
 
 # Eileen Collins' face in the 512x512 astronaut photograph, forehead to chin,
 # found by eye: (left, top, right, bottom).

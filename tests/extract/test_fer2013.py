@@ -10,12 +10,12 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import SourceReadError, UsageError
-from vidseq.extract.dataset import detect_source, load_dataset
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
-from vidseq.extract.source_fer2013 import (
+from vidseq.extract.sources.dataset import detect_source, load_dataset
+from vidseq.extract.sources.fer2013 import (
     FER2013_CLASSES,
     read_fer2013_csv,
     row_image_loader,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vidseq.errors import SourceReadError, UsageError
-from vidseq.extract.frames import FrameGeometry, SampledFrames, read_frames
-from vidseq.extract.sampling import SamplingConfig, uniform_indices
+from vidseq.extract.decode.frames import FrameGeometry, SampledFrames, read_frames
+from vidseq.extract.decode.sampling import SamplingConfig, uniform_indices
 
 CODEC_TOLERANCE = 4  # grey levels an MJPG round trip may move a pixel of a flat frame
 

@@ -3,10 +3,10 @@
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.faces import FaceCrop
-from vidseq.extract.frames import FrameGeometry
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.decode.faces import FaceCrop
+from vidseq.extract.decode.frames import FrameGeometry
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 
 
 def test_round_trip_keeps_the_flat_schema_v1_layout():

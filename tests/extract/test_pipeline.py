@@ -12,15 +12,15 @@ from vidseq.cache.merge import merge_caches
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.extract.backbones import load_backbone
-from vidseq.extract.dataset import load_dataset
-from vidseq.extract.faces import FaceCrop
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.faces import FaceCrop
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.extract.models.backbones import load_backbone
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample
-from vidseq.extract.sampling import SamplingConfig
 from vidseq.extract.sharding import Shard
+from vidseq.extract.sources.dataset import load_dataset
+from vidseq.extract.sources.sample_data import make_sample
 
 SAMPLING = SamplingConfig(mode="uniform", num_frames=6)
 

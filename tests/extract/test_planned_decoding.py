@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract import frames as frames_module
-from vidseq.extract import video_reader
-from vidseq.extract.decode_plan import plan_cost, plan_decode
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.packet_index import IndexUnavailable, read_packet_index
+from vidseq.extract.decode import frames as frames_module
+from vidseq.extract.decode import video_reader
+from vidseq.extract.decode.decode_plan import plan_cost, plan_decode
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.packet_index import IndexUnavailable, read_packet_index
+from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.extract.decode.signal_scan import scan_video
+from vidseq.extract.decode.video_reader import IndexedVideo, iter_thumbnails
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
-from vidseq.extract.signal_scan import scan_video
-from vidseq.extract.video_reader import IndexedVideo, iter_thumbnails
 
 SAMPLE_VIDEOS_VARIABLE = "VIDSEQ_SAMPLE_VIDEOS"
 

@@ -16,7 +16,7 @@ from keras.applications import (
     vgg16,
 )
 
-from vidseq.extract.preprocessing import PREPROCESSING_MODES, FramePreprocessing
+from vidseq.extract.models.preprocessing import PREPROCESSING_MODES, FramePreprocessing
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.dataset import load_dataset
-from vidseq.extract.sample_data import (
+from vidseq.extract.sources.dataset import load_dataset
+from vidseq.extract.sources.sample_data import (
     FPS_RANGE,
     FRAME_COUNT_RANGE,
     FRAME_SIZE,

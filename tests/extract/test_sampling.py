@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.sampling import (
+from vidseq.extract.decode.sampling import (
     FrameSelection,
     SamplingConfig,
     fps_indices,

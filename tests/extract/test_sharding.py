@@ -12,8 +12,8 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import CacheError, UsageError
-from vidseq.extract.sample_data import make_sample
 from vidseq.extract.sharding import resolve_shard, shard_output_path
+from vidseq.extract.sources.sample_data import make_sample
 
 
 def slurm(task, count, low=0, **extra):

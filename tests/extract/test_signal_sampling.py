@@ -10,13 +10,13 @@ import pytest
 from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.extract import frames as frames_module
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.motion import MotionSignal, motion_indices
-from vidseq.extract.sample_data import make_sample, sparse_event_video
-from vidseq.extract.sampling import SamplingConfig, uniform_indices
-from vidseq.extract.shots import detect_cuts, keyframe_indices, shot_frames
-from vidseq.extract.signal_scan import FrameSignal, scan_video
+from vidseq.extract.decode import frames as frames_module
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.motion import MotionSignal, motion_indices
+from vidseq.extract.decode.sampling import SamplingConfig, uniform_indices
+from vidseq.extract.decode.shots import detect_cuts, keyframe_indices, shot_frames
+from vidseq.extract.decode.signal_scan import FrameSignal, scan_video
+from vidseq.extract.sources.sample_data import make_sample, sparse_event_video
 
 GEOMETRY = FrameGeometry(size=(16, 16))
 EVENT = (60, 72)  # frames [60, 72) of EVENT_LENGTH move

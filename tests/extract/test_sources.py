@@ -11,23 +11,23 @@ import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import SourceReadError, UsageError
-from vidseq.extract.clips import (
+from vidseq.extract.decode.frames import FrameGeometry, read_frames
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.extract.pipeline import extract_features
+from vidseq.extract.sources.clips import (
     clip_loader_names,
     register_clip_loader,
     unregister_clip_loader,
 )
-from vidseq.extract.dataset import (
+from vidseq.extract.sources.dataset import (
     detect_source,
     load_dataset,
     register_source,
     source_names,
     unregister_source,
 )
-from vidseq.extract.frames import FrameGeometry, read_frames
-from vidseq.extract.framespec import FrameSpec
-from vidseq.extract.items import IMAGE_EXTENSIONS, Dataset, VideoItem, finish_dataset
-from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.sources.items import IMAGE_EXTENSIONS, Dataset, VideoItem, finish_dataset
 
 
 def write_frame_folder(folder, count, value, suffix):
@@ -166,8 +166,8 @@ def test_fer_rows_are_readable_after_importing_only_the_frame_reader(tmp_path):
     csv_path.write_text(f"emotion,pixels,Usage\n3,{pixels},Training\n")
     code = (
         "import sys\n"
-        "from vidseq.extract.frames import FrameGeometry, read_frames\n"
-        "from vidseq.extract.sampling import SamplingConfig\n"
+        "from vidseq.extract.decode.frames import FrameGeometry, read_frames\n"
+        "from vidseq.extract.decode.sampling import SamplingConfig\n"
         f"clip = ({str(csv_path)!r} + '#line=2',)\n"
         "frames = read_frames(clip, SamplingConfig(num_frames=1), FrameGeometry())\n"
         "print(frames.frames.shape, int(frames.frames.max()))\n"

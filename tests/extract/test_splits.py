@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.splits import check_group_disjoint, group_split
+from vidseq.extract.sources.group_split import check_group_disjoint, group_split
 
 
 def _random_dataset(rng, num_videos, num_groups, num_labels):

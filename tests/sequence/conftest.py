@@ -156,7 +156,7 @@ def trained_run(tmp_path_factory):
         ``(cache_path, run_dir, TrainResult, tensorboard_dir)``.
     """
     from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     root = tmp_path_factory.mktemp("trained")
     cache = write_cache(root / "features.h5", length=12, num_valid=lambda i: 7 + i % 6, seed=11)
@@ -207,10 +207,10 @@ def make_sample_cache():
     Two classes of 6 sample videos, ``frames`` uniform frames each, extracted
     at 32x32 into a float32 cache.
     """
-    from vidseq.extract.framespec import FrameSpec
+    from vidseq.extract.decode.framespec import FrameSpec
+    from vidseq.extract.decode.sampling import SamplingConfig
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sample_data import make_sample
-    from vidseq.extract.sampling import SamplingConfig
+    from vidseq.extract.sources.sample_data import make_sample
 
     def make(root, frames):
         sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
@@ -235,7 +235,7 @@ def make_feature_run(make_sample_cache, eagerly):
     float32 cache, and a small head trained on it.
     """
     from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     def make(root, epochs):
         sample, cache = make_sample_cache(root, 6)

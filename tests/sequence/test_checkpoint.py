@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence import checkpoint
 from vidseq.sequence.config import FitConfig, HeadConfig
-from vidseq.sequence.head import build_head
-from vidseq.sequence.loop import compile_classifier
+from vidseq.sequence.train import checkpoint
+from vidseq.sequence.train.loop import compile_classifier
+from vidseq.sequence.train.model import build_head
 
 
 def _trained_model(units=8, seed=0):

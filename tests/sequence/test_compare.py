@@ -6,8 +6,8 @@ import pytest
 
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.sequence.compare import compare
 from vidseq.sequence.config import TrainConfig
+from vidseq.sequence.studies.compare import compare
 
 TINY = ("--epochs", "1", "--units", "8", "--batch-size", "16", "--quiet")
 

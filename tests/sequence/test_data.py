@@ -7,7 +7,7 @@ import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
-from vidseq.sequence.data import (
+from vidseq.sequence.data.batches import (
     MemoryFeatures,
     SequenceBatches,
     StreamFeatures,
@@ -15,7 +15,7 @@ from vidseq.sequence.data import (
     decide_streaming,
     feature_bytes,
 )
-from vidseq.sequence.temporal import segment_positions
+from vidseq.sequence.data.temporal import segment_positions
 
 
 def _batches(store, features, indices, **options):

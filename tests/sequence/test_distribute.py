@@ -24,14 +24,14 @@ import tensorflow as tf
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
-from vidseq.extract.backbones import weights_sha256
+from vidseq.extract.models.backbones import weights_sha256
 from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-from vidseq.sequence.data import MemoryFeatures, SequenceBatches
-from vidseq.sequence.distribute import Distribution, make_distribution
-from vidseq.sequence.head import build_head
-from vidseq.sequence.loop import compile_classifier, fit_custom
-from vidseq.sequence.saved_run import load_run
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.data.batches import MemoryFeatures, SequenceBatches
+from vidseq.sequence.runs.saved_run import load_run
+from vidseq.sequence.train.distribute import Distribution, make_distribution
+from vidseq.sequence.train.loop import compile_classifier, fit_custom
+from vidseq.sequence.train.model import build_head
+from vidseq.sequence.train.training import train_sequence
 
 TIMEOUT = 240
 SETTINGS = {
@@ -311,7 +311,7 @@ MIRRORED = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
     from vidseq.sequence.config import TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     config = TrainConfig.from_dict(json.loads(sys.argv[3]), strict=True)
     result = train_sequence(sys.argv[1], sys.argv[2], config, verbose=0)

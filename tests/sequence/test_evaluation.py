@@ -9,10 +9,10 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
-from vidseq.sequence.evaluation import compute_metrics, evaluate_run
-from vidseq.sequence.run_dir import read_run_config
-from vidseq.sequence.saved_run import load_run
-from vidseq.sequence.temporal import clip_offsets, gather_clip
+from vidseq.sequence.data.temporal import clip_offsets, gather_clip
+from vidseq.sequence.runs.evaluation import compute_metrics, evaluate_run
+from vidseq.sequence.runs.run_dir import read_run_config
+from vidseq.sequence.runs.saved_run import load_run
 
 
 def test_metrics_match_sklearn_and_hand_counts():

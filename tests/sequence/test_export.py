@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from vidseq.cli import main
-from vidseq.sequence.export import check_format_available, export_run
-from vidseq.sequence.export_manifest import FORMATS, MANIFEST_FILE, read_manifest
-from vidseq.sequence.export_runtime import ExportedModel, predict_export, read_export_clip
-from vidseq.sequence.predict import predict_videos
+from vidseq.sequence.export.build import check_format_available, export_run
+from vidseq.sequence.export.manifest import FORMATS, MANIFEST_FILE, read_manifest
+from vidseq.sequence.export.runtime import ExportedModel, predict_export, read_export_clip
+from vidseq.sequence.infer.predict import predict_videos
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADS = {
@@ -53,7 +53,7 @@ def runs(tmp_path_factory, feature_run_files, eagerly):
     others, trained here on the same cache, read 4 of them.
     """
     from vidseq.sequence.config import TrainConfig
-    from vidseq.sequence.training import train_sequence
+    from vidseq.sequence.train.training import train_sequence
 
     root = tmp_path_factory.mktemp("export")
     sample, cache, run = feature_run_files
@@ -86,7 +86,7 @@ def exports(runs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def expected(runs):
     """Returns ``get(run_name) -> (N, C)`` probabilities of ``predict_videos`` on the run."""
-    from vidseq.sequence.run_dir import read_run_config
+    from vidseq.sequence.runs.run_dir import read_run_config
 
     made = {}
 
@@ -115,7 +115,7 @@ def test_export_predicts_what_the_run_predicts(runs, exports, expected, head, fm
 
 
 def test_manifest_describes_the_run_and_its_inputs(runs, exports):
-    from vidseq.sequence.run_dir import read_run_config
+    from vidseq.sequence.runs.run_dir import read_run_config
 
     manifest = json.loads((exports("lstm", "onnx") / MANIFEST_FILE).read_text())
     config = read_run_config(runs["lstm"])
@@ -151,8 +151,8 @@ def test_exported_graph_has_no_loop_and_no_cudnn_op(exports):
 
 def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.saved_run import load_run
-    from vidseq.sequence.temporal import prepare_clip
+    from vidseq.sequence.data.temporal import prepare_clip
+    from vidseq.sequence.runs.saved_run import load_run
 
     run = load_run(runs["bigru2"])
     result = export_run(runs["bigru2"], tmp_path / "head", format="onnx", part="head", batch=3)

@@ -11,12 +11,12 @@ from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
 from vidseq.sequence.config import FinetuneConfig, FitConfig, HeadConfig, ScratchConfig
-from vidseq.sequence.end_to_end import build_end_to_end, set_trainable
-from vidseq.sequence.finetune import finetune
-from vidseq.sequence.frames_data import read_clip, videos_from_cache
-from vidseq.sequence.saved_run import load_run, load_run_backbone
-from vidseq.sequence.scratch import train_from_scratch
-from vidseq.sequence.temporal import prepare_clip
+from vidseq.sequence.data.frame_clips import read_clip, videos_from_cache
+from vidseq.sequence.data.temporal import prepare_clip
+from vidseq.sequence.runs.saved_run import load_run, load_run_backbone
+from vidseq.sequence.train.end_to_end import build_end_to_end, set_trainable
+from vidseq.sequence.train.finetune import finetune
+from vidseq.sequence.train.scratch import train_from_scratch
 
 SMALL = {"epochs": 1, "batch_size": 4, "unfreeze": 2, "workers": 2}
 
@@ -80,8 +80,8 @@ def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
     feature_run, tmp_path, capsys
 ):
     sample, cache, _, fine = feature_run
-    from vidseq.sequence.evaluation import evaluate_run
-    from vidseq.sequence.predict import predict_videos
+    from vidseq.sequence.infer.predict import predict_videos
+    from vidseq.sequence.runs.evaluation import evaluate_run
 
     metrics = evaluate_run(fine, out_dir=tmp_path / "eval").metrics
     saved = json.loads((fine / "metrics.json").read_text())
@@ -113,7 +113,7 @@ def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
 def test_predict_over_several_videos_never_retraces_the_model(feature_run):
     """Batches of every size run through one traced step (TensorFlow warns after 5 retraces)."""
     sample, _, _, fine = feature_run
-    from vidseq.sequence.predict import predict_videos
+    from vidseq.sequence.infer.predict import predict_videos
 
     videos = sorted(str(p) for p in Path(sample).glob("*/*.avi"))
     records = []
@@ -136,8 +136,8 @@ def test_predict_over_several_videos_never_retraces_the_model(feature_run):
 def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not(eagerly):
     import keras
 
-    from vidseq.extract.backbones import load_backbone
-    from vidseq.sequence.head import build_head
+    from vidseq.extract.models.backbones import load_backbone
+    from vidseq.sequence.train.model import build_head
 
     backbone = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=1)
     unfrozen = set_trainable(backbone, unfreeze=6)
@@ -250,6 +250,6 @@ def test_from_scratch_grayscale_vgg16_trains_on_a_fer_csv(tmp_path, eagerly):
     assert vgg.layers[-1].input_shape[-1] == 1  # the VGG16 reads one channel
     metrics = json.loads((tmp_path / "fer" / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["num_videos"] == 2
-    from vidseq.sequence.evaluation import evaluate_run
+    from vidseq.sequence.runs.evaluation import evaluate_run
 
     assert evaluate_run(tmp_path / "fer", out_dir=tmp_path / "e").metrics["num_videos"] == 2

@@ -6,8 +6,8 @@ import pytest
 
 from vidseq.errors import UsageError
 from vidseq.sequence.config import HEAD_TYPES, HeadConfig, TrainConfig
-from vidseq.sequence.head import build_head
 from vidseq.sequence.heads import head_names
+from vidseq.sequence.train.model import build_head
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,14 @@ import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.sequence.config import FinetuneConfig, TrainConfig
-from vidseq.sequence.end_to_end import build_end_to_end
-from vidseq.sequence.finetune import finetune
-from vidseq.sequence.frames_data import read_clip, videos_from_cache
+from vidseq.sequence.data.frame_clips import read_clip, videos_from_cache
+from vidseq.sequence.data.temporal import prepare_clip
 from vidseq.sequence.heads import head_names
-from vidseq.sequence.predict import predict_videos
-from vidseq.sequence.saved_run import load_run, load_run_backbone
-from vidseq.sequence.temporal import prepare_clip
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.infer.predict import predict_videos
+from vidseq.sequence.runs.saved_run import load_run, load_run_backbone
+from vidseq.sequence.train.end_to_end import build_end_to_end
+from vidseq.sequence.train.finetune import finetune
+from vidseq.sequence.train.training import train_sequence
 
 OPTIONS = {  # small heads; the rest of each head's options are its defaults
     "lstm": {"units": 8},

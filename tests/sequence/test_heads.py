@@ -6,8 +6,8 @@ import pytest
 
 from vidseq.errors import UsageError
 from vidseq.sequence.config import HeadConfig
-from vidseq.sequence.head import build_head
 from vidseq.sequence.heads import apply_head, head_names, head_options
+from vidseq.sequence.train.model import build_head
 
 D = 6
 SMALL = {

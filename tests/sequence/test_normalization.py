@@ -8,8 +8,8 @@ from vidseq.cache.schema import CacheMeta, VideoRecord
 from vidseq.cache.store import FeatureStore
 from vidseq.cache.writer import CacheWriter
 from vidseq.sequence.config import HeadConfig
-from vidseq.sequence.head import build_head
-from vidseq.sequence.normalization import (
+from vidseq.sequence.train.model import build_head
+from vidseq.sequence.train.normalization import (
     adapt_normalization,
     feature_normalization,
     scaling_statistics,

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from vidseq.cli import main
-from vidseq.extract.framespec import FrameSpec
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
-from vidseq.extract.sample_data import make_sample
-from vidseq.extract.sampling import SamplingConfig
+from vidseq.extract.sources.sample_data import make_sample
 from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-from vidseq.sequence.predict import predict_videos
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.infer.predict import predict_videos
+from vidseq.sequence.train.training import train_sequence
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def test_predict_reports_top_k_labels_with_probabilities(trained_run):
 
 def test_predict_equals_the_head_on_the_cached_features(trained_run):
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.saved_run import load_run
-    from vidseq.sequence.temporal import prepare_clip
+    from vidseq.sequence.data.temporal import prepare_clip
+    from vidseq.sequence.runs.saved_run import load_run
 
     _, run = trained_run
     loaded = load_run(run)

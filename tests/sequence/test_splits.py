@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence.splits import resolve_splits
+from vidseq.sequence.data.split_indices import resolve_splits
 
 
 def _columns(n_train=40, n_val=0, n_test=8, group_size=2, classes=4):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.sequence.temporal import (
+from vidseq.sequence.data.temporal import (
     clip_offsets,
     gather_clip,
     prepare_clip,

@@ -13,12 +13,12 @@ import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
-from vidseq.sequence import checkpoint
 from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
-from vidseq.sequence.evaluation import evaluate_run
-from vidseq.sequence.loop import scheduled_lr
-from vidseq.sequence.saved_run import load_run
-from vidseq.sequence.training import train_sequence
+from vidseq.sequence.runs.evaluation import evaluate_run
+from vidseq.sequence.runs.saved_run import load_run
+from vidseq.sequence.train import checkpoint
+from vidseq.sequence.train.loop import scheduled_lr
+from vidseq.sequence.train.training import train_sequence
 
 
 def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, assert_run_files):

@@ -11,8 +11,8 @@ import cv2
 import pytest
 
 from vidseq.cli import main
-from vidseq.extract.sample_data import sample_video
-from vidseq.sequence.watch import watch
+from vidseq.extract.sources.sample_data import sample_video
+from vidseq.sequence.infer.watch import watch
 
 from .mjpeg_server import MJPEGServer, free_port
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from vidseq.cli import main
-from vidseq.extract.sample_data import sample_video
-from vidseq.sequence.predict import predict_videos
-from vidseq.sequence.windowed import predict_windows
+from vidseq.extract.sources.sample_data import sample_video
+from vidseq.sequence.infer.predict import predict_videos
+from vidseq.sequence.infer.windowed import predict_windows
 
 FPS = 20
 CLIP_FRAMES = 40  # 2 s per clip at FPS
@@ -101,7 +101,7 @@ def test_window_options_without_window_are_refused(run, capsys):
 
 PEAK_SCRIPT = """
 import resource, sys
-from vidseq.sequence.windowed import predict_windows
+from vidseq.sequence.infer.windowed import predict_windows
 result = predict_windows(sys.argv[1], [sys.argv[2]], window=2.0, stride=1.0)
 assert not result.videos[0].error and len(result.videos[0].windows) > 50
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from vidseq.errors import UsageError
-from vidseq.extract.sampling import SamplingConfig, uniform_indices
-from vidseq.sequence.windows import merge_segments, plan_windows, window_starts
+from vidseq.extract.decode.sampling import SamplingConfig, uniform_indices
+from vidseq.sequence.infer.window_plan import merge_segments, plan_windows, window_starts
 
 
 def test_a_window_as_long_as_the_video_samples_what_whole_clip_sampling_does():
