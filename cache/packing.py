@@ -9,10 +9,7 @@ renamed into place only when complete and on disk.
 
 from __future__ import annotations
 
-import errno
 import os
-import re
-import resource
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vidseq.cache import schema
+from vidseq.cache import schema, storage
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.errors import CacheError, StorageError
 
@@ -278,18 +275,18 @@ def pack(
     columns, runs, num_rows = _gather(sources, chosen)
     failed = _latest_failures(sources, chosen)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    _check_room(dest, tmp.parent, _size_bound(meta, row_specs, num_rows, columns, failed))
+    storage.check_room(dest, tmp.parent, _size_bound(meta, row_specs, num_rows, columns, failed))
     try:
         with h5py.File(tmp, "w") as h5:
             schema.write_meta(h5, meta)
             _write_packed(h5, meta, row_specs, num_rows, runs, sources, columns, failed)
             h5.flush()
-        _fsync(tmp)
+        storage.fsync(tmp)
         os.replace(tmp, dest)
-        _fsync(dest.parent)
+        storage.fsync(dest.parent)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        reason = storage_failure(exc)
+        reason = storage.storage_failure(exc)
         if reason:
             raise StorageError(
                 f"cannot write {dest}: {reason}; {dest} was left as it was and nothing "
@@ -396,66 +393,6 @@ def _size_bound(meta, row_specs, num_rows, columns, failed) -> int:
     return total
 
 
-def _check_room(dest: Path, folder: Path, needed: int) -> None:
-    """Refuses, before HDF5 writes anything, a file that cannot fit.
-
-    HDF5 reports some failed writes only while it frees objects, where h5py can
-    merely print them, and the library may then crash: a write that is known to
-    fail is never started.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if soft != resource.RLIM_INFINITY and needed > soft:
-        reason = (
-            f"{_STORAGE_ERRNOS[errno.EFBIG]}: it needs up to {needed} bytes, the limit is {soft}"
-        )
-    else:
-        try:
-            stat = os.statvfs(folder)
-        except OSError:
-            return
-        free = stat.f_bavail * stat.f_frsize
-        if needed <= free:
-            return
-        reason = f"{_STORAGE_ERRNOS[errno.ENOSPC]}: it needs up to {needed} bytes, {free} are free"
-    raise StorageError(
-        f"cannot write {dest}: {reason}; {dest} was left as it was and nothing committed "
-        "before is lost: make room, then rerun the same command"
-    )
-
-
-_STORAGE_ERRNOS = {
-    errno.ENOSPC: "no space left on device (ENOSPC)",
-    errno.EFBIG: "file too large: the file size limit (ulimit -f) was reached (EFBIG)",
-    errno.EDQUOT: "disk quota exceeded (EDQUOT)",
-}
-_HDF5_ERRNO = re.compile(r"errno = (\d+)")
-
-
-def storage_failure(exc: BaseException) -> str | None:
-    """Says why a write failed for lack of room, or returns None for any other error.
-
-    h5py reports a failed ``write(2)`` as a RuntimeError or OSError whose text
-    holds ``errno = 28`` and, while closing the file, raises another one on top:
-    the whole chain of causes is searched.
-
-    Args:
-        exc: The exception raised while writing.
-
-    Returns:
-        A few words (``"no space left on device (ENOSPC)"``, ...) or None.
-    """
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        codes = [getattr(exc, "errno", None)] if isinstance(exc, OSError) else []
-        codes += [int(code) for code in _HDF5_ERRNO.findall(str(exc))]
-        for code in codes:
-            if code in _STORAGE_ERRNOS:
-                return _STORAGE_ERRNOS[code]
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def _create(group, name, values, dtype):
     if h5py.check_string_dtype(np.dtype(dtype)) is not None:
         values = np.asarray(values, dtype=object)
@@ -497,11 +434,3 @@ def _write_rows(h5, name, dtype, trailing, num_rows, runs, sources, open_sources
                 fill = 0
     if fill:
         ds[written : written + fill] = buf[:fill]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,7 +12,6 @@ equals reading ``vidseq cache merge``'s output.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ import h5py
 import numpy as np
 
 from vidseq.cache import schema
+from vidseq.cache.files import cache_files, check_unique_ids, is_single_cache
 from vidseq.cache.packing import check_index, read_column
 from vidseq.cache.schema import FailedRecord
 from vidseq.cache.writer import parts_dir_for
@@ -35,63 +35,6 @@ GAP_BYTES = 4 * 1024 * 1024
 
 MAX_OPEN_FILES = 64
 """Files of a several-file store kept open at once (shards can number thousands)."""
-
-
-def _is_single(cache) -> bool:
-    return isinstance(cache, (str, os.PathLike))
-
-
-def cache_files(cache) -> list[Path]:
-    """The cache files named by a cache argument.
-
-    Args:
-        cache: A cache file; a glob pattern (``"feats-*.h5"``, ``"shards/*.h5"``;
-            ``~`` expanded); or a list of these.
-
-    Returns:
-        The files, in the order given (a pattern's matches sorted by name). A
-        single path that is not a file (missing, a folder) is returned as it
-        is: opening it reports the error.
-
-    Raises:
-        CacheError: A pattern that matches no file, an empty list, or the same
-            file named twice.
-    """
-    if _is_single(cache):
-        text = os.fspath(cache)
-        if os.path.isfile(text):
-            return [Path(text)]
-        if glob.has_magic(text):
-            found = sorted(p for p in glob.glob(os.path.expanduser(text)) if os.path.isfile(p))
-            if not found:
-                raise CacheError(f"{text}: no cache file matches this pattern")
-            return [Path(p) for p in found]
-        return [Path(text)]
-    files = [path for item in cache for path in cache_files(item)]
-    if not files:
-        raise CacheError("no cache file given (empty list)")
-    seen = {}
-    for path in files:
-        key = os.path.realpath(path)
-        if key in seen:
-            raise CacheError(f"the cache file {path} is given twice")
-        seen[key] = path
-    return files
-
-
-def absolute_cache_spec(cache) -> str | list[str]:
-    """A cache argument with absolute paths, as JSON-ready text (e.g. a run's ``cache_path``).
-
-    Args:
-        cache: As for :class:`FeatureStore`.
-
-    Returns:
-        One absolute path or pattern (str) for a single path or pattern;
-        a list of absolute paths for a list. Either opens the same store again.
-    """
-    if _is_single(cache):
-        return str(Path(os.path.expanduser(os.fspath(cache))).resolve())
-    return [absolute_cache_spec(item) for item in cache]
 
 
 class FeatureStore:
@@ -142,7 +85,7 @@ class FeatureStore:
     _bases = None  # several files: first virtual row of each file, and the total
 
     def __init__(self, path):
-        if not (_is_single(path) and os.path.isfile(path)):
+        if not (is_single_cache(path) and os.path.isfile(path)):
             files = cache_files(path)
             if len(files) > 1:
                 self._open_many(path, files)
@@ -224,7 +167,7 @@ class FeatureStore:
 
     def _open_many(self, spec, files: list[Path]) -> None:
         """Opens several files as one store (see the class docstring)."""
-        self.path = Path(spec) if _is_single(spec) else files[0]
+        self.path = Path(spec) if is_single_cache(spec) else files[0]
         self.files = files
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
         stores = [self._read_part(path) for path in files]
@@ -249,7 +192,7 @@ class FeatureStore:
         owner = np.repeat(np.arange(len(stores)), [len(part) for part in stores])
         order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
         ids = ids[order]
-        _check_unique_ids(ids, owner[order], files)
+        check_unique_ids(ids, owner[order], files)
 
         def column(name, dtype=None):
             values = np.concatenate([getattr(part, name) for part in stores])[order]
@@ -536,15 +479,3 @@ def _check_parts_agree(stores: list[FeatureStore]) -> None:
                     f"{part.path} and {first.path} disagree on dataset {name!r}: "
                     f"{part._dtypes[name]} vs {first._dtypes[name]}"
                 )
-
-
-def _check_unique_ids(ids: np.ndarray, owner: np.ndarray, files: list[Path]) -> None:
-    """Sorted ids of several files: CacheError naming both files if one id is in two."""
-    same = np.flatnonzero(ids[1:] == ids[:-1]) if len(ids) > 1 else []
-    if len(same):
-        j = int(same[0])
-        a, b = sorted((int(owner[j]), int(owner[j + 1])))
-        raise CacheError(
-            f"video id {ids[j]!r} is in both {files[a]} and {files[b]}: "
-            "shards of one extraction never share a video"
-        )

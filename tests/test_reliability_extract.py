@@ -224,13 +224,13 @@ WRITER_UNDER_LIMIT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    import vidseq.cache.packing as packing
+    import vidseq.cache.storage as storage
     from vidseq.cache.schema import CacheMeta, VideoRecord
     from vidseq.cache.writer import CacheWriter
     from vidseq.errors import StorageError
 
     if sys.argv[2] == "kernel":
-        packing._check_room = lambda *args: None  # let the kernel refuse the write itself
+        storage.check_room = lambda *args: None  # let the kernel refuse the write itself
     meta = CacheMeta("tiny", "none", "0" * 64, "tf", (32, 32), 64, {"num_frames": 4}, ["a", "b"])
     try:
         with CacheWriter(sys.argv[1], meta, commit_every=1) as writer:

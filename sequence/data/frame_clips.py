@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidseq.cache.store import FeatureStore, absolute_cache_spec
+from vidseq.cache.files import absolute_cache_spec
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
 from vidseq.extract.decode.frames import read_frames
 from vidseq.extract.decode.framespec import FrameSpec

@@ -28,7 +28,8 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from vidseq.cache.store import FeatureStore, absolute_cache_spec
+from vidseq.cache.files import absolute_cache_spec
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
 from vidseq.sequence.data.batches import (
     CachedClips,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.cache.store import FeatureStore, absolute_cache_spec
+from vidseq.cache.files import absolute_cache_spec
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
 from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, HeadConfig, TrainConfig
 from vidseq.sequence.data.batches import StreamFeatures, mean_valid_features

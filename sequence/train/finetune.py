@@ -14,7 +14,8 @@ threads while the network trains.
 
 from __future__ import annotations
 
-from vidseq.cache.store import FeatureStore, absolute_cache_spec
+from vidseq.cache.files import absolute_cache_spec
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
 from vidseq.sequence.config import FinetuneConfig
 from vidseq.sequence.data.frame_clips import videos_from_cache

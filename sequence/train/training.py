@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidseq.cache.store import FeatureStore, absolute_cache_spec
+from vidseq.cache.files import absolute_cache_spec
+from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
 from vidseq.extract.models.backbones import weights_sha256
 from vidseq.sequence.config import TrainConfig

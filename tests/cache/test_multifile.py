@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vidseq.cache import FailedRecord, FeatureStore, merge_caches, summarize
+from vidseq.cache.files import absolute_cache_spec, cache_files
 from vidseq.cache.inspection import describe_video, format_summary
-from vidseq.cache.store import absolute_cache_spec, cache_files
 from vidseq.cli import main
 from vidseq.errors import CacheError
 
