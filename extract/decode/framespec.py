@@ -22,7 +22,7 @@ import numpy as np
 
 from vidseq.errors import UsageError
 from vidseq.extract.decode.faces import FaceCrop
-from vidseq.extract.decode.frames import CROP_MODES, FrameGeometry
+from vidseq.extract.decode.geometry import CROP_MODES, FrameGeometry
 from vidseq.extract.decode.sampling import SamplingConfig
 
 

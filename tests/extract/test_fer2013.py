@@ -15,7 +15,7 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.dataset import detect_source, load_dataset
-from vidseq.extract.sources.fer2013 import (
+from vidseq.extract.sources.fer2013_csv import (
     FER2013_CLASSES,
     read_fer2013_csv,
     row_image_loader,
