@@ -1,5 +1,8 @@
 """The ``vidseq`` command line: parse, call the Python API, print, return an exit code.
 
+Every command calls one public function of :mod:`vidseq` with its flags as keyword
+arguments; the flags come from the parameters' declarations (:mod:`vidseq.extract.params`).
+
 Exit codes: 0 success; 1 runtime failure; 2 usage or bad input; 3 finished, but
 some inputs failed and were recorded in the cache.
 """
@@ -12,6 +15,7 @@ import re
 import sys
 
 from vidseq.errors import SourceReadError, UsageError, VidseqError
+from vidseq.extract.params import add_flags
 from vidseq.quiet import quiet_decoders, quiet_tensorflow
 from vidseq.version import __version__
 
@@ -21,90 +25,38 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 # Commands that never import TensorFlow (inspecting a cache must stay fast).
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
-LR_HELP = "Adam's learning rate (default: 3e-3 for lstm and gru, 1e-3 for the other heads)"
-
-
-def _size(text: str) -> tuple[int, int]:
-    """Parses ``224`` or ``240x320`` (height x width) into ``(height, width)``."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected SIZE or HEIGHTxWIDTH, e.g. 224 or 240x320. Received: {text!r}"
-        ) from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH. Received: {text!r}")
-    return values[0], values[1]
+OUTPUT_FLAGS = ("json", "quiet", "verbose")
+"""Flags that choose what is printed, not what is computed (no API keyword)."""
 
 
 def _print_json(value) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def _api_kwargs(args, params) -> dict:
+    """The parsed values of the declared ``params``, as the API's keyword arguments."""
+    return {param.name: getattr(args, param.name) for param in params}
+
+
+def _add_command(commands, name, params, func, **texts):
+    """A command whose flags are the declared ``params`` (``texts``: help, description)."""
+    parser = commands.add_parser(name, **texts)
+    add_flags(parser, params)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def cmd_make_sample(args) -> int:
+    from vidseq.extract.options import MAKE_SAMPLE_PARAMS
     from vidseq.extract.sources.sample_data import make_sample
 
-    kwargs = {"seed": args.seed, "classes": args.classes}
-    if args.videos_per_class is not None:
-        kwargs["videos_per_class"] = args.videos_per_class
-    if args.event_fraction is not None:
-        kwargs["event_fraction"] = args.event_fraction
-    root = make_sample(args.out, **kwargs)
+    root = make_sample(**_api_kwargs(args, MAKE_SAMPLE_PARAMS))
     print(f"sample dataset written to {root}")
     return EXIT_OK
 
 
-def _sampling_config(args, num_frames):
-    """The SamplingConfig that the sampling flags of a command describe."""
-    from vidseq.extract.decode.sampling import SamplingConfig
-
-    return SamplingConfig(
-        mode=args.sampling,
-        num_frames=num_frames,
-        frame_rate=args.frame_rate,
-        motion_floor=args.motion_floor,
-        cut_threshold=args.cut_threshold,
-        cut_ratio=args.cut_ratio,
-    )
-
-
-def _add_sampling_arguments(parser) -> None:
-    from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
-
-    defaults = SamplingConfig()
-    parser.add_argument(
-        "--sampling",
-        default="uniform",
-        choices=SAMPLING_MODES,
-        help="uniform: K equal segments; fps: --frame-rate from the start; motion: equal "
-        "steps of cumulative motion; keyframes: frames per shot in proportion to its length",
-    )
-    parser.add_argument("--frame-rate", type=float, default=5.0, help="fps mode: frames/s")
-    parser.add_argument(
-        "--motion-floor",
-        type=float,
-        default=defaults.motion_floor,
-        help="motion mode: least weight of a frame, in grey levels of mean frame difference",
-    )
-    parser.add_argument(
-        "--cut-threshold",
-        type=float,
-        default=defaults.cut_threshold,
-        help="keyframes mode: least HSV-histogram change (0-1) of a shot cut",
-    )
-    parser.add_argument(
-        "--cut-ratio",
-        type=float,
-        default=defaults.cut_ratio,
-        help="keyframes mode: least ratio of a cut's change to its neighbours' (adaptive)",
-    )
-
-
 def cmd_extract_features(args) -> int:
-    from vidseq.extract.decode.framespec import FrameSpec
+    from vidseq.extract.options import EXTRACT_PARAMS, FRAME_PARAMS, frame_spec
     from vidseq.extract.pipeline import extract_features
     from vidseq.extract.sharding import Shard
 
@@ -114,38 +66,11 @@ def cmd_extract_features(args) -> int:
             f"shard {shard.index} of {shard.num_shards} → {shard.output_path(args.out)}",
             file=sys.stderr,
         )
-    frames = FrameSpec.from_options(
-        sampling=args.sampling,
-        num_frames=args.frames,
-        frame_rate=args.frame_rate,
-        crop=args.crop,
-        face_crop=args.face_crop,
-        face_gray=args.face_gray,
-        face_margin=args.face_margin,
-        clip_length=args.clip_length,
-        motion_floor=args.motion_floor,
-        cut_threshold=args.cut_threshold,
-        cut_ratio=args.cut_ratio,
-    )
+    composed = {p.name for p in FRAME_PARAMS} | {"num_shards", "shard_index", "quiet"}
+    kwargs = _api_kwargs(args, [p for p in EXTRACT_PARAMS if p.name not in composed])
+    frames = frame_spec(**vars(args))
     summary = extract_features(
-        args.data,
-        args.out,
-        source=args.source,
-        split=args.split,
-        backbone=args.backbone,
-        weights=args.weights,
-        input_size=args.input_size,
-        frames=frames,
-        engine=args.engine,
-        batch_size=args.batch_size,
-        decode_workers=args.decode_workers,
-        dtype=args.dtype,
-        commit_every=args.commit_every,
-        overwrite=args.overwrite,
-        shard=shard,
-        strict=args.strict,
-        seed=args.seed,
-        progress=not args.quiet,
+        args.data, args.out, frames=frames, shard=shard, progress=not args.quiet, **kwargs
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -163,35 +88,46 @@ def _cache_arg(values):
 
 
 def cmd_inspect(args) -> int:
-    from vidseq.cache import inspection
+    from vidseq.cache.inspection import inspect_cache
 
-    cache = _cache_arg(args.cache)
-    if args.video is not None:
-        info = inspection.describe_video(cache, args.video)
-        text = inspection.format_video(info)
-    else:
-        info = inspection.summarize(cache)
-        text = inspection.format_summary(info)
+    report = inspect_cache(_cache_arg(args.cache), video=args.video)
     if args.json:
-        _print_json(info)
+        _print_json(report.to_dict())
     else:
-        print(text)
+        print(report.summary())
     return EXIT_OK
 
 
 def cmd_cache_merge(args) -> int:
-    from vidseq.cache.merge import merge_caches
+    from vidseq.cache.merge import cache_merge
 
-    out = merge_caches(args.out, args.inputs, overwrite=args.overwrite)
-    print(f"merged {len(args.inputs)} caches into {out}")
+    print(cache_merge(args.out, args.inputs, overwrite=args.overwrite).summary())
     return EXIT_OK
+
+
+def _add_cache_parsers(commands) -> None:
+    inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
+    inspect.add_argument(
+        "cache", nargs="+", help="cache file; several files or a quoted glob are read as one"
+    )
+    inspect.add_argument("--video", default=None, help="a video id")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(func=cmd_inspect)
+    cache = commands.add_parser("cache", help="cache maintenance")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    merge = cache_commands.add_parser("merge", help="combine shard files into one cache")
+    merge.add_argument("out")
+    merge.add_argument("inputs", nargs="+")
+    merge.add_argument("--overwrite", action="store_true")
+    merge.set_defaults(func=cmd_cache_merge)
 
 
 def _report_training(result) -> int:
     """Prints a training result's warnings, replica digest and summary line."""
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    _print_replica_digest(result)
+    if result.replicas > 1 or not result.chief:
+        print(f"final weights sha256 {result.weights_sha256}", file=sys.stderr)
     print(result.summary())
     return EXIT_OK
 
@@ -205,32 +141,29 @@ def cmd_train_sequence(args) -> int:
     from vidseq.sequence.config import TrainConfig
     from vidseq.sequence.train.training import train_sequence
 
-    config = TrainConfig.from_dict(vars(args))  # head and fit fields are read from the flags
+    config = TrainConfig.from_dict(_settings(args, TrainConfig))
     result = train_sequence(_cache_arg(args.cache), args.out, config, **_run_options(args))
     return _report_training(result)
 
 
-def _names(text):
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def _seeds(text):
+def _names(text, kind=str, flag="--heads"):
+    """A comma-separated list of names (or of integers: ``kind=int``)."""
     try:
-        return [int(s) for s in _names(text)]
+        return [kind(name.strip()) for name in text.split(",") if name.strip()]
     except ValueError:
-        raise UsageError(f"seeds must be integers. Received: --seeds {text}") from None
+        raise UsageError(f"{flag[2:]} must be integers. Received: {flag} {text}") from None
 
 
 def cmd_compare(args) -> int:
     from vidseq.sequence.config import TrainConfig
     from vidseq.sequence.studies.compare import compare
 
-    config = TrainConfig.from_dict({**vars(args), "head": "lstm"})
+    config = TrainConfig.from_dict({**_settings(args, TrainConfig), "head": "lstm"})
     result = compare(
         _cache_arg(args.cache),
         args.out,
         heads=_names(args.heads),
-        seeds=_seeds(args.seeds),
+        seeds=_names(args.seeds, int, "--seeds"),
         config=config,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
@@ -246,15 +179,8 @@ def cmd_compare(args) -> int:
 
 
 def _add_compare_parser(commands) -> None:
-    from vidseq.sequence.config import (
-        COMPARE_HEADS,
-        COMPARE_SEEDS,
-        LR_SCHEDULES,
-        STREAMING_MODES,
-        TrainConfig,
-    )
+    from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, COMPARE_SETTINGS, TrainConfig
 
-    defaults = TrainConfig()
     parser = commands.add_parser(
         "compare",
         help="features.h5 → every head trained on the same splits and seeds, vs bag-of-frames",
@@ -270,26 +196,19 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument(
         "--seeds", default=",".join(map(str, COMPARE_SEEDS)), help="comma-separated seeds"
     )
-    parser.add_argument("--units", type=int, default=None, help="width of every head")
-    _add_normalize_arguments(parser, defaults.head.normalize)
-    parser.add_argument("--lr", type=float, default=defaults.fit.lr, help=LR_HELP)
-    parser.add_argument("--epochs", type=int, default=None, help="default: scaled to the data")
-    parser.add_argument("--batch-size", type=int, default=defaults.fit.batch_size)
-    parser.add_argument("--patience", type=int, default=defaults.fit.patience)
-    parser.add_argument("--lr-schedule", default=defaults.fit.lr_schedule, choices=LR_SCHEDULES)
-    parser.add_argument("--frames", type=int, default=None)
-    parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
+    params = [p for p in TrainConfig.params() if p.name in COMPARE_SETTINGS]
+    add_flags(parser, params, TrainConfig.defaults())
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
     parser.set_defaults(func=cmd_compare)
 
 
 def cmd_evaluate(args) -> int:
+    from vidseq.sequence.command_params import EVALUATE_PARAMS
     from vidseq.sequence.runs.evaluation import evaluate_run
 
-    result = evaluate_run(
-        args.run, _cache_arg(args.cache), split=args.split, out_dir=args.out, num_clips=args.clips
-    )
+    kwargs = {**_api_kwargs(args, EVALUATE_PARAMS), "cache": _cache_arg(args.cache)}
+    result = evaluate_run(**kwargs)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -298,79 +217,35 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from vidseq.sequence.export.manifest import is_export_dir
-    from vidseq.sequence.infer.predict import predict_videos
+    from vidseq.sequence.command_params import PREDICT_PARAMS
+    from vidseq.sequence.export.predict_any import predict
 
-    if args.window is not None:
-        return cmd_predict_windows(args)
-    for flag, value in (("--stride", args.stride), ("--plot", args.plot), ("--csv", args.csv)):
-        if value is not None:
-            raise UsageError(f"{flag} needs --window. Received: {flag} {value}")
-    if is_export_dir(args.run):
-        return cmd_predict_export(args)
-    predictions = predict_videos(args.run, args.videos, top_k=args.top_k, engine=args.engine)
-    return _report_predictions(predictions, args.json)
-
-
-def _report_predictions(predictions, as_json) -> int:
-    if as_json:
-        _print_json([prediction.to_dict() for prediction in predictions])
-    for prediction in predictions:
-        if prediction.error:
-            print(f"failed: {prediction.video}: {prediction.error}", file=sys.stderr)
-        elif not as_json:
-            print(prediction.summary())
-    return EXIT_PARTIAL if any(p.error for p in predictions) else EXIT_OK
-
-
-# ------------------------------------------------------- long videos and live streams
-
-
-def cmd_predict_windows(args) -> int:
-    """``predict --window``: sliding windows, segments, table/JSON/CSV/PNG."""
-    from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
-    from vidseq.sequence.infer.windowed import predict_windows
-
-    result = predict_windows(
-        args.run,
-        args.videos,
-        window=args.window,
-        stride=args.stride if args.stride is not None else args.window,
-        top_k=args.top_k,
-        engine=args.engine,
-        progress=sys.stderr.isatty() and not args.json,
-    )
+    progress = sys.stderr.isatty() and not args.json
+    result = predict(**_api_kwargs(args, PREDICT_PARAMS), progress=progress)
     if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(format_table(result))
-    for path, write in ((args.csv, write_csv), (args.plot, plot_timeline)):
-        if path is not None:
-            print(f"wrote {write(result, path)}", file=sys.stderr)
-    for video in result.videos:
-        if video.error:
-            print(f"failed: {video.path}: {video.error}", file=sys.stderr)
-    print(f"predict: {result.summary()}", file=sys.stderr)
-    return EXIT_PARTIAL if any(v.error for v in result.videos) else EXIT_OK
+        _print_json(result.to_dict() if result.windows else result.to_dict()["predictions"])
+    elif result.summary():
+        print(result.summary())
+    for path in result.files:
+        print(f"wrote {path}", file=sys.stderr)
+    for video, error in result.failures:
+        print(f"failed: {video}: {error}", file=sys.stderr)
+    if result.windows is not None:
+        print(f"predict: {result.windows.summary()}", file=sys.stderr)
+    return EXIT_PARTIAL if result.failures else EXIT_OK
 
 
 def cmd_watch(args) -> int:
     """``watch``: one decision per stride on a live stream."""
+    from vidseq.sequence.command_params import WATCH_PARAMS
     from vidseq.sequence.infer.watch import watch
 
     def emit(decision):
-        text = json.dumps(decision.to_dict()) if args.json else decision.format()
+        text = json.dumps(decision.to_dict()) if args.json else decision.summary()
         print(text, flush=True)
 
     summary = watch(
-        args.run,
-        args.source,
-        window=args.window,
-        stride=args.stride,
-        max_seconds=args.max_seconds,
-        reconnect=args.reconnect,
-        top_k=args.top_k,
-        engine=args.engine,
+        **_api_kwargs(args, WATCH_PARAMS),
         on_decision=emit,
         log=lambda line: print(f"vidseq watch: {line}", file=sys.stderr, flush=True),
     )
@@ -378,218 +253,67 @@ def cmd_watch(args) -> int:
     return EXIT_FAILURE if summary.status == "lost" else EXIT_OK
 
 
-def _add_watch_parser(commands) -> None:
-    watch = commands.add_parser("watch", help="run directory + live stream → a label every stride")
-    watch.add_argument("run", help="run directory (trained on cached features)")
-    watch.add_argument(
-        "source", help="camera index (0), video file, rtsp:// or http(s):// (MJPEG, HLS) URL"
-    )
-    watch.add_argument(
-        "--window", type=float, default=None, help="seconds per decision (default: training clips)"
-    )
-    watch.add_argument("--stride", type=float, default=1.0, help="seconds between decisions")
-    watch.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
-    watch.add_argument("--reconnect", type=int, default=3, help="reconnection attempts in a row")
-    watch.add_argument("--top-k", type=int, default=3)
-    watch.add_argument("--engine", choices=["tf", "openvino"], default="tf")
-    watch.add_argument("--json", action="store_true", help="one JSON object per decision")
-    watch.set_defaults(func=cmd_watch)
-
-
-def _add_window_arguments(predict) -> None:
-    predict.add_argument(
-        "--window", type=float, default=None, help="seconds per window: classify sliding windows"
-    )
-    predict.add_argument(
-        "--stride", type=float, default=None, help="seconds between windows (default: --window)"
-    )
-    predict.add_argument("--plot", default=None, help="PNG timeline of the windows (--window)")
-    predict.add_argument("--csv", default=None, help="CSV of the windows (--window)")
-
-
-# ------------------------------------------------------------------------ export
-
-
 def cmd_export(args) -> int:
+    from vidseq.sequence.command_params import EXPORT_PARAMS
     from vidseq.sequence.export.build import export_run
 
-    result = export_run(args.run, args.out, format=args.format, part=args.part, batch=args.batch)
-    print(result.summary())
+    print(export_run(**_api_kwargs(args, EXPORT_PARAMS)).summary())
     return EXIT_OK
-
-
-def cmd_predict_export(args) -> int:
-    from vidseq.sequence.export.runtime import predict_export
-
-    if args.engine != "tf":
-        raise UsageError(
-            f"{args.run}: an export runs in its own format's runtime; --engine applies to "
-            f"run directories. Received: --engine {args.engine}"
-        )
-    predictions = predict_export(args.run, args.videos, top_k=args.top_k)
-    return _report_predictions(predictions, args.json)
-
-
-def _add_export_parser(commands) -> None:
-    from vidseq.sequence.export.manifest import FORMATS, PARTS
-
-    parser = commands.add_parser(
-        "export",
-        help="run directory → SavedModel, OpenVINO IR, ONNX or LiteRT for serving",
-        description="Export a trained run with its manifest vidseq-export.json. end-to-end: "
-        "uint8 frames (batch, T, H, W, 3) → probabilities, the CNN and its preprocessing "
-        "inside; head: features (batch, T, D) and a valid-frame mask → probabilities.",
-    )
-    parser.add_argument("run", help="run directory")
-    parser.add_argument("--format", required=True, choices=list(FORMATS))
-    parser.add_argument("--out", required=True, help="export directory to create (or empty)")
-    parser.add_argument("--part", default="end-to-end", choices=list(PARTS))
-    parser.add_argument(
-        "--batch", type=int, default=None, help="fixed batch size (default: dynamic)"
-    )
-    parser.set_defaults(func=cmd_export)
 
 
 def cmd_demo(args) -> int:
-    from vidseq.sequence.studies.demo import DEMO_BACKBONE, run_demo
+    from vidseq.sequence.command_params import DEMO_PARAMS
+    from vidseq.sequence.studies.demo import DEMO_NEXT_STEP, run_demo
 
-    result = run_demo(args.workdir, seed=args.seed)
-    print(
-        f"\ndone: sample data {result.sample}, cache {result.cache}, run {result.run}.\n"
-        f"The demo's CNN is {DEMO_BACKBONE!r} with random-init weights (offline). With real "
-        "data and ImageNet weights:\n"
-        "  vidseq extract-features DATA --out features.h5 --backbone resnet50 "
-        "--weights imagenet\n"
-        "(Keras downloads the weights to $KERAS_HOME/models; offline, pass "
-        "--weights PATH to a local file)."
-    )
+    result = run_demo(**_api_kwargs(args, DEMO_PARAMS))
+    print(f"\ndone: {result.summary()}.\n{DEMO_NEXT_STEP}")
     return EXIT_OK
 
 
-def _add_strategy_argument(parser, default) -> None:
-    from vidseq.sequence.config import STRATEGIES
-
-    parser.add_argument(
-        "--strategy",
-        default=default,
-        choices=STRATEGIES,
-        help="tf.distribute strategy: default (one device), mirrored (this machine's GPUs), "
-        "multiworker (the machines of TF_CONFIG; every worker runs the same command, the "
-        "chief writes --out)",
-    )
-
-
-def _add_head_arguments(parser, defaults, centering_help=None, *, normalize=True) -> None:
-    """--head (alias --rnn), its options, --centering and --normalize, defaults from a HeadConfig.
-
-    An option left out takes the head's own default; one the head does not
-    take is refused when the settings are validated.
-    """
-    from vidseq.sequence.config import CENTERING_MODES, HEAD_TYPES, RNN_TYPES
-
-    parser.add_argument(
-        "--head",
-        default=defaults.head,
-        choices=HEAD_TYPES,
-        help="temporal head (docs/results.md compares them; pool is the order-blind baseline)",
-    )
-    parser.add_argument(
-        "--rnn", dest="head", choices=RNN_TYPES, default=argparse.SUPPRESS, help="alias of --head"
-    )
-    parser.add_argument("--units", type=int, default=None, help="head width (default: 128)")
-    parser.add_argument(
-        "--layers", type=int, default=None, help="lstm/gru layers or transformer blocks"
-    )
-    parser.add_argument(
-        "--bidirectional", action="store_const", const=True, default=None, help="lstm/gru"
-    )
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        default=None,
-        help="the head's own dropout (lstm/gru inputs 0.5, tcn and transformer 0.1)",
-    )
-    parser.add_argument("--kernel-size", type=int, default=None, help="tcn taps (3)")
-    parser.add_argument("--num-heads", type=int, default=None, help="transformer heads (4)")
-    parser.add_argument(
-        "--clip-dropout",
-        type=float,
-        default=None,
-        help="dropout before the softmax (default: 0 for lstm/gru, 0.5 for the others)",
-    )
-    parser.add_argument(
-        "--centering",
-        default=defaults.centering,
-        choices=CENTERING_MODES,
-        help=centering_help,
-    )
-    if normalize:
-        _add_normalize_arguments(parser, defaults.normalize)
+RUN_COMMANDS = (
+    ("evaluate", "EVALUATE_PARAMS", "run directory + cache → metrics, report, confusion matrix"),
+    ("predict", "PREDICT_PARAMS", "run directory (or export directory) + videos → labels"),
+    ("watch", "WATCH_PARAMS", "run directory + live stream → a label every stride"),
+    ("export", "EXPORT_PARAMS", "run directory → SavedModel, OpenVINO IR, ONNX or LiteRT"),
+    ("demo", "DEMO_PARAMS", "the whole pipeline on offline sample data"),
+)
+"""The commands whose flags are declared in sequence/command_params.py: name, tuple, help."""
+JSON_HELP = {
+    "evaluate": "print the metrics as JSON",
+    "predict": "print the predictions as JSON",
+    "watch": "one JSON object per decision",
+}
 
 
-def _add_normalize_arguments(parser, default) -> None:
-    """--normalize MODE and --no-normalize (its older spelling of ``none``)."""
-    from vidseq.sequence.config import NORMALIZE_MODES
+def _add_run_parsers(commands) -> None:
+    """evaluate, predict, watch, export and demo."""
+    from vidseq.sequence import command_params
 
-    parser.add_argument(
-        "--normalize",
-        default=default,
-        choices=NORMALIZE_MODES,
-        help="feature scaling from the training frames: rms (every feature divided by "
-        "the features' root mean square, the default), standardize (each feature to "
-        "mean 0, variance 1) or none",
-    )
-    parser.add_argument(
-        "--no-normalize",
-        dest="normalize",
-        action="store_const",
-        const="none",
-        help="as --normalize none",
-    )
-
-
-def _add_fit_arguments(parser, defaults) -> None:
-    """--lr, --epochs, --batch-size, --strategy, --patience, --lr-schedule, --label-smoothing,
-    --class-weight and --seed, defaults from a FitConfig."""
-    from vidseq.sequence.config import LR_SCHEDULES
-
-    parser.add_argument(
-        "--lr", type=float, default=defaults.lr, help=LR_HELP if defaults.lr is None else None
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="videos per batch and replica (a step reads batch-size x replicas)",
-    )
-    _add_strategy_argument(parser, defaults.strategy)
-    parser.add_argument(
-        "--patience", type=int, default=defaults.patience, help="early stopping; 0: off"
-    )
-    parser.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=LR_SCHEDULES)
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    parser.add_argument("--class-weight", default=None, choices=["balanced"])
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    handlers = {"evaluate": cmd_evaluate, "predict": cmd_predict, "watch": cmd_watch}
+    handlers.update({"export": cmd_export, "demo": cmd_demo})
+    for name, params, help_text in RUN_COMMANDS:
+        params = getattr(command_params, params)
+        parser = _add_command(commands, name, params, handlers[name], help=help_text)
+        if name in JSON_HELP:
+            parser.add_argument("--json", action="store_true", help=JSON_HELP[name])
 
 
 def _add_run_arguments(parser) -> None:
-    """--tensorboard, --resume, --overwrite, --quiet: how a training run goes."""
-    parser.add_argument("--tensorboard", default=None, metavar="DIR")
+    """--resume, --overwrite, --quiet: how a training run goes."""
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
-def _print_replica_digest(result) -> None:
-    if result.replicas > 1 or not result.chief:
-        print(f"final weights sha256 {result.weights_sha256}", file=sys.stderr)
+def _settings(args, config_class) -> dict:
+    """The parsed flags that are settings of ``config_class`` (for its from_dict)."""
+    names = config_class.setting_names()
+    return {key: value for key, value in vars(args).items() if key in names}
 
 
 def _add_train_parser(commands) -> None:
-    from vidseq.sequence.config import STREAMING_MODES, TrainConfig
+    from vidseq.sequence.config import TrainConfig
 
-    defaults = TrainConfig()
     parser = commands.add_parser(
         "train-sequence",
         help="features.h5 → trained temporal head (run directory)",
@@ -603,48 +327,21 @@ def _add_train_parser(commands) -> None:
         "are read as one cache",
     )
     parser.add_argument("--out", required=True, help="run directory to write")
-    _add_head_arguments(
-        parser,
-        defaults.head,
-        centering_help="head input: features and their deviation from the clip mean (concat), "
-        "the deviation only (subtract), or the features as they are (none)",
-    )
-    _add_fit_arguments(parser, defaults.fit)
-    parser.add_argument(
-        "--frames", type=int, default=None, help="feature rows per video (default: all cached)"
-    )
-    parser.add_argument(
-        "--temporal-shift", type=int, default=defaults.temporal_shift, help="max shift, frames"
-    )
-    parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    parser.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
+    add_flags(parser, TrainConfig.params(), TrainConfig.defaults())
     _add_run_arguments(parser)
     parser.set_defaults(func=cmd_train_sequence)
 
 
 def _scratch_config(args):
     """The ScratchConfig of ``finetune --from-scratch``: the flags, with the frames' settings."""
-    from vidseq.extract.decode.framespec import FrameSpec
+    from vidseq.extract.options import frame_spec
     from vidseq.sequence.config import ScratchConfig
 
-    frames = FrameSpec.from_options(
-        sampling=args.sampling,
-        num_frames=args.frames or 16,
-        frame_rate=args.frame_rate,
-        crop=args.crop,
-        face_crop=args.face_crop,
-        face_gray=args.face_gray,
-        face_margin=args.face_margin,
-        motion_floor=args.motion_floor,
-        cut_threshold=args.cut_threshold,
-        cut_ratio=args.cut_ratio,
-    )
+    frames = frame_spec(**{**vars(args), "num_frames": args.frames or 16})
     # The default sampling: --frames uniform frames, or a FER-2013 clip's images.
     sampling = frames.sampling if args.frames or args.sampling != "uniform" else None
-    return ScratchConfig.from_dict(
-        {**vars(args), "sampling": sampling, "face_crop": frames.face_crop}
-    )
+    settings = {**_settings(args, ScratchConfig), "sampling": sampling}
+    return ScratchConfig.from_dict({**settings, "face_crop": frames.face_crop})
 
 
 def cmd_finetune(args) -> int:
@@ -656,7 +353,7 @@ def cmd_finetune(args) -> int:
         config = _scratch_config(args)
         result = train_from_scratch(args.source_path, args.out, config, **_run_options(args))
     else:
-        config = FinetuneConfig.from_dict(vars(args))
+        config = FinetuneConfig.from_dict(_settings(args, FinetuneConfig))
         result = finetune(
             args.source_path, args.out, config, cache=args.cache, **_run_options(args)
         )
@@ -664,14 +361,9 @@ def cmd_finetune(args) -> int:
 
 
 def _add_finetune_parser(commands) -> None:
-    from vidseq.sequence.config import (
-        DEFAULT_UNFREEZE,
-        MIXED_PRECISION_MODES,
-        FinetuneConfig,
-        ScratchConfig,
-    )
+    from vidseq.extract.options import FACE_PARAMS, SAMPLING_PARAMS
+    from vidseq.sequence.config import FinetuneConfig, ScratchConfig
 
-    defaults, scratch_defaults = FinetuneConfig(), ScratchConfig()
     parser = commands.add_parser(
         "finetune",
         help="run directory + raw videos → end-to-end fine-tuned run directory",
@@ -687,109 +379,29 @@ def _add_finetune_parser(commands) -> None:
         help="run directory of train-sequence (with --from-scratch: a dataset or a cache)",
     )
     parser.add_argument("--out", required=True, help="run directory to write")
-    unfreeze = parser.add_mutually_exclusive_group()
-    unfreeze.add_argument(
-        "--unfreeze",
-        type=int,
-        default=DEFAULT_UNFREEZE,
-        metavar="N",
-        help=f"unfreeze the last N backbone layers (default {DEFAULT_UNFREEZE}; 0: head only)",
-    )
-    unfreeze.add_argument(
-        "--unfreeze-from", default=None, metavar="LAYER", help="unfreeze from this layer on"
-    )
-    _add_fit_arguments(parser, defaults.fit)
-    parser.add_argument(
-        "--augment", action="store_true", help="random TSN segment offsets and horizontal flips"
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        default=defaults.mixed_precision,
-        choices=MIXED_PRECISION_MODES,
-        help="mixed_float16 backbone (auto: when a GPU is present)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="decoder threads")
+    add_flags(parser, FinetuneConfig.params(), FinetuneConfig.defaults())
     parser.add_argument(
         "--cache", default=None, help="cache listing the videos (default: the run's)"
     )
     _add_run_arguments(parser)
-    _add_scratch_arguments(parser, scratch_defaults)
-    parser.set_defaults(func=cmd_finetune)
-
-
-def _add_scratch_arguments(parser, defaults) -> None:
-    """The --from-scratch group of finetune, defaults from a ScratchConfig."""
-    from vidseq.extract.models.backbones import backbone_names
-
     scratch = parser.add_argument_group("from scratch (--from-scratch DATA_OR_CACHE)")
     scratch.add_argument(
         "--from-scratch",
         action="store_true",
         help="RUN is a dataset or cache: random-init CNN and a fresh head, all layers trained",
     )
-    scratch.add_argument("--backbone", default=defaults.backbone, choices=backbone_names())
-    scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
-    scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
-    scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
-    _add_head_arguments(scratch, defaults.head, normalize=False)
-    scratch.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    scratch.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
-    scratch.add_argument(
-        "--source",
-        default=defaults.source,
-        choices=["auto", "folder", "ucf101", "manifest", "fer2013"],
-    )
-    scratch.add_argument(
-        "--split", type=int, default=defaults.split, choices=[1, 2, 3], help="UCF-101 split"
-    )
-    scratch.add_argument(
-        "--clip-length", type=int, default=defaults.clip_length, help="fer2013: faces per clip"
-    )
-    _add_sampling_arguments(scratch)
-    scratch.add_argument(
-        "--center-crop", dest="crop", action="store_const", const="center", default="resize"
-    )
-    scratch.add_argument("--face-crop", action="store_true", help="cut frames around faces")
-    scratch.add_argument("--face-gray", action="store_true", help="grey face crops")
-    scratch.add_argument("--face-margin", type=float, default=0.2)
-
-
-def _add_frame_arguments(parser) -> None:
-    """--frames ... --face-margin: which frames extraction takes and how it frames them."""
-    parser.add_argument("--frames", type=int, default=16, help="frames per video (K)")
-    _add_sampling_arguments(parser)
-    crop = parser.add_mutually_exclusive_group()
-    crop.add_argument("--resize", dest="crop", action="store_const", const="resize")
-    crop.add_argument("--center-crop", dest="crop", action="store_const", const="center")
-    parser.set_defaults(crop="resize")
-    parser.add_argument(
-        "--clip-length",
-        type=int,
-        default=10,
-        help="fer2013: faces per pseudo-clip (the remainder of each split and class is left out)",
-    )
-    parser.add_argument(
-        "--face-crop",
-        action="store_true",
-        help="cut each frame around its largest face (OpenCV Haar cascade); "
-        "records per-frame face_found",
-    )
-    parser.add_argument(
-        "--face-gray",
-        action="store_true",
-        help="face crops in grey, replicated to 3 channels (implies --face-crop)",
-    )
-    parser.add_argument(
-        "--face-margin",
-        type=float,
-        default=0.2,
-        help="room around the face on each side, as a fraction of its size (default 0.2)",
-    )
+    shared = FinetuneConfig.setting_names() | {"normalize"}  # scratch features are not scaled
+    own = [p for p in ScratchConfig.params() if p.name not in shared]
+    frame_flags = [*SAMPLING_PARAMS, *FACE_PARAMS]  # read into ScratchConfig's sampling, face_crop
+    defaults = {
+        k: v for k, v in ScratchConfig.defaults().items() if k not in ("sampling", "face_crop")
+    }
+    add_flags(scratch, [*own, *frame_flags], defaults)
+    parser.set_defaults(func=cmd_finetune)
 
 
 def _add_extract_parser(commands) -> None:
-    from vidseq.extract.models.backbones import backbone_names
-    from vidseq.extract.sources.dataset import source_names
+    from vidseq.extract.options import EXTRACT_PARAMS
 
     parser = commands.add_parser(
         "extract-features",
@@ -804,136 +416,33 @@ def _add_extract_parser(commands) -> None:
         help="cache file to write (features.h5); {shard} and {num_shards} are filled in, "
         "e.g. feats-{shard}.h5",
     )
-    parser.add_argument("--source", default="auto", choices=["auto", *source_names()])
-    parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
-    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
-    )
-    parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
-    _add_frame_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=32, help="frames per CNN batch")
-    parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
-    parser.add_argument(
-        "--num-shards",
-        type=int,
-        default=None,
-        help="split the dataset into N disjoint shards (default: $VIDSEQ_NUM_SHARDS, "
-        "$SLURM_ARRAY_TASK_COUNT, else 1)",
-    )
-    parser.add_argument(
-        "--shard-index",
-        type=int,
-        default=None,
-        help="the shard to extract (default: $VIDSEQ_SHARD_INDEX, $SLURM_ARRAY_TASK_ID - "
-        "$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0)",
-    )
-    parser.add_argument("--decode-workers", type=int, default=None, help="decoder threads")
-    parser.add_argument(
-        "--engine",
-        choices=["tf", "openvino"],
-        default="tf",
-        help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
-    )
-    parser.add_argument(
-        "--commit-every", type=int, default=32, help="videos per commit (work lost on a crash)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of random-init weights")
-    parser.add_argument("--strict", action="store_true", help="stop at the first bad video")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace a cache made with other settings"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_flags(parser, EXTRACT_PARAMS)
     parser.set_defaults(func=cmd_extract_features)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command that exists."""
+    from vidseq.extract.options import MAKE_SAMPLE_PARAMS
+
     parser = argparse.ArgumentParser(
         prog="vidseq",
         description="CNN-RNN video classification on cached frozen-CNN features.",
     )
     parser.add_argument("--version", action="version", version=f"vidseq {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    sample = commands.add_parser(
-        "make-sample", help="write an offline sample dataset (UCF-101 layout)"
+    _add_command(
+        commands,
+        "make-sample",
+        MAKE_SAMPLE_PARAMS,
+        cmd_make_sample,
+        help="write an offline sample dataset (UCF-101 layout)",
     )
-    sample.add_argument("out", help="folder to create")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--classes", nargs="+", default=None, help="subset of class names")
-    sample.add_argument("--videos-per-class", type=int, default=None)
-    sample.add_argument(
-        "--event-fraction",
-        type=float,
-        default=None,
-        help="sparse-event variant: each video is a short event (this share of its frames, "
-        "0 < F <= 1) inside a long still shot",
-    )
-    sample.set_defaults(func=cmd_make_sample)
-
     _add_extract_parser(commands)
     _add_train_parser(commands)
     _add_compare_parser(commands)
     _add_finetune_parser(commands)
-
-    evaluate = commands.add_parser(
-        "evaluate", help="run directory + cache → metrics, report, confusion matrix"
-    )
-    evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument(
-        "cache",
-        nargs="*",
-        default=None,
-        help="default: the run's cache; several files or a quoted glob are read as one cache",
-    )
-    evaluate.add_argument("--split", default="test", choices=["test", "val", "train"])
-    evaluate.add_argument("--clips", type=int, default=None, help="temporal samples per video")
-    evaluate.add_argument("--out", default=None, help="report folder (default: the run)")
-    evaluate.add_argument("--json", action="store_true")
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    predict = commands.add_parser(
-        "predict", help="run directory (or export directory) + videos → labels"
-    )
-    predict.add_argument("run", help="run directory, or export directory of vidseq export")
-    predict.add_argument("videos", nargs="+", metavar="VIDEO")
-    predict.add_argument("--top-k", type=int, default=5)
-    predict.add_argument(
-        "--engine",
-        choices=["tf", "openvino"],
-        default="tf",
-        help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
-    )
-    predict.add_argument("--json", action="store_true")
-    _add_window_arguments(predict)
-    predict.set_defaults(func=cmd_predict)
-    _add_watch_parser(commands)
-
-    _add_export_parser(commands)
-
-    demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
-    demo.add_argument("--workdir", default="vidseq-demo")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
-
-    inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
-    inspect.add_argument(
-        "cache", nargs="+", help="cache file; several files or a quoted glob are read as one"
-    )
-    inspect.add_argument("--video", default=None, help="a video id")
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.set_defaults(func=cmd_inspect)
-
-    cache = commands.add_parser("cache", help="cache maintenance")
-    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    merge = cache_commands.add_parser("merge", help="combine shard files into one cache")
-    merge.add_argument("out")
-    merge.add_argument("inputs", nargs="+")
-    merge.add_argument("--overwrite", action="store_true")
-    merge.set_defaults(func=cmd_cache_merge)
+    _add_run_parsers(commands)
+    _add_cache_parsers(commands)
     for command in commands.choices.values():
         command.add_argument(
             "--verbose",
@@ -942,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.set_defaults(flags=tuple(re.findall(r"--[a-z][\w-]*", command.format_usage())))
     return parser
+
+
+FLAG_PATTERN = r"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)|(?<=needs ){name}\b"
+"""Where a parameter's name is read as its flag in an error message."""
 
 
 def as_flags(message: str, flags) -> str:
@@ -954,7 +467,10 @@ def as_flags(message: str, flags) -> str:
     """
     for flag in flags:
         name = re.escape(flag[2:].replace("-", "_"))
-        message = re.sub(rf"(?<![\w.-]){name}(?= must\b| should\b|=)", flag, message)
+        message = re.sub(
+            rf"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)", flag, message
+        )
+        message = re.sub(rf"(?<=needs ){name}\b", flag, message)
     return message
 
 

@@ -4,7 +4,14 @@ Imports neither TensorFlow nor the extract/sequence packages, so inspecting a
 cache stays fast. See ``docs/cache-format.md`` for the format.
 """
 
-from vidseq.cache.inspection import describe_video, format_summary, format_video, summarize
+from vidseq.cache.inspection import (
+    CacheReport,
+    describe_video,
+    format_summary,
+    format_video,
+    inspect_cache,
+    summarize,
+)
 from vidseq.cache.merge import merge_caches
 from vidseq.cache.schema import SCHEMA_VERSION, CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.store import FeatureStore
@@ -13,6 +20,7 @@ from vidseq.cache.writer import CacheWriter
 __all__ = [
     "SCHEMA_VERSION",
     "CacheMeta",
+    "CacheReport",
     "CacheWriter",
     "FailedRecord",
     "FeatureStore",
@@ -20,6 +28,7 @@ __all__ = [
     "describe_video",
     "format_summary",
     "format_video",
+    "inspect_cache",
     "merge_caches",
     "summarize",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -229,3 +230,39 @@ def format_video(d: dict[str, Any]) -> str:
     for name, values in d["extras"].items():
         lines.append(f"{name + ':':<16}{_short(values)}")
     return "\n".join(lines)
+
+
+@dataclass
+class CacheReport:
+    """What ``vidseq inspect`` says about a cache, or about one video in it.
+
+    Attributes:
+        info: The :func:`summarize` dict, or the :func:`describe_video` dict.
+        video: The video id described, or None for the whole cache.
+    """
+
+    info: dict[str, Any]
+    video: str | None = None
+
+    def summary(self) -> str:
+        """Human text (long lists shortened)."""
+        return format_summary(self.info) if self.video is None else format_video(self.info)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict."""
+        return self.info
+
+
+def inspect_cache(cache, *, video: str | None = None) -> CacheReport:
+    """Summarises a cache, or describes one of its videos (``vidseq inspect``).
+
+    Args:
+        cache: A cache file, a glob of shard files, or a list of files (read as one).
+        video: A video id: describe this video instead of the whole cache.
+
+    Returns:
+        The :class:`CacheReport`.
+    """
+    if video is not None:
+        return CacheReport(describe_video(cache, video), video)
+    return CacheReport(summarize(cache))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidseq.cache.packing import FileSource, pack
@@ -68,3 +69,39 @@ def _same_file(a: Path, b: Path) -> bool:
     except OSError:
         pass
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+@dataclass
+class MergeResult:
+    """What ``vidseq cache merge`` did.
+
+    Attributes:
+        out: The merged cache.
+        inputs: The caches merged into it.
+    """
+
+    out: Path
+    inputs: list[Path]
+
+    def summary(self) -> str:
+        """One line."""
+        return f"merged {len(self.inputs)} caches into {self.out}"
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"out": str(self.out), "inputs": [str(p) for p in self.inputs]}
+
+
+def cache_merge(out, inputs, *, overwrite: bool = False) -> MergeResult:
+    """``vidseq cache merge``: :func:`merge_caches`, with a result that prints itself.
+
+    Args:
+        out: The merged cache to write.
+        inputs: Cache files to merge (at least one).
+        overwrite: Replace ``out`` if it exists.
+
+    Returns:
+        The :class:`MergeResult`.
+    """
+    merged = merge_caches(out, inputs, overwrite=overwrite)
+    return MergeResult(merged, [Path(p) for p in inputs])

@@ -108,6 +108,11 @@ def source_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def source_choices() -> tuple[str, ...]:
+    """What a ``source`` argument accepts: ``"auto"`` (detect it), then the registered sources."""
+    return ("auto", *source_names())
+
+
 def detect_source(path) -> str:
     """Tells which source reads ``path`` (the ``--source auto`` rule).
 

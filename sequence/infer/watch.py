@@ -88,7 +88,7 @@ class Decision:
             "dropped": self.dropped,
         }
 
-    def format(self) -> str:
+    def summary(self) -> str:
         """One line for a terminal."""
         clock = datetime.fromtimestamp(self.wall_time).strftime("%H:%M:%S.%f")[:-4]
         top = ", ".join(f"{label} {p:.3f}" for label, p in self.top)
@@ -135,6 +135,21 @@ class WatchSummary:
             f"{self.frames} frames received, {self.dropped} dropped, {self.skipped} ticks "
             f"skipped, {self.reconnects} reconnections{latency}"
         )
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: the counts, and the latencies' median and maximum in seconds."""
+        latencies = [float(x) for x in self.latencies]
+        return {
+            "status": self.status,
+            "decisions": self.decisions,
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+            "reconnects": self.reconnects,
+            "seconds": round(self.seconds, 3),
+            "latency_median_s": round(float(np.median(latencies)), 4) if latencies else None,
+            "latency_max_s": round(max(latencies), 4) if latencies else None,
+        }
 
 
 @dataclass

@@ -18,6 +18,15 @@ from vidseq.sequence.train.training import train_sequence
 DEMO_BACKBONE = "tiny"
 """The demo's CNN: random-init weights work offline; ImageNet weights need a download."""
 
+DEMO_NEXT_STEP = (
+    f"The demo's CNN is {DEMO_BACKBONE!r} with random-init weights (offline). With real "
+    "data and ImageNet weights:\n"
+    "  vidseq extract-features DATA --out features.h5 --backbone resnet50 --weights imagenet\n"
+    "(Keras downloads the weights to $KERAS_HOME/models; offline, pass "
+    "--weights PATH to a local file)."
+)
+"""What ``vidseq demo`` says to do next."""
+
 DEMO_TRAIN = TrainConfig()
 """The demo trains with train-sequence's defaults: no setting is tuned to the sample.
 

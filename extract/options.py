@@ -1,0 +1,209 @@
+"""The parameters of ``extract-features``, each declared once (see :mod:`vidseq.extract.params`).
+
+:data:`FRAME_PARAMS` are the keywords of
+:meth:`~vidseq.extract.decode.framespec.FrameSpec.from_options` (which frames a
+command takes and how it frames them; ``finetune --from-scratch`` reads them
+too); :data:`EXTRACT_PARAMS` are the rest of :func:`~vidseq.extract.pipeline.extract_features`'
+keywords as the command line gives them. The flags, their checks and the
+tables of ``docs/cli.md`` come from these declarations.
+"""
+
+from __future__ import annotations
+
+from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.geometry import CROP_MODES
+from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
+from vidseq.extract.models.backbones import backbone_names
+from vidseq.extract.params import Param, is_size, parse_size
+from vidseq.extract.sources.dataset import source_choices
+from vidseq.extract.sources.sample_data import DEFAULT_VIDEOS_PER_CLASS
+
+DEFAULT_BACKBONE = "resnet50"
+"""The tutorial's network, with ImageNet weights: what ``extract-features`` runs by default."""
+_SAMPLING = SamplingConfig()
+
+SAMPLING_PARAMS = (
+    Param(
+        "sampling",
+        default=_SAMPLING.mode,
+        choices=SAMPLING_MODES,
+        help="uniform: K equal segments; fps: --frame-rate from the start; motion: equal "
+        "steps of cumulative motion; keyframes: frames per shot in proportion to its length",
+    ),
+    Param(
+        "frame_rate",
+        kind=float,
+        default=_SAMPLING.frame_rate,
+        help="fps mode: frames/s",
+    ),
+    Param(
+        "motion_floor",
+        kind=float,
+        default=_SAMPLING.motion_floor,
+        help="motion mode: least weight of a frame, in grey levels of mean frame difference",
+    ),
+    Param(
+        "cut_threshold",
+        kind=float,
+        default=_SAMPLING.cut_threshold,
+        help="keyframes mode: least HSV-histogram change (0-1) of a shot cut",
+    ),
+    Param(
+        "cut_ratio",
+        kind=float,
+        default=_SAMPLING.cut_ratio,
+        help="keyframes mode: least ratio of a cut's change to its neighbours' (adaptive)",
+    ),
+)
+"""How frames are sampled: the fields of a SamplingConfig but ``num_frames``."""
+
+FACE_PARAMS = (
+    Param(
+        "face_crop",
+        kind=bool,
+        default=False,
+        help="cut each frame around its largest face (OpenCV Haar cascade); "
+        "records per-frame face_found",
+    ),
+    Param(
+        "face_gray",
+        kind=bool,
+        default=False,
+        help="face crops in grey, replicated to 3 channels (implies --face-crop)",
+    ),
+    Param(
+        "face_margin",
+        kind=float,
+        default=0.2,
+        help="room around the face on each side, as a fraction of its size (default 0.2)",
+    ),
+)
+"""How faces are cut."""
+
+CROP_PARAM = Param(
+    "crop",
+    choices=CROP_MODES,
+    default="resize",
+    flag="",
+    exclusive="crop",
+    aliases=(
+        ("--resize", {"action": "store_const", "const": "resize", "help": "plain resize"}),
+        (
+            "--center-crop",
+            {
+                "action": "store_const",
+                "const": "center",
+                "help": "shorter side resized to fit, then the centre cropped",
+            },
+        ),
+    ),
+    doc="`--resize`: plain resize; `--center-crop`: shorter side resized, then the centre cropped",
+)
+
+FRAME_PARAMS = (
+    Param("num_frames", kind=int, low=1, default=16, flag="--frames", help="frames per video (K)"),
+    *SAMPLING_PARAMS,
+    CROP_PARAM,
+    Param(
+        "clip_length",
+        kind=int,
+        low=1,
+        default=10,
+        help="fer2013: faces per pseudo-clip (the remainder of each split and class is left out)",
+    ),
+    *FACE_PARAMS,
+)
+"""The keywords of ``FrameSpec.from_options``, as flags."""
+
+
+def _flag(name, help_text):
+    return Param(name, kind=bool, default=False, help=help_text)
+
+
+EXTRACT_PARAMS = (
+    Param("source", default="auto", choices=source_choices, help="dataset layout"),
+    Param("split", kind=int, default=1, choices=(1, 2, 3), help="UCF-101 split"),
+    Param(
+        "backbone",
+        default=DEFAULT_BACKBONE,
+        choices=backbone_names,
+        help="registry name of the CNN (tiny: a small random-init network for tests)",
+    ),
+    Param(
+        "weights",
+        optional=True,
+        kind=str,
+        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+    ),
+    Param(
+        "input_size",
+        optional=True,
+        check=is_size,
+        expected="None or (height, width) integers",
+        flag_type=parse_size,
+        help="SIZE or HEIGHTxWIDTH (default: the backbone's)",
+    ),
+    *FRAME_PARAMS,
+    Param("batch_size", kind=int, low=1, default=32, help="frames per CNN batch"),
+    Param("dtype", default="float16", choices=("float16", "float32"), help="features stored as"),
+    Param(
+        "num_shards",
+        kind=int,
+        low=1,
+        optional=True,
+        help="split the dataset into N disjoint shards (default: $VIDSEQ_NUM_SHARDS, "
+        "$SLURM_ARRAY_TASK_COUNT, else 1)",
+    ),
+    Param(
+        "shard_index",
+        kind=int,
+        low=0,
+        optional=True,
+        help="the shard to extract (default: $VIDSEQ_SHARD_INDEX, $SLURM_ARRAY_TASK_ID - "
+        "$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0)",
+    ),
+    Param("decode_workers", kind=int, low=1, optional=True, help="decoder threads"),
+    Param(
+        "engine",
+        default="tf",
+        choices=("tf", "openvino"),
+        help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
+    ),
+    Param(
+        "commit_every",
+        kind=int,
+        low=1,
+        default=32,
+        help="videos per commit (work lost on a crash)",
+    ),
+    Param("seed", kind=int, default=0, help="seed of random-init weights"),
+    _flag("strict", "stop at the first bad video"),
+    _flag("overwrite", "replace a cache made with other settings"),
+    _flag("quiet", "no progress bar"),
+)
+"""The flags of ``extract-features`` (after DATA and --out), in the order ``--help`` lists them."""
+
+
+MAKE_SAMPLE_PARAMS = (
+    Param("out", positional=True, help="folder to create"),
+    Param("seed", kind=int, default=0, help="same seed, same bytes"),
+    Param("classes", kind=str, nargs="+", optional=True, help="subset of class names"),
+    Param("videos_per_class", kind=int, low=1, default=DEFAULT_VIDEOS_PER_CLASS, help="videos"),
+    Param(
+        "event_fraction",
+        kind=float,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        optional=True,
+        help="sparse-event variant: each video is a short event (this share of its frames, "
+        "0 < F <= 1) inside a long still shot",
+    ),
+)
+"""``vidseq.make_sample``."""
+
+
+def frame_spec(**options) -> FrameSpec:
+    """The :class:`FrameSpec` of the :data:`FRAME_PARAMS` keywords (others are ignored)."""
+    names = {param.name for param in FRAME_PARAMS}
+    return FrameSpec.from_options(**{k: v for k, v in options.items() if k in names})

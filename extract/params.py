@@ -1,0 +1,309 @@
+"""Parameters declared once: name, type, bounds, choices, default and help.
+
+A :class:`Param` is the one declaration of a setting. From it come:
+
+* the validation (:meth:`Param.check`): one line that names the setting and
+  quotes what it received (``batch_size must be an integer >= 1. Received:
+  batch_size=0``);
+* the command-line flag (:func:`add_flags`): ``--batch-size``, its type,
+  choices, default and help, and any older spelling (``--rnn``, ``--no-normalize``);
+* the API keyword and the ``config.json`` key (the declared name);
+* the row of the flag tables in ``docs/cli.md`` (:func:`flags_table`).
+
+A config dataclass declares its fields with :func:`setting` (the field's
+name is the parameter's); a function's keyword parameters are declared as a
+tuple of :class:`Param`. Choice lists that belong to a registry are given as
+the registry's function (``choices=backbone_names``) and read when they are
+needed, so a registered name is accepted everywhere at once.
+
+This module imports nothing of vidseq but its errors, so that every package may use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidseq.errors import UsageError
+
+PARAM_KEY = "vidseq.param"
+"""The key of a :class:`Param` in a dataclass field's ``metadata``."""
+
+
+def is_int(value) -> bool:
+    """An integer (NumPy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An int or float (NumPy's too), not a bool."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def _text(number) -> str:
+    return f"{number:g}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """The one declaration of a parameter.
+
+    Attributes:
+        name: The API keyword and ``config.json`` key; the flag is
+            ``--`` + name with dashes unless ``flag`` says otherwise.
+        kind: ``int``, ``float``, ``str`` or ``bool``; None when ``check`` decides.
+        low: Least value (numbers); ``low_open`` excludes it.
+        high: Greatest value (numbers); ``high_open`` excludes it.
+        optional: None is a valid value (the default of "not set").
+        choices: The valid values, or a function returning them (a registry's names).
+        check: A predicate for values the above cannot describe; ``expected`` then
+            says in words what it accepts.
+        expected: What a valid value is, in the error (derived when None).
+        help: The ``--help`` line.
+        doc: The meaning column of ``docs/cli.md`` (``help`` when None).
+        flag: The flag; ``""`` for a parameter the command line does not take.
+        flag_type: What turns the flag's text into the value (``kind`` when None).
+        metavar: The flag's metavar.
+        aliases: Other flags that set this parameter, as ``(flag, argparse
+            keywords)`` pairs (``("--no-normalize", {"action": "store_const",
+            "const": "none"})``).
+        exclusive: Flags of parameters with the same ``exclusive`` name form
+            one mutually exclusive group.
+        positional: A positional argument of the command (``name`` as its
+            metavar unless ``metavar`` says otherwise), not a flag.
+        nargs: argparse's ``nargs`` (a list of values).
+        required: A flag the command cannot go without (``--out``).
+        default: The default (for a :func:`setting`, the field's).
+    """
+
+    name: str = ""
+    kind: type | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+    choices: Sequence | Callable[[], Sequence] | None = None
+    check: Callable[[Any], bool] | None = None
+    expected: str | None = None
+    help: str | None = None
+    doc: str | None = None
+    flag: str | None = None
+    flag_type: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    aliases: tuple = ()
+    exclusive: str | None = None
+    positional: bool = False
+    nargs: str | None = None
+    required: bool = False
+    default: Any = None
+
+    @property
+    def flag_name(self) -> str:
+        """The command-line flag (``""`` when there is none, or for a positional argument)."""
+        if self.positional:
+            return ""
+        if self.flag is not None:
+            return self.flag
+        return "--" + self.name.replace("_", "-")
+
+    def choice_list(self) -> tuple | None:
+        """The valid values, read from the registry when ``choices`` is a function."""
+        if self.choices is None:
+            return None
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def expected_text(self) -> str:
+        """What a valid value is, in words: ``an integer >= 1``, ``one of ('a', 'b')``."""
+        if self.expected is not None:
+            return self.expected
+        if self.choices is not None:
+            base = f"one of {self.choice_list()}"
+        elif self.kind is bool:
+            return "None, True or False" if self.optional else "True or False"
+        elif self.kind is int:
+            base = "an integer" + (f" >= {_text(self.low)}" if self.low is not None else "")
+        elif self.kind is float:
+            base = self._interval()
+        else:
+            base = "a string"
+        return f"None or {base}" if self.optional else base
+
+    def _interval(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{_text(self.low)}, {_text(self.high)}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_text(self.low)}"
+        return "a number"
+
+    def is_valid(self, value) -> bool:
+        """Whether ``value`` is valid for this parameter."""
+        if value is None:
+            return self.optional
+        if self.check is not None:
+            return bool(self.check(value))
+        if self.choices is not None:
+            return value in self.choice_list()
+        kinds = {bool: lambda v: isinstance(v, bool), int: is_int, float: is_number}
+        kinds[str] = lambda v: isinstance(v, str)
+        if self.kind is not None and not kinds[self.kind](value):
+            return False
+        return self._in_bounds(value)
+
+    def _in_bounds(self, value) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def validate(self, value):
+        """Returns ``value``, or raises UsageError naming the parameter and quoting it."""
+        try:
+            ok = self.is_valid(value)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UsageError(
+                f"{self.name} must be {self.expected_text()}. Received: {self.name}={value!r}"
+            )
+        return value
+
+
+def setting(default=None, *, default_factory=None, **declaration):
+    """A dataclass field declared as a :class:`Param` (its name is the field's).
+
+    Args:
+        default: The field's default.
+        default_factory: Instead of ``default``, a function that makes it.
+        **declaration: The :class:`Param` attributes.
+    """
+    param = Param(**declaration)
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={PARAM_KEY: param})
+    return field(default=default, metadata={PARAM_KEY: param})
+
+
+def declared(cls) -> tuple[Param, ...]:
+    """The :class:`Param` of each field of the dataclass ``cls`` (nested configs not included)."""
+    params = []
+    for f in dataclasses.fields(cls):
+        param = f.metadata.get(PARAM_KEY)
+        if param is not None:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            params.append(dataclasses.replace(param, name=f.name, default=default))
+    return tuple(params)
+
+
+def refuse_unknown(keys: Iterable[str], known: Iterable[str], owner: str) -> None:
+    """Raises UsageError for the first key not in ``known``, naming the nearest valid one.
+
+    Args:
+        keys: The keys given.
+        known: The valid keys.
+        owner: What they are settings of (``"TrainConfig"``, ``"train_sequence()"``).
+    """
+    known = sorted(known)
+    for key in keys:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise UsageError(f"{owner} has no setting {key}{hint} Received: {key}")
+
+
+def _flag_kwargs(param: Param, default) -> dict:
+    """``add_argument`` keywords of a parameter's own flag."""
+    kwargs = {"dest": param.name, "default": default, "help": param.help}
+    if param.required:
+        kwargs["required"] = True
+    if param.nargs is not None:
+        kwargs["nargs"] = param.nargs
+    if param.metavar is not None:
+        kwargs["metavar"] = param.metavar
+    if param.kind is bool and param.flag_type is None:
+        return {**kwargs, "action": "store_const", "const": True}
+    kwargs["type"] = param.flag_type or (param.kind if param.kind in (int, float) else None)
+    if param.choices is not None:
+        kwargs["choices"] = param.choice_list()
+    return {k: v for k, v in kwargs.items() if v is not None or k in ("default", "help")}
+
+
+def add_flags(parser, params: Iterable[Param], defaults: dict | None = None) -> None:
+    """Adds the flags of ``params`` to an argparse parser (or argument group).
+
+    Args:
+        parser: The parser or group.
+        params: The declarations, in the order their flags are listed.
+        defaults: Default per parameter name, over the declared ones (a command's
+            config can default differently from the field, e.g. finetune's lr).
+    """
+    defaults = defaults or {}
+    groups = {}
+    for param in params:
+        default = defaults.get(param.name, param.default)
+        if param.kind is bool and default is None and not param.optional:
+            default = False
+        target = parser
+        if param.exclusive is not None:
+            if param.exclusive not in groups:
+                groups[param.exclusive] = parser.add_mutually_exclusive_group()
+            target = groups[param.exclusive]
+        if param.positional:
+            _add_positional(target, param, default)
+        elif param.flag_name:
+            target.add_argument(param.flag_name, **_flag_kwargs(param, default))
+        for i, (flag, kwargs) in enumerate(param.aliases):
+            # Without a flag of its own, the first alias carries the default.
+            alias_default = default if i == 0 and not param.flag_name else argparse.SUPPRESS
+            target.add_argument(flag, dest=param.name, default=alias_default, **kwargs)
+
+
+def _add_positional(parser, param: Param, default) -> None:
+    kwargs = {"nargs": param.nargs, "help": param.help, "metavar": param.metavar}
+    if param.nargs in ("?", "*"):
+        kwargs["default"] = default
+    if param.flag_type or param.kind in (int, float):
+        kwargs["type"] = param.flag_type or param.kind
+    parser.add_argument(param.name, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+def flags_table(params: Iterable[Param], defaults: dict | None = None) -> str:
+    """The Markdown table of ``params``' flags: flag, default, meaning (``docs/cli.md``)."""
+    defaults = defaults or {}
+    rows = ["| flag | default | meaning |", "|---|---|---|"]
+    for param in params:
+        flags = [param.flag_name] if param.flag_name else []
+        flags += [flag for flag, _ in param.aliases]
+        if not flags:
+            continue
+        default = defaults.get(param.name, param.default)
+        shown = "" if default is None or default is False else f"`{default}`"
+        meaning = (param.doc or param.help or "").replace("|", "\\|")
+        rows.append(f"| {', '.join(f'`{f}`' for f in flags)} | {shown} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parses a ``SIZE`` or ``HEIGHTxWIDTH`` flag (``224``, ``240x320``): ``(height, width)``."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SIZE or HEIGHTxWIDTH, e.g. 224 or 240x320. Received: {text!r}"
+        ) from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH. Received: {text!r}")
+    return values[0], values[1]
+
+
+def is_size(value) -> bool:
+    """A ``(height, width)`` pair of integers >= 1."""
+    return len(value) == 2 and all(is_int(x) and x >= 1 for x in value)

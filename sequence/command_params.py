@@ -1,0 +1,116 @@
+"""The parameters of the inference and export commands, each declared once.
+
+Each tuple lists the keyword parameters of one API function, as the command of
+the same name takes them (see :mod:`vidseq.extract.params`): its flags, their
+checks on the command line and the tables of ``docs/cli.md`` come from here.
+The training commands' parameters are their configs' fields
+(:mod:`vidseq.sequence.config`); extraction's are in :mod:`vidseq.extract.options`.
+
+This module imports no TensorFlow (the command line's help stays fast).
+"""
+
+from __future__ import annotations
+
+from vidseq.cache.schema import ENGINES
+from vidseq.extract.params import Param
+from vidseq.sequence.export.manifest import FORMATS, PARTS
+
+ENGINE_HELP = "what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')"
+_SECONDS = {"kind": float, "low": 0.0, "low_open": True}
+
+EVALUATE_PARAMS = (
+    Param("run_dir", positional=True, metavar="run", help="run directory"),
+    Param(
+        "cache",
+        positional=True,
+        nargs="*",
+        help="default: the run's cache; several files or a quoted glob are read as one cache",
+    ),
+    Param("split", default="test", choices=("test", "val", "train"), help="split to evaluate"),
+    Param(
+        "num_clips",
+        kind=int,
+        low=1,
+        optional=True,
+        flag="--clips",
+        help="temporal samples per video",
+    ),
+    Param(
+        "out_dir", kind=str, optional=True, flag="--out", help="report folder (default: the run)"
+    ),
+)
+"""``vidseq.evaluate`` (``evaluate_run``)."""
+
+PREDICT_PARAMS = (
+    Param(
+        "run",
+        positional=True,
+        help="run directory, or export directory of vidseq export",
+    ),
+    Param("videos", positional=True, nargs="+", metavar="VIDEO", help="video files"),
+    Param("top_k", kind=int, low=1, default=5, help="classes listed per video or window"),
+    Param("engine", choices=ENGINES, default="tf", help=ENGINE_HELP),
+    Param(
+        "window",
+        **_SECONDS,
+        optional=True,
+        help="seconds per window: classify sliding windows",
+    ),
+    Param(
+        "stride",
+        **_SECONDS,
+        optional=True,
+        help="seconds between windows (default: --window)",
+    ),
+    Param("plot", kind=str, optional=True, help="PNG timeline of the windows (--window)"),
+    Param("csv", kind=str, optional=True, help="CSV of the windows (--window)"),
+)
+"""``vidseq.predict``: whole videos, or sliding windows with ``window``."""
+
+WATCH_PARAMS = (
+    Param("run_dir", positional=True, metavar="run", help="run directory (cached features)"),
+    Param(
+        "source",
+        positional=True,
+        help="camera index (0), video file, rtsp:// or http(s):// (MJPEG, HLS) URL",
+    ),
+    Param(
+        "window",
+        **_SECONDS,
+        optional=True,
+        help="seconds per decision (default: training clips)",
+    ),
+    Param("stride", **_SECONDS, default=1.0, help="seconds between decisions"),
+    Param("max_seconds", **_SECONDS, optional=True, help="stop after this long"),
+    Param("reconnect", kind=int, low=0, default=3, help="reconnection attempts in a row"),
+    Param("top_k", kind=int, low=1, default=3, help="labels per decision"),
+    Param("engine", choices=ENGINES, default="tf", help=ENGINE_HELP),
+)
+"""``vidseq.watch``."""
+
+EXPORT_PARAMS = (
+    Param("run_dir", positional=True, metavar="run", help="run directory"),
+    Param("format", choices=tuple(FORMATS), required=True, help="the serving format"),
+    Param(
+        "out_dir",
+        kind=str,
+        flag="--out",
+        required=True,
+        help="export directory to create (or empty)",
+    ),
+    Param("part", choices=PARTS, default="end-to-end", help="end-to-end (frames in) or head"),
+    Param(
+        "batch",
+        kind=int,
+        low=1,
+        optional=True,
+        help="fixed batch size (default: dynamic)",
+    ),
+)
+"""``vidseq.export``."""
+
+DEMO_PARAMS = (
+    Param("workdir", kind=str, default="vidseq-demo", help="folder of the demo's files"),
+    Param("seed", kind=int, default=0, help="seed of the sample data, the CNN and training"),
+)
+"""``vidseq.demo``."""

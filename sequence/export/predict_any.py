@@ -1,0 +1,133 @@
+"""``vidseq predict`` as one function: a run or an export directory, whole videos or windows.
+
+:func:`predict` chooses between the three ways vidseq classifies videos:
+whole videos with a run directory
+(:func:`~vidseq.sequence.infer.predict.predict_videos`), whole videos with an
+export directory in its own runtime
+(:func:`~vidseq.sequence.export.runtime.predict_export`), and sliding windows
+with a run directory (:func:`~vidseq.sequence.infer.windowed.predict_windows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidseq.errors import UsageError
+from vidseq.sequence.export.manifest import is_export_dir
+from vidseq.sequence.export.runtime import predict_export
+from vidseq.sequence.infer.predict import Prediction, predict_videos
+from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
+from vidseq.sequence.infer.windowed import WindowedPrediction, predict_windows
+
+
+@dataclass
+class Predictions:
+    """What :func:`predict` gives: one prediction per video, or each video's windows.
+
+    Attributes:
+        videos: One :class:`~vidseq.sequence.infer.predict.Prediction` per video
+            (whole videos), in the order given; empty with windows.
+        windows: The :class:`~vidseq.sequence.infer.windowed.WindowedPrediction`
+            (with ``window``), else None.
+        files: The CSV and PNG files written.
+
+    Iterating it, indexing it and ``len`` go over ``videos`` (as the list that
+    ``predict`` returned before windows and exports were among its modes).
+    """
+
+    videos: list[Prediction] = field(default_factory=list)
+    windows: WindowedPrediction | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.videos)
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, index):
+        return self.videos[index]
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """``(video, error)`` of each video that could not be classified."""
+        if self.windows is not None:
+            return [(str(v.path), v.error) for v in self.windows.videos if v.error]
+        return [(str(p.video), p.error) for p in self.videos if p.error]
+
+    def summary(self) -> str:
+        """The labels as text: one line per video, or the windows' table."""
+        if self.windows is not None:
+            return format_table(self.windows)
+        return "\n".join(p.summary() for p in self.videos if not p.error)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"predictions": [...]}``, or the windows' dict."""
+        if self.windows is not None:
+            return self.windows.to_dict()
+        return {"predictions": [p.to_dict() for p in self.videos]}
+
+
+def predict(
+    run,
+    videos,
+    *,
+    top_k: int = 5,
+    engine: str = "tf",
+    window: float | None = None,
+    stride: float | None = None,
+    plot=None,
+    csv=None,
+    progress: bool = False,
+) -> Predictions:
+    """Classifies videos with a run directory or an export directory.
+
+    Args:
+        run: A run directory, or an export directory of ``vidseq export``.
+        videos: Paths of video files (or frame directories).
+        top_k: Classes listed per video or window.
+        engine: What runs a run's CNN: ``"tf"`` or ``"openvino"`` (an export
+            runs in its own format's runtime).
+        window: Seconds per window: classify sliding windows of each video.
+        stride: Seconds between windows (default: ``window``).
+        plot: PNG file of the windows' timeline (with ``window``).
+        csv: CSV file of the windows (with ``window``).
+        progress: A progress bar on stderr (windows).
+
+    Returns:
+        The :class:`Predictions`; a video that cannot be read is among its
+        ``failures``, the others are classified.
+
+    Raises:
+        UsageError: ``stride``, ``plot`` or ``csv`` without ``window``, or an
+            ``engine`` for an export directory.
+    """
+    if window is not None:
+        return _windows(run, videos, top_k, engine, window, stride, plot, csv, progress)
+    for name, value in (("stride", stride), ("plot", plot), ("csv", csv)):
+        if value is not None:
+            raise UsageError(f"{name} needs window. Received: {name}={value!r}")
+    if is_export_dir(run):
+        if engine != "tf":
+            raise UsageError(
+                f"{run}: an export runs in its own format's runtime; engine applies to "
+                f"run directories. Received: engine={engine!r}"
+            )
+        return Predictions(videos=predict_export(run, videos, top_k=top_k))
+    return Predictions(videos=predict_videos(run, videos, top_k=top_k, engine=engine))
+
+
+def _windows(run, videos, top_k, engine, window, stride, plot, csv, progress) -> Predictions:
+    result = predict_windows(
+        run,
+        videos,
+        window=window,
+        stride=stride if stride is not None else window,
+        top_k=top_k,
+        engine=engine,
+        progress=progress,
+    )
+    outputs = ((csv, write_csv), (plot, plot_timeline))
+    files = [write(result, path) for path, write in outputs if path is not None]
+    return Predictions(windows=result, files=files)
