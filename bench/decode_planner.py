@@ -171,7 +171,14 @@ def run_done_when(workdir: Path, repeats: int) -> None:
         clip.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(hd_frames(16, 64, 64, seed=1)):
             cv2.imwrite(str(clip / f"{i:04d}.png"), image)
-    command = [sys.executable, "-m", "vidseq", "extract-features", "--frames", "16"]
+    command = [
+        sys.executable,
+        "-m",
+        "vidseq",
+        "extract-features",
+        "--frames",
+        "16",
+    ]
     command += ["--backbone", "tiny", "--decode-workers", "1", "--overwrite"]
     paths = sorted(str(p) for p in videos.glob("*/video.mp4"))
     rows = {"total": [], "startup": [], "work": [], "reader": [], "sequential": [], "ratio": []}

@@ -48,7 +48,9 @@ def prepare(root: Path, videos_per_class: int) -> Path:
     from vidseq.sequence.train.training import train_sequence
 
     sample = make_sample(root / "sample", videos_per_class=videos_per_class, overwrite=True)
-    cache = extract_features(sample, root / "features.h5", progress=False, overwrite=True).out
+    cache = extract_features(
+        sample, root / "features.h5", backbone="tiny", progress=False, overwrite=True
+    ).out
     config = TrainConfig(
         head=HeadConfig(units=8), fit=FitConfig(epochs=1, batch_size=16, patience=0)
     )

@@ -234,6 +234,7 @@ def extract(manifest, cache):
             frames=FrameSpec(SamplingConfig(num_frames=SAMPLED)),
             input_size=(SIZE, SIZE),
             dtype="float32",
+            backbone="tiny",
             progress=False,
         )
     return cache

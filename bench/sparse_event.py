@@ -194,6 +194,7 @@ def main():
             input_size=(args.size, args.size),
             frames=FrameSpec(SamplingConfig(mode=mode, num_frames=args.frames)),
             overwrite=True,
+            backbone="tiny",
             progress=False,
         )
         cpu = time.process_time() - start

@@ -10,6 +10,7 @@ tables of ``docs/cli.md`` come from these declarations.
 
 from __future__ import annotations
 
+from vidseq.cache.schema import ENGINES, FEATURE_DTYPES
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
 from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
@@ -145,7 +146,7 @@ EXTRACT_PARAMS = (
     ),
     *FRAME_PARAMS,
     Param("batch_size", kind=int, low=1, default=32, help="frames per CNN batch"),
-    Param("dtype", default="float16", choices=("float16", "float32"), help="features stored as"),
+    Param("dtype", default="float16", choices=FEATURE_DTYPES, help="features stored as"),
     Param(
         "num_shards",
         kind=int,
@@ -166,7 +167,7 @@ EXTRACT_PARAMS = (
     Param(
         "engine",
         default="tf",
-        choices=("tf", "openvino"),
+        choices=ENGINES,
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
     ),
     Param(

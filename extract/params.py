@@ -124,7 +124,7 @@ class Param:
         if self.expected is not None:
             return self.expected
         if self.choices is not None:
-            base = f"one of {self.choice_list()}"
+            base = f"one of {list(self.choice_list())}"
         elif self.kind is bool:
             return "None, True or False" if self.optional else "True or False"
         elif self.kind is int:
@@ -200,20 +200,27 @@ def declared(cls) -> tuple[Param, ...]:
     return tuple(params)
 
 
-def refuse_unknown(keys: Iterable[str], known: Iterable[str], owner: str) -> None:
-    """Raises UsageError for the first key not in ``known``, naming the nearest valid one.
+def check_values(params: Iterable[Param], values: dict) -> None:
+    """Validates each of ``values`` that a parameter of ``params`` declares (UsageError)."""
+    for param in params:
+        if param.name in values:
+            param.validate(values[param.name])
+
+
+def refuse_unknown(given: dict, known: Iterable[str], owner: str) -> None:
+    """Raises UsageError for the first key of ``given`` not in ``known``, naming the nearest.
 
     Args:
-        keys: The keys given.
-        known: The valid keys.
-        owner: What they are settings of (``"TrainConfig"``, ``"train_sequence()"``).
+        given: The settings given, ``{name: value}``.
+        known: The valid names.
+        owner: What they are settings of (``"TrainConfig"``).
     """
     known = sorted(known)
-    for key in keys:
+    for key, value in given.items():
         if key not in known:
             near = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise UsageError(f"{owner} has no setting {key}{hint} Received: {key}")
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UsageError(f"{owner} has no setting {key}{hint}. Received: {key}={value!r}")
 
 
 def _flag_kwargs(param: Param, default) -> dict:

@@ -30,11 +30,12 @@ from vidseq.extract.decode.frames import SampledFrames, read_frames
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.models.backbones import Backbone, get_spec, load_backbone
 from vidseq.extract.models.engines import check_engine, load_engine
+from vidseq.extract.options import DEFAULT_BACKBONE, EXTRACT_PARAMS
+from vidseq.extract.params import check_values
 from vidseq.extract.sharding import Shard
 from vidseq.extract.sources.dataset import load_dataset
 from vidseq.extract.sources.items import Dataset, RejectedInput, VideoItem
 
-DTYPES = ("float16", "float32")
 """Storage types of the cached features."""
 
 
@@ -236,7 +237,7 @@ class FeatureExtractor:
 
     def __init__(self, net, frames: FrameSpec, *, batch_size=32, decode_workers=None, engine="tf"):
         _check_frames(frames)
-        _check_batch_size(batch_size)
+        check_values(EXTRACT_PARAMS, {"batch_size": batch_size})
         self.net = net
         self.spec = frames
         self.geometry = frames.geometry(net.input_size)
@@ -285,7 +286,7 @@ def extract_features(
     *,
     source: str = "auto",
     split: int = 1,
-    backbone: str = "tiny",
+    backbone: str = DEFAULT_BACKBONE,
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
     frames: FrameSpec | None = None,
@@ -351,9 +352,11 @@ def extract_features(
     started = time.perf_counter()
     frames = FrameSpec() if frames is None else _check_frames(frames)
     check_engine(engine)
-    _check_batch_size(batch_size)
-    if dtype not in DTYPES:
-        raise UsageError(f"dtype must be one of {list(DTYPES)}. Received: dtype={dtype!r}")
+    check_values(
+        EXTRACT_PARAMS,
+        {"source": source, "split": split, "input_size": input_size, "batch_size": batch_size},
+    )
+    check_values(EXTRACT_PARAMS, {"dtype": dtype, "commit_every": commit_every, "seed": seed})
     shard = Shard.resolve() if shard is None else shard
     dataset = load_dataset(data, source, split=split, seed=seed, clip_length=frames.clip_length)
     frames = dataclasses.replace(frames, clip_length=dataset.clip_length)
@@ -389,11 +392,6 @@ def _check_frames(frames) -> FrameSpec:
     return frames
 
 
-def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
-
-
 def _rejected_in(shard: Shard, dataset: Dataset) -> list[RejectedInput]:
     """The dataset's rejected inputs that belong to ``shard``."""
     return [rejected for rejected in dataset.rejected if shard.holds(rejected.input_id)]
@@ -403,7 +401,14 @@ def _load_network(backbone: str, weights: str | None, input_size, seed: int) -> 
     """The backbone; ``weights=None`` means ImageNet weights where the backbone has them."""
     if weights is None:
         weights = "imagenet" if get_spec(backbone).imagenet else "none"
-    return load_backbone(backbone, weights, input_size=input_size, seed=seed)
+    try:
+        return load_backbone(backbone, weights, input_size=input_size, seed=seed)
+    except UsageError as error:
+        if weights != "imagenet":
+            raise
+        raise UsageError(
+            f"{error}; or choose backbone=tiny, a random-init network for tests"
+        ) from None
 
 
 def _cache_meta(net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, dtype) -> CacheMeta:

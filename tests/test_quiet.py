@@ -49,7 +49,18 @@ def test_an_extraction_prints_no_tensorflow_log_line(tmp_path):
     data, cache = tmp_path / "data", tmp_path / "f.h5"
     make_sample(data, videos_per_class=2)  # no TensorFlow: in this process
     code, stdout, stderr = _run(
-        ["-m", "vidseq", "extract-features", str(data), "--out", str(cache), "--frames", "4"]
+        [
+            "-m",
+            "vidseq",
+            "extract-features",
+            "--backbone",
+            "tiny",
+            str(data),
+            "--out",
+            str(cache),
+            "--frames",
+            "4",
+        ]
     )
     assert code == 0, stderr
     assert cache.is_file()

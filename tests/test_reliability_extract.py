@@ -101,7 +101,10 @@ def sample(tmp_path_factory):
 def reference(sample, tmp_path_factory):
     """The cache of one uninterrupted run."""
     out = tmp_path_factory.mktemp("reference") / "features.h5"
-    assert main(["extract-features", str(sample), "--out", str(out), *FLAGS]) == 0
+    assert (
+        main(["extract-features", "--backbone", "tiny", str(sample), "--out", str(out), *FLAGS])
+        == 0
+    )
     return out
 
 
@@ -126,7 +129,7 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
 ):
     out = tmp_path / "features.h5"
     parts = Path(f"{out}.parts")
-    command = vidseq_command("extract-features", sample, "--out", out, *FLAGS)
+    command = vidseq_command("extract-features", "--backbone", "tiny", sample, "--out", out, *FLAGS)
     rng = random.Random(20260508)
     # Where each run is killed: during start-up (imports, backbone, taking the lock),
     # between or during part commits (twice: a run that resumed is killed again), and as
@@ -207,7 +210,7 @@ def test_file_size_limit_at_finalize_keeps_every_part_and_a_rerun_completes(
 ):
     out = tmp_path / "features.h5"
     parts = Path(f"{out}.parts")
-    command = vidseq_command("extract-features", sample, "--out", out, *FLAGS)
+    command = vidseq_command("extract-features", "--backbone", "tiny", sample, "--out", out, *FLAGS)
     # Room for each one-video part, not for the 20-video file.
     result = _run_limited(command, PACK_OVERHEAD_BYTES + 8 * 1024)
     _assert_storage_error(result, out)
@@ -215,7 +218,10 @@ def test_file_size_limit_at_finalize_keeps_every_part_and_a_rerun_completes(
     assert not any(tmp_path.glob("features.h5.tmp-*"))
     with FeatureStore(reference) as store:
         assert committed_ids(parts) == set(store.video_ids)
-    assert main(["extract-features", str(sample), "--out", str(out), *FLAGS]) == 0
+    assert (
+        main(["extract-features", "--backbone", "tiny", str(sample), "--out", str(out), *FLAGS])
+        == 0
+    )
     assert not parts.exists()
     assert_same_cache(out, reference)
 
@@ -281,14 +287,16 @@ def test_second_writer_of_the_same_output_is_refused_and_the_first_finishes(
 ):
     out = tmp_path / "features.h5"
     parts = Path(f"{out}.parts")
-    command = vidseq_command("extract-features", sample, "--out", out, *FLAGS)
+    command = vidseq_command("extract-features", "--backbone", "tiny", sample, "--out", out, *FLAGS)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
         assert _wait_for(lambda: any(parts.glob("part-*.h5")), first)
         first.send_signal(signal.SIGSTOP)  # it holds the lock, mid-run
         before = tree(tmp_path)
         started = time.monotonic()
-        code = main(["extract-features", str(sample), "--out", str(out), *FLAGS])
+        code = main(
+            ["extract-features", "--backbone", "tiny", str(sample), "--out", str(out), *FLAGS]
+        )
         seconds = time.monotonic() - started
         assert code == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
@@ -355,7 +363,17 @@ def test_bad_videos_are_recorded_and_the_run_goes_on(tmp_path):
     locked_is_unreadable = os.geteuid() != 0 or _dac_capabilities_droppable()
     out = tmp_path / "features.h5"
     result = subprocess.run(
-        vidseq_command("extract-features", manifest, "--out", out, "--frames", "4", "--quiet"),
+        vidseq_command(
+            "extract-features",
+            "--backbone",
+            "tiny",
+            manifest,
+            "--out",
+            out,
+            "--frames",
+            "4",
+            "--quiet",
+        ),
         capture_output=True,
         text=True,
         env=ENV,
@@ -446,7 +464,10 @@ def test_hostile_ids_round_trip_and_nothing_is_written_outside_out(tmp_path, cap
     out_dir.mkdir()
     out = out_dir / "features.h5"
     before = tree(root)
-    assert main(["extract-features", str(manifest), "--out", str(out), *FLAGS]) == 0
+    assert (
+        main(["extract-features", "--backbone", "tiny", str(manifest), "--out", str(out), *FLAGS])
+        == 0
+    )
     after = tree(root)
     assert set(after) - set(before) == {"out/features.h5"}
     assert {k: v for k, v in after.items() if k in before} == before
@@ -476,7 +497,12 @@ def test_bad_manifests_name_the_line_and_exit_2(tmp_path, capsys, text, message)
     manifest = tmp_path / "hostile.csv"
     manifest.write_text(text)
     out = tmp_path / "features.h5"
-    assert main(["extract-features", str(manifest), "--out", str(out), "--quiet"]) == 2
+    assert (
+        main(
+            ["extract-features", "--backbone", "tiny", str(manifest), "--out", str(out), "--quiet"]
+        )
+        == 2
+    )
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("vidseq: error:") and message in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.csv"]

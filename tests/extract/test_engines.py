@@ -75,7 +75,9 @@ def test_unknown_engine_is_a_usage_error(sample_root, tmp_path):
     ):
         load_engine(net, "onnx")
     with pytest.raises(UsageError, match="Received: engine='onnx'"):
-        extract_features(sample_root, tmp_path / "f.h5", engine="onnx", progress=False)
+        extract_features(
+            sample_root, tmp_path / "f.h5", engine="onnx", backbone="tiny", progress=False
+        )
     assert not (tmp_path / "f.h5.parts").exists()
 
 
@@ -85,7 +87,9 @@ def test_missing_openvino_names_the_extra(monkeypatch, sample_root, tmp_path):
     with pytest.raises(UsageError, match=r"vidseq\[openvino\]"):
         load_engine(net, "openvino")
     with pytest.raises(UsageError, match=r"vidseq\[openvino\]"):
-        extract_features(sample_root, tmp_path / "f.h5", engine="openvino", progress=False)
+        extract_features(
+            sample_root, tmp_path / "f.h5", engine="openvino", backbone="tiny", progress=False
+        )
     assert not (tmp_path / "f.h5").exists() and not (tmp_path / "f.h5.parts").exists()
 
 
@@ -157,6 +161,7 @@ def engine_caches(sample_root, tmp_path_factory):
                 frames=FrameSpec(SAMPLING),
                 batch_size=3,
                 engine=engine,
+                backbone="tiny",
                 progress=False,
             ).out
             for engine in ENGINES
@@ -186,11 +191,23 @@ def test_the_cache_records_the_engine_and_features_agree(engine_caches):
 def test_resuming_with_another_engine_is_refused(engine_caches, tmp_path, sample_root):
     out = tmp_path / "f.h5"
     extract_features(
-        sample_root, out, frames=FrameSpec(SAMPLING), engine="openvino", progress=False
+        sample_root,
+        out,
+        frames=FrameSpec(SAMPLING),
+        engine="openvino",
+        backbone="tiny",
+        progress=False,
     )
     before = out.read_bytes()
     with pytest.raises(CacheError, match="engine"):
-        extract_features(sample_root, out, frames=FrameSpec(SAMPLING), engine="tf", progress=False)
+        extract_features(
+            sample_root,
+            out,
+            frames=FrameSpec(SAMPLING),
+            engine="tf",
+            backbone="tiny",
+            progress=False,
+        )
     assert out.read_bytes() == before
 
 
@@ -220,6 +237,7 @@ def test_resuming_parts_with_another_engine_is_refused(tmp_path, sample_root):
                 frames=FrameSpec(SAMPLING),
                 engine="tf",
                 commit_every=1,
+                backbone="tiny",
                 progress=False,
             )
     finally:
@@ -227,7 +245,12 @@ def test_resuming_parts_with_another_engine_is_refused(tmp_path, sample_root):
     assert (tmp_path / "f.h5.parts").is_dir() and not out.exists()
     with pytest.raises(CacheError, match="engine"):
         extract_features(
-            sample_root, out, frames=FrameSpec(SAMPLING), engine="openvino", progress=False
+            sample_root,
+            out,
+            frames=FrameSpec(SAMPLING),
+            engine="openvino",
+            backbone="tiny",
+            progress=False,
         )
 
 
@@ -244,6 +267,8 @@ def test_cli_extract_features_engine_openvino(sample_root, tmp_path, capsys):
     code = main(
         [
             "extract-features",
+            "--backbone",
+            "tiny",
             str(sample_root),
             "--out",
             str(out),

@@ -156,7 +156,16 @@ def test_extract_features_stores_face_found_per_frame(tmp_path, face_video):
     manifest = tmp_path / "videos.csv"
     manifest.write_text("path,label,split\nfaces.avi,emotion,test\n")
     out = tmp_path / "features.h5"
-    argv = ["extract-features", str(manifest), "--out", str(out), "--frames", "5"]
+    argv = [
+        "extract-features",
+        "--backbone",
+        "tiny",
+        str(manifest),
+        "--out",
+        str(out),
+        "--frames",
+        "5",
+    ]
     assert main([*argv, "--face-gray", "--face-margin", "0.25", "--quiet"]) == 0
     with FeatureStore(out) as store:
         found = store.rows("face_found", 0)

@@ -234,8 +234,16 @@ def test_csv_clip_features_equal_the_same_clip_as_png_files(fer_csv, tmp_path):
     sampling = SamplingConfig(num_frames=2)
     from_csv = tmp_path / "csv.h5"
     from_png = tmp_path / "png.h5"
-    extract_features(fer_csv, from_csv, frames=FrameSpec(sampling, clip_length=2), progress=False)
-    extract_features(root, from_png, frames=FrameSpec(sampling, clip_length=2), progress=False)
+    extract_features(
+        fer_csv,
+        from_csv,
+        frames=FrameSpec(sampling, clip_length=2),
+        backbone="tiny",
+        progress=False,
+    )
+    extract_features(
+        root, from_png, frames=FrameSpec(sampling, clip_length=2), backbone="tiny", progress=False
+    )
     with FeatureStore(from_csv) as csv_store, FeatureStore(from_png) as png_store:
         assert csv_store.meta.sampling["clip_length"] == 2
         for png_id, csv_id in (
@@ -253,7 +261,7 @@ def test_cli_records_malformed_rows_as_failed_and_exits_3(tmp_path, capsys):
     broken = ["9," + pixels_text(face_image(1)) + ",Training", "3,1 2 3,Training"]
     path = write_csv(tmp_path / "fer2013.csv", ROWS, broken)
     out = tmp_path / "cache" / "features.h5"
-    argv = ["extract-features", str(path), "--out", str(out), "--frames", "3"]
+    argv = ["extract-features", "--backbone", "tiny", str(path), "--out", str(out), "--frames", "3"]
     argv += ["--clip-length", "3", "--quiet", "--source", "fer2013"]
     assert main(argv) == 3
     captured = capsys.readouterr()

@@ -34,7 +34,7 @@ def sample_root(tmp_path_factory):
 def reference_cache(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "features.h5"
     summary = extract_features(
-        sample_root, out, frames=FrameSpec(SAMPLING), batch_size=5, progress=False
+        sample_root, out, frames=FrameSpec(SAMPLING), batch_size=5, backbone="tiny", progress=False
     )
     assert summary.failures == []
     return out
@@ -83,6 +83,7 @@ def test_shards_merged_equal_a_single_run(
             frames=FrameSpec(SAMPLING),
             batch_size=5,
             shard=Shard(3, index),
+            backbone="tiny",
             progress=False,
         )
         shards.append(out)
@@ -99,7 +100,20 @@ def test_unreadable_video_is_recorded_and_exit_code_is_3(tmp_path, video_factory
     manifest = tmp_path / "videos.csv"
     manifest.write_text(f"path,label,split\n{Path(good).name},a,train\n{bad.name},b,test\n")
     out = tmp_path / "features.h5"
-    assert run_cli("extract-features", manifest, "--out", out, "--frames", "4", "--quiet") == 3
+    assert (
+        run_cli(
+            "extract-features",
+            "--backbone",
+            "tiny",
+            manifest,
+            "--out",
+            out,
+            "--frames",
+            "4",
+            "--quiet",
+        )
+        == 3
+    )
     with FeatureStore(out) as store:
         assert list(store.video_ids) == ["good clip.avi"]
         assert [f.video_id for f in store.failed] == ["broken.mp4"]
@@ -114,7 +128,13 @@ def test_odd_ids_round_trip(tmp_path, video_factory):
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"path,label\n{folder.relative_to(tmp_path) / name},only\n")
     out = tmp_path / "features.h5"
-    extract_features(manifest, out, frames=FrameSpec(SamplingConfig(num_frames=3)), progress=False)
+    extract_features(
+        manifest,
+        out,
+        frames=FrameSpec(SamplingConfig(num_frames=3)),
+        backbone="tiny",
+        progress=False,
+    )
     with FeatureStore(out) as store:
         video_id = str(folder.relative_to(tmp_path) / name)
         assert list(store.video_ids) == [video_id]
@@ -127,12 +147,32 @@ def test_incompatible_existing_cache_is_refused_and_left_untouched(
     out = tmp_path / "features.h5"
     out.write_bytes(Path(reference_cache).read_bytes())
     before = hashlib.sha256(out.read_bytes()).hexdigest()
-    code = run_cli("extract-features", sample_root, "--out", out, "--frames", "8", "--quiet")
+    code = run_cli(
+        "extract-features",
+        "--backbone",
+        "tiny",
+        sample_root,
+        "--out",
+        out,
+        "--frames",
+        "8",
+        "--quiet",
+    )
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("vidseq: error:") and "\n" not in error
     assert hashlib.sha256(out.read_bytes()).hexdigest() == before
-    code = run_cli("extract-features", sample_root, "--out", out, "--frames", "8", "--overwrite")
+    code = run_cli(
+        "extract-features",
+        "--backbone",
+        "tiny",
+        sample_root,
+        "--out",
+        out,
+        "--frames",
+        "8",
+        "--overwrite",
+    )
     assert code == 0
     with FeatureStore(out) as store:
         assert store.meta.sampling["num_frames"] == 8
@@ -158,6 +198,7 @@ def test_shard_comes_from_the_environment_and_fills_the_output_path(
         tmp_path / "f-{shard}-of-{num_shards}.h5",
         frames=FrameSpec(SAMPLING),
         batch_size=5,
+        backbone="tiny",
         progress=False,
     )
     assert summary.shard == Shard(3, 1)
@@ -186,7 +227,7 @@ def test_shard_comes_from_the_environment_and_fills_the_output_path(
 def test_bad_arguments_name_the_parameter_and_write_nothing(sample_root, tmp_path, kwargs, message):
     out = tmp_path / "f.h5"
     with pytest.raises(UsageError, match=message):
-        extract_features(sample_root, out, progress=False, **kwargs)
+        extract_features(sample_root, out, backbone="tiny", progress=False, **kwargs)
     assert not out.exists() and not (tmp_path / "f.h5.parts").exists()
 
 

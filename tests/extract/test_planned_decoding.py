@@ -243,6 +243,7 @@ def test_a_cache_is_the_same_before_and_after_planning(
             root,
             caches[decoder],
             frames=FrameSpec(sampling=SamplingConfig(num_frames=4)),
+            backbone="tiny",
             progress=False,
         )
         assert summary.failures == []

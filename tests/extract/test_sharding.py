@@ -137,9 +137,20 @@ def test_shard_output_path():
 def test_cli_reports_an_inconsistent_array_as_a_usage_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    code = main(["extract-features", str(tmp_path), "--out", str(tmp_path / "f.h5")])
+    code = main(
+        ["extract-features", "--backbone", "tiny", str(tmp_path), "--out", str(tmp_path / "f.h5")]
+    )
     code_flags = main(
-        ["extract-features", str(tmp_path), "--out", str(tmp_path / "f.h5"), "--num-shards", "2"]
+        [
+            "extract-features",
+            "--backbone",
+            "tiny",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "f.h5"),
+            "--num-shards",
+            "2",
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2 and code_flags == 2
@@ -159,7 +170,16 @@ def parallel_shards(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "VIDSEQ_"))}
     env.pop("JOB_COMPLETION_INDEX", None)
     env.update(TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
-    command = [sys.executable, "-m", "vidseq", "extract-features", str(data), *EXTRACT]
+    command = [
+        sys.executable,
+        "-m",
+        "vidseq",
+        "extract-features",
+        "--backbone",
+        "tiny",
+        str(data),
+        *EXTRACT,
+    ]
     procs = []
     for task in (1, 2):  # sbatch --array=1-2: a SLURM array that does not start at 0
         task_env = {**env, **slurm(task, 2, low=1)}
@@ -180,7 +200,10 @@ def parallel_shards(tmp_path_factory):
         assert f"shard {s} of 2" in err
     shards = [root / f"feats-{s}-of-2.h5" for s in range(2)]
     single = root / "single.h5"
-    assert main(["extract-features", str(data), "--out", str(single), *EXTRACT]) == 0
+    assert (
+        main(["extract-features", "--backbone", "tiny", str(data), "--out", str(single), *EXTRACT])
+        == 0
+    )
     return data, shards, single
 
 
@@ -224,7 +247,16 @@ def test_mismatched_shards_are_refused(parallel_shards, tmp_path, capsys):
     data, shards, _ = parallel_shards
     other = tmp_path / "other.h5"
     # shard 0 of 2 again, but with 4 frames per video: other sampling settings
-    args = ["extract-features", str(data), "--out", str(other), "--num-shards", "2"]
+    args = [
+        "extract-features",
+        "--backbone",
+        "tiny",
+        str(data),
+        "--out",
+        str(other),
+        "--num-shards",
+        "2",
+    ]
     assert main([*args, "--shard-index", "0", "--frames", "4", "--quiet"]) == 0
     with pytest.raises(CacheError, match="sampling"):
         FeatureStore([shards[1], other])

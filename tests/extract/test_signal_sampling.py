@@ -148,7 +148,14 @@ def test_short_video_is_padded_and_unknown_mode_is_exit_2(video_writer, tmp_path
         SamplingConfig(mode="sideways")
     with pytest.raises(UsageError, match="motion_floor"):
         SamplingConfig(mode="motion", motion_floor=0)
-    argv = ["extract-features", str(tmp_path), "--out", str(tmp_path / "f.h5")]
+    argv = [
+        "extract-features",
+        "--backbone",
+        "tiny",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "f.h5"),
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--sampling", "sideways"])
     assert exit_info.value.code == 2
@@ -202,7 +209,16 @@ def test_extract_motion_records_failures_indices_and_parameters(tmp_path, video_
     write_ucf_layout(root, video_writer)
     zero_one_jpeg(root / "Forward/v_Forward_g03_c01.avi", 50)  # fails midway through
     out = tmp_path / "f.h5"
-    argv = ["extract-features", str(root), "--out", str(out), "--sampling", "motion"]
+    argv = [
+        "extract-features",
+        "--backbone",
+        "tiny",
+        str(root),
+        "--out",
+        str(out),
+        "--sampling",
+        "motion",
+    ]
     options = ["--frames", "6", "--motion-floor", "0.5", "--input-size", "16", "--quiet"]
     assert main([*argv, *options]) == 3  # partial: one video failed
     with FeatureStore(out) as store:

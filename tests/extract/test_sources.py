@@ -49,6 +49,7 @@ def test_folder_dataset_of_pgm_frame_folders_extracts(tmp_path):
         frames=FrameSpec(SamplingConfig(num_frames=3)),
         input_size=(32, 32),
         dtype="float32",
+        backbone="tiny",
         progress=False,
     )
     assert (summary.done, summary.failures) == (2, [])

@@ -220,6 +220,7 @@ def make_sample_cache():
             frames=FrameSpec(SamplingConfig(num_frames=frames)),
             input_size=(32, 32),
             dtype="float32",
+            backbone="tiny",
             progress=False,
         ).out
         return sample, cache

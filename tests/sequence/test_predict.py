@@ -22,7 +22,9 @@ def trained_run(tmp_path_factory, eagerly):
     # Motion sampling: predict must choose again the frames extraction chose
     # (its selection depends on every frame); uniform is the simpler case of the same path.
     frames = FrameSpec(SamplingConfig(mode="motion", num_frames=6))
-    cache = extract_features(sample, root / "features.h5", frames=frames, progress=False).out
+    cache = extract_features(
+        sample, root / "features.h5", frames=frames, backbone="tiny", progress=False
+    ).out
     config = TrainConfig(
         head=HeadConfig(units=8), fit=FitConfig(epochs=2, batch_size=4, patience=0)
     )
