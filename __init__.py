@@ -10,8 +10,10 @@ The public API, importable from the top level::
     vidseq.evaluate("runs/lstm")
     vidseq.predict("runs/lstm", ["clip.avi"])
 
-The names are resolved on first use, so ``import vidseq`` imports no
-TensorFlow (the cache and the command line's help stay fast).
+Every command of the command line is one function here, with its flags as
+keyword arguments (:data:`COMMANDS`), and every result has ``.summary()`` and
+``.to_dict()``. The names are resolved on first use, so ``import vidseq``
+imports no TensorFlow (the cache and the command line's help stay fast).
 """
 
 import importlib
@@ -25,7 +27,10 @@ if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
 
 _EXPORTS = {
     # extraction and the cache
+    "make_sample": ("vidseq.extract.sources.sample_data", "make_sample"),
     "extract_features": ("vidseq.extract.pipeline", "extract_features"),
+    "inspect_cache": ("vidseq.cache.inspection", "inspect_cache"),
+    "cache_merge": ("vidseq.cache.merge", "cache_merge"),
     "FrameSpec": ("vidseq.extract.decode.framespec", "FrameSpec"),
     "SamplingConfig": ("vidseq.extract.decode.sampling", "SamplingConfig"),
     "FeatureStore": ("vidseq.cache.store", "FeatureStore"),
@@ -34,8 +39,11 @@ _EXPORTS = {
     "finetune": ("vidseq.sequence.train.finetune", "finetune"),
     "train_from_scratch": ("vidseq.sequence.train.scratch", "train_from_scratch"),
     "evaluate": ("vidseq.sequence.runs.evaluation", "evaluate_run"),
-    "predict": ("vidseq.sequence.infer.predict", "predict_videos"),
+    "predict": ("vidseq.sequence.export.predict_any", "predict"),
+    "watch": ("vidseq.sequence.infer.watch", "watch"),
+    "export": ("vidseq.sequence.export.build", "export_run"),
     "compare": ("vidseq.sequence.studies.compare", "compare"),
+    "demo": ("vidseq.sequence.studies.demo", "run_demo"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),
@@ -43,7 +51,25 @@ _EXPORTS = {
     "ScratchConfig": ("vidseq.sequence.config", "ScratchConfig"),
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+COMMANDS = {
+    "make-sample": "make_sample",
+    "extract-features": "extract_features",
+    "inspect": "inspect_cache",
+    "cache merge": "cache_merge",
+    "train-sequence": "train_sequence",
+    "compare": "compare",
+    "finetune": "finetune",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "watch": "watch",
+    "export": "export",
+    "demo": "demo",
+}
+"""Each command of the command line, and the function of this package it calls.
+
+``finetune --from-scratch`` calls :func:`train_from_scratch`."""
+
+__all__ = ["COMMANDS", "__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name):

@@ -30,6 +30,11 @@ SAMPLING_PARAMS = (
         choices=SAMPLING_MODES,
         help="uniform: K equal segments; fps: --frame-rate from the start; motion: equal "
         "steps of cumulative motion; keyframes: frames per shot in proportion to its length",
+        doc="`uniform`: centre frame of K equal segments of the whole video; `fps`: the "
+        "tutorial's, one frame every `fps/frame-rate` from the start, padded; `motion`: K "
+        "frames at equal steps of cumulative motion (a static video falls back to uniform); "
+        "`keyframes`: HSV-histogram cuts split the video into shots, each gets frames in "
+        "proportion to its length",
     ),
     Param(
         "frame_rate",
@@ -135,6 +140,10 @@ EXTRACT_PARAMS = (
         optional=True,
         kind=str,
         help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+        doc="`imagenet` (Keras' download and cache), `none` (random init from `--seed`), or "
+        "the path of a `.weights.h5` file of the same architecture; default `imagenet` "
+        "(`none` for `tiny`). Offline without the file: exit 2, naming `--weights=PATH` "
+        "and `--backbone=tiny`",
     ),
     Param(
         "input_size",
@@ -154,6 +163,10 @@ EXTRACT_PARAMS = (
         optional=True,
         help="split the dataset into N disjoint shards (default: $VIDSEQ_NUM_SHARDS, "
         "$SLURM_ARRAY_TASK_COUNT, else 1)",
+        doc="extract a deterministic, disjoint part of the dataset; without the flags the "
+        "shard comes from `VIDSEQ_NUM_SHARDS`/`VIDSEQ_SHARD_INDEX`, a SLURM array or a "
+        "Kubernetes Indexed Job; `--out` may hold `{shard}` and `{num_shards}` (see "
+        "[scaling.md](scaling.md))",
     ),
     Param(
         "shard_index",
@@ -169,6 +182,9 @@ EXTRACT_PARAMS = (
         default="tf",
         choices=ENGINES,
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
+        doc='`tf` (TensorFlow) or `openvino` (CPU, faster; `pip install "vidseq[openvino]"`; '
+        "same features to float32 rounding; recorded in the cache, never mixed with another "
+        "engine's; see [performance.md](performance.md))",
     ),
     Param(
         "commit_every",
@@ -189,7 +205,13 @@ MAKE_SAMPLE_PARAMS = (
     Param("out", positional=True, help="folder to create"),
     Param("seed", kind=int, default=0, help="same seed, same bytes"),
     Param("classes", kind=str, nargs="+", optional=True, help="subset of class names"),
-    Param("videos_per_class", kind=int, low=1, default=DEFAULT_VIDEOS_PER_CLASS, help="videos"),
+    Param(
+        "videos_per_class",
+        kind=int,
+        low=1,
+        default=DEFAULT_VIDEOS_PER_CLASS,
+        help="videos per class",
+    ),
     Param(
         "event_fraction",
         kind=float,

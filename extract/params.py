@@ -263,11 +263,14 @@ def add_flags(parser, params: Iterable[Param], defaults: dict | None = None) -> 
         if param.positional:
             _add_positional(target, param, default)
         elif param.flag_name:
-            target.add_argument(param.flag_name, **_flag_kwargs(param, default))
+            action = target.add_argument(param.flag_name, **_flag_kwargs(param, default))
+            action.doc = param.doc  # the meaning column of docs/cli.md
         for i, (flag, kwargs) in enumerate(param.aliases):
             # Without a flag of its own, the first alias carries the default.
             alias_default = default if i == 0 and not param.flag_name else argparse.SUPPRESS
-            target.add_argument(flag, dest=param.name, default=alias_default, **kwargs)
+            action = target.add_argument(flag, dest=param.name, default=alias_default, **kwargs)
+            if not param.flag_name:  # the alias is the parameter's flag in the docs
+                action.doc = param.doc or (None if "help" in kwargs else param.help)
 
 
 def _add_positional(parser, param: Param, default) -> None:
@@ -279,20 +282,61 @@ def _add_positional(parser, param: Param, default) -> None:
     parser.add_argument(param.name, **{k: v for k, v in kwargs.items() if v is not None})
 
 
-def flags_table(params: Iterable[Param], defaults: dict | None = None) -> str:
-    """The Markdown table of ``params``' flags: flag, default, meaning (``docs/cli.md``)."""
-    defaults = defaults or {}
+TABLE_START = "<!-- flags: {command} -->"
+TABLE_END = "<!-- /flags -->"
+COMMON_FLAGS = ("-h", "--help", "--verbose")
+"""Flags every command has, documented once, not in each command's table."""
+
+
+def _default_text(default) -> str:
+    if default is None or default is False or default is argparse.SUPPRESS:
+        return ""
+    if isinstance(default, (list, tuple)):
+        default = " ".join(map(str, default))
+    return f"`{default}`"
+
+
+def flags_table(parser) -> str:
+    """The Markdown table of one command's flags: flag, default, meaning (``docs/cli.md``).
+
+    The meaning is the declaration's ``doc``, else the flag's help.
+    """
     rows = ["| flag | default | meaning |", "|---|---|---|"]
-    for param in params:
-        flags = [param.flag_name] if param.flag_name else []
-        flags += [flag for flag, _ in param.aliases]
+    for action in parser._actions:  # argparse has no public list of a parser's actions
+        flags = [flag for flag in action.option_strings if flag not in COMMON_FLAGS]
         if not flags:
             continue
-        default = defaults.get(param.name, param.default)
-        shown = "" if default is None or default is False else f"`{default}`"
-        meaning = (param.doc or param.help or "").replace("|", "\\|")
-        rows.append(f"| {', '.join(f'`{f}`' for f in flags)} | {shown} | {meaning} |")
+        meaning = (getattr(action, "doc", None) or action.help or "").replace("|", "\\|")
+        shown = ", ".join(f"`{flag}`" for flag in flags)
+        rows.append(f"| {shown} | {_default_text(action.default)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+def command_parsers(parser, prefix="") -> dict:
+    """Every command of an argparse parser (``"cache merge"`` for a nested one), by name."""
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                full = f"{prefix} {name}".strip()
+                nested = command_parsers(sub, full)
+                out.update(nested or {full: sub})
+    return out
+
+
+def with_tables(text: str, parser) -> str:
+    """``text`` (``docs/cli.md``) with each command's table between its markers regenerated.
+
+    A command's table sits between ``<!-- flags: COMMAND -->`` and ``<!-- /flags -->``.
+    """
+    for name, sub in command_parsers(parser).items():
+        start = TABLE_START.format(command=name)
+        if start not in text:
+            continue
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(TABLE_END, 1)
+        text = f"{head}{start}\n{flags_table(sub)}{TABLE_END}{tail}"
+    return text
 
 
 def parse_size(text: str) -> tuple[int, int]:

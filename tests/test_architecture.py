@@ -1,5 +1,8 @@
-"""The code's own rules (docs/architecture.md), checked on the source: layers and cycles are
-import-linter's (``lint-imports``, run by CI); these are the ones it does not check."""
+"""The code's own rules (docs/architecture.md), checked on the source of every module.
+
+Layers and cycles are import-linter's (``lint-imports``, run by CI); these are the
+ones it does not check.
+"""
 
 import ast
 from pathlib import Path
@@ -9,14 +12,27 @@ import pytest
 import vidseq
 
 ROOT = Path(vidseq.__file__).parent
-PACKAGE_DIRS = ("", "cache", "extract", "sequence")
-MAX_FUNCTION_LINES = 100  # body, docstring excluded
-MAX_SEQUENCE_FILE_LINES = 600
+NOT_PACKAGE = ("tests", "bench", "docs", "build")
+MAX_FUNCTION_LINES = 80  # body, docstring excluded
+MAX_MODULE_LINES = 500
+MAX_MODULES_PER_FOLDER = 15
+# Another branch splits extract/models/backbones.py (536 lines); until it lands the
+# module-length rule skips it.
+LONG_MODULES_BEING_SPLIT = ("extract/models/backbones.py",)
 
 
 def _modules():
-    for folder in PACKAGE_DIRS:
-        yield from sorted((ROOT / folder).glob("*.py"))
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT).parts
+        if parts[0] not in NOT_PACKAGE and not any(p.startswith(".") for p in parts):
+            yield path
+
+
+MODULES = list(_modules())
+
+
+def _id(path):
+    return str(path.relative_to(ROOT))
 
 
 def _module_name(path):
@@ -24,7 +40,12 @@ def _module_name(path):
     return ".".join(("vidseq", *parts)).removesuffix(".__init__")
 
 
-@pytest.mark.parametrize("path", list(_modules()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_subpackage_is_walked():
+    folders = {path.parent.relative_to(ROOT).as_posix() for path in MODULES}
+    assert {"cache", "extract/decode", "sequence/config", "sequence/heads"} <= folders
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_id)
 def test_no_private_name_is_imported_from_another_module(path):
     tree = ast.parse(path.read_text())
     borrowed = [
@@ -39,7 +60,21 @@ def test_no_private_name_is_imported_from_another_module(path):
     assert not borrowed, f"{path.name} imports private names: {borrowed}"
 
 
-@pytest.mark.parametrize("path", list(_modules()), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", MODULES, ids=_id)
+def test_no_module_imports_the_package_root(path):
+    if path == ROOT / "__init__.py":
+        return
+    tree = ast.parse(path.read_text())
+    root_imports = [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Import) and any(a.name == "vidseq" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "vidseq")
+    ]
+    assert not root_imports, f"{_id(path)} imports vidseq itself on lines {root_imports}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_id)
 def test_no_function_is_longer_than_the_limit(path):
     tree = ast.parse(path.read_text())
     too_long = []
@@ -53,18 +88,25 @@ def test_no_function_is_longer_than_the_limit(path):
     assert not too_long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines: {too_long}"
 
 
-def test_no_sequence_module_is_longer_than_the_limit():
-    long_files = {
-        p.name: n
-        for p in (ROOT / "sequence").rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_SEQUENCE_FILE_LINES
-    }
-    assert not long_files
+@pytest.mark.parametrize("path", MODULES, ids=_id)
+def test_no_module_is_longer_than_the_limit(path):
+    if _id(path) in LONG_MODULES_BEING_SPLIT:
+        pytest.skip("split on another branch")
+    assert len(path.read_text().splitlines()) <= MAX_MODULE_LINES
+
+
+def test_no_folder_holds_more_than_the_limit_of_modules():
+    counts = {}
+    for path in MODULES:
+        folder = path.parent.relative_to(ROOT).as_posix()
+        counts[folder] = counts.get(folder, 0) + 1
+    crowded = {folder: n for folder, n in counts.items() if n > MAX_MODULES_PER_FOLDER}
+    assert not crowded
 
 
 def test_nothing_in_the_project_points_outside_the_repository():
     # The workspace's design notes and its shared folder are not in a user's clone.
     markers = ("../" + "shared", "DESIGN" + ".md")
-    texts = [*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"), *_modules()]
+    texts = [*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"), *MODULES]
     outside = [p.name for p in texts if any(m in p.read_text() for m in markers)]
     assert not outside

@@ -1,23 +1,27 @@
-"""The command line surface: entry points, the command list, exit codes of bad input."""
+"""The command line surface: entry points, the command list, exit codes of bad input.
 
+After a change to a flag, regenerate the tables of docs/cli.md with::
+
+    python -c "from vidseq.cli import build_parser; from vidseq.extract.params import \
+    with_tables as w; p = 'docs/cli.md'; open(p, 'w').write(w(open(p).read(), build_parser()))"
+"""
+
+import inspect
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from vidseq.cli import build_parser, main
+import vidseq
+from vidseq.cli import OUTPUT_FLAGS, build_parser, main
+from vidseq.extract.options import FRAME_PARAMS
+from vidseq.extract.params import command_parsers, with_tables
+from vidseq.sequence.config import FinetuneConfig, ScratchConfig, TrainConfig
 
-COMMANDS = [
-    "make-sample",
-    "extract-features",
-    "train-sequence",
-    "evaluate",
-    "predict",
-    "inspect",
-    "cache",
-    "demo",
-]
+PARSERS = command_parsers(build_parser())
+COMMANDS = sorted({name.split()[0] for name in PARSERS})
+DOCS = Path(__file__).parents[1] / "docs" / "cli.md"
 
 
 SCRIPT = str(Path(sys.executable).parent / "vidseq")
@@ -111,3 +115,74 @@ def test_normalize_takes_a_mode_and_no_normalize_still_turns_it_off():
         assert parser.parse_args([*command, "--no-normalize"]).normalize == "none"
         standardized = parser.parse_args([*command, "--normalize", "standardize"])
         assert standardized.normalize == "standardize"
+
+
+def test_the_command_list_comes_from_the_parser():
+    assert len(COMMANDS) == 12 and {"watch", "export", "compare", "finetune"} <= set(COMMANDS)
+
+
+def test_docs_cli_tables_are_generated_from_the_declarations():
+    text = DOCS.read_text()
+    missing = [name for name in PARSERS if f"<!-- flags: {name} -->" not in text]
+    assert not missing, f"docs/cli.md has no table for {missing}"
+    assert with_tables(text, build_parser()) == text, "docs/cli.md is stale: see this module"
+
+
+CONFIGS = {"train-sequence": TrainConfig, "compare": TrainConfig, "finetune": FinetuneConfig}
+# Flags whose values the command composes into one API argument.
+COMPOSED = {
+    "extract-features": {
+        "frames": {p.name for p in FRAME_PARAMS},
+        "shard": {"num_shards", "shard_index"},
+        "progress": {"quiet"},
+    },
+    "finetune": {"config": set(ScratchConfig.setting_names()) | {p.name for p in FRAME_PARAMS}},
+}
+# Positionals and flags named before the API's keyword: flag dest -> API name.
+RENAMED = {"out": "out_dir", "cache": "cache_path", "source_path": "run_dir"}
+RUN_OPTIONS = {"resume", "overwrite", "from_scratch"}  # how a training run goes
+
+
+def _covered(command, dest, parameters):
+    names = {dest, RENAMED.get(dest)}
+    if names & set(parameters) or dest in OUTPUT_FLAGS:
+        return True
+    config = CONFIGS.get(command)
+    if config is not None and dest in config.setting_names() | RUN_OPTIONS:
+        return True
+    if command == "compare" and dest in ("heads", "seeds"):
+        return True
+    return any(dest in flags for flags in COMPOSED.get(command, {}).values())
+
+
+def test_every_command_and_every_flag_has_its_api_counterpart():
+    assert set(vidseq.COMMANDS) == set(PARSERS)
+    orphans = []
+    for command, parser in PARSERS.items():
+        function = getattr(vidseq, vidseq.COMMANDS[command])
+        parameters = inspect.signature(function).parameters
+        for action in parser._actions:
+            dest = action.dest
+            if dest in ("help", "verbose") or not (action.option_strings or dest):
+                continue
+            if not _covered(command, dest, parameters):
+                orphans.append(f"{command} {'/'.join(action.option_strings) or dest}")
+    assert orphans == []
+
+
+def test_every_result_prints_itself_and_is_json_ready():
+    from vidseq.cache.inspection import CacheReport
+    from vidseq.cache.merge import MergeResult
+    from vidseq.extract.pipeline import ExtractionSummary
+    from vidseq.sequence.export.build import ExportResult
+    from vidseq.sequence.export.predict_any import Predictions
+    from vidseq.sequence.infer.watch import Decision, WatchSummary
+    from vidseq.sequence.runs.results import EvaluationResult, TrainResult
+    from vidseq.sequence.studies.compare import ComparisonResult
+    from vidseq.sequence.studies.demo import DemoResult
+
+    kinds = [CacheReport, MergeResult, ExtractionSummary, ExportResult, Predictions, Decision]
+    kinds += [WatchSummary, EvaluationResult, TrainResult, ComparisonResult, DemoResult]
+    for kind in kinds:
+        assert callable(getattr(kind, "summary", None)), kind
+        assert callable(getattr(kind, "to_dict", None)), kind

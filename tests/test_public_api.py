@@ -14,7 +14,7 @@ def test_import_vidseq_imports_no_tensorflow():
     assert out.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("name", sorted(set(vidseq.__all__) - {"__version__"}))
+@pytest.mark.parametrize("name", sorted(set(vidseq.__all__) - {"__version__", "COMMANDS"}))
 def test_every_public_name_resolves_to_a_documented_object(name):
     value = getattr(vidseq, name)
     assert callable(value)
@@ -24,11 +24,11 @@ def test_every_public_name_resolves_to_a_documented_object(name):
 
 def test_the_top_level_names_are_the_implementations():
     from vidseq.cache.store import FeatureStore
-    from vidseq.sequence.infer.predict import predict_videos
+    from vidseq.sequence.export.predict_any import predict
     from vidseq.sequence.runs.evaluation import evaluate_run
 
     assert vidseq.FeatureStore is FeatureStore
-    assert vidseq.evaluate is evaluate_run and vidseq.predict is predict_videos
+    assert vidseq.evaluate is evaluate_run and vidseq.predict is predict
 
 
 def test_an_unknown_name_is_an_attribute_error():
