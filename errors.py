@@ -1,8 +1,10 @@
 """Exceptions shared by every vidseq package.
 
 The CLI maps them to exit codes: :class:`UsageError` (bad input, the user's to
-fix) exits with 2 and one line on stderr; any other :class:`VidseqError` exits
-with 1. This module imports nothing so that every package may use it.
+fix) and :class:`SourceReadError` (an input that cannot be read, raised where
+it stops the command, e.g. ``--strict`` or an unopenable stream) exit with 2 and
+one line on stderr; any other :class:`VidseqError` exits with 1. This module
+imports nothing so that every package may use it.
 """
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from vidseq.errors import UsageError
 from vidseq.extract.decode.faces import FaceCrop
-from vidseq.extract.decode.geometry import CROP_MODES, FrameGeometry
+from vidseq.extract.decode.geometry import FrameGeometry, check_crop
 from vidseq.extract.decode.sampling import SamplingConfig
 
 
@@ -50,11 +50,7 @@ class FrameSpec:
             raise UsageError(
                 f"sampling must be a SamplingConfig. Received: sampling={self.sampling!r}"
             )
-        if self.crop not in CROP_MODES:
-            raise UsageError(
-                f"Unknown crop mode. Expected one of {list(CROP_MODES)}. "
-                f"Received: crop={self.crop!r}"
-            )
+        check_crop(self.crop)
         if self.face_crop is not None and not isinstance(self.face_crop, FaceCrop):
             raise UsageError(
                 f"face_crop must be a FaceCrop or None. Received: face_crop={self.face_crop!r}"

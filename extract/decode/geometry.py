@@ -21,6 +21,15 @@ CROP_MODES = ("resize", "center")
 """``FrameGeometry.crop``: plain resize, or shorter side resized then the centre cropped."""
 
 
+def check_crop(crop) -> str:
+    """The one crop rule: returns ``crop``, or raises UsageError unless it is a crop mode."""
+    if crop not in CROP_MODES:
+        raise UsageError(
+            f"Unknown crop mode. Expected one of {list(CROP_MODES)}. Received: crop={crop!r}"
+        )
+    return crop
+
+
 @dataclass
 class SampledFrames:
     """The frames sampled from one source, and what the decoder saw.
@@ -75,11 +84,7 @@ class FrameGeometry:
     def __post_init__(self):
         if self.face is not None and not isinstance(self.face, FaceCrop):
             raise UsageError(f"face must be a FaceCrop or None. Received: face={self.face!r}")
-        if self.crop not in CROP_MODES:
-            raise UsageError(
-                f"Unknown crop mode. Expected one of {list(CROP_MODES)}. "
-                f"Received: crop={self.crop!r}"
-            )
+        check_crop(self.crop)
         if self.size is None:
             return
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from vidseq.extract.decode.faces import FaceCrop
 from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.decode.geometry import CROP_MODES
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
 from vidseq.extract.params import is_size, parse_size, setting
@@ -195,7 +196,7 @@ class ScratchConfig(Config):
     )
     crop: str = setting(
         "resize",
-        choices=("resize", "center"),
+        choices=CROP_MODES,
         flag="",
         aliases=(("--center-crop", {"action": "store_const", "const": "center"}),),
         help="shorter side resized, then the centre cropped (default: plain resize)",
