@@ -13,6 +13,7 @@ prints the seconds taken by:
 Figures are printed, never asserted. Usage::
 
     python bench/inspect_speed.py [CACHE.h5] [--videos 13320] [--frames 16] [--dim 2048] [--load]
+    python bench/inspect_speed.py --smoke   # a few seconds: the bench runs, figures mean nothing
 
 Without CACHE.h5 the file goes to a temporary folder removed at the end; with
 it, an existing file is reused.
@@ -31,6 +32,8 @@ import numpy as np
 
 from vidseq.cache import CacheMeta, CacheWriter, FeatureStore, VideoRecord, summarize
 
+SMOKE_HELP = "tiny sizes, a few seconds: proves the bench runs (its figures mean nothing)"
+
 
 def build(path: Path, videos: int, frames: int, dim: int, classes: int = 101) -> float:
     """Writes the synthetic cache through CacheWriter; returns the seconds taken."""
@@ -38,7 +41,7 @@ def build(path: Path, videos: int, frames: int, dim: int, classes: int = 101) ->
         backbone="resnet50",
         weights="imagenet",
         weights_sha256="f" * 64,
-        engine="tensorflow",
+        engine="tf",
         input_size=(224, 224),
         feature_dim=dim,
         sampling={"mode": "uniform", "num_frames": frames, "frame_rate": 5.0},
@@ -80,7 +83,10 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--load", action="store_true", help="also time loading every video")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.videos, args.frames, args.dim, args.load = 60, 4, 32, True
 
     tmp = None
     if args.cache:

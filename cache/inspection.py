@@ -1,7 +1,7 @@
 """Inspection of a cache (``vidseq inspect``): summaries as dicts and as human text.
 
-Only the columnar index is read for a summary (no feature rows), so it answers
-in well under a second for 13,320 videos; describing one video reads its rows.
+Only the columnar index is read for a summary (no feature rows); describing one
+video reads its rows. Timings: docs/performance.md (``bench/inspect_speed.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FeatureStore: read-only access to a feature cache.
 
 The columnar index (ids, labels, splits, offsets, ...) is read once when the
-store opens (milliseconds for 13,320 videos); feature rows are read on demand,
+store opens; feature rows are read on demand,
 one video at a time or many at once in large contiguous slices.
 
 Several cache files with the same settings (the shards of one extraction) open

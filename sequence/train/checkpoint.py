@@ -4,9 +4,9 @@ A run saves its compiled model once, before its first epoch
 (``checkpoints/initial.keras``: architecture and compile settings). Each epoch
 then writes only values: the model's and the optimizer's variables
 (``epoch-NNNN.npz``) and, when validation improves, the model's
-(``best-NNNN.npz``). Writing values is two to five times faster than writing
-a ``.keras`` archive of the same model (``bench/checkpoint_cost.py``); on small
-runs the archive was a fifth of the training time. Resuming loads
+(``best-NNNN.npz``). Writing values is cheaper than writing a ``.keras``
+archive of the same model (``bench/checkpoint_cost.py``; the figures are in
+docs/performance.md). Resuming loads
 ``initial.keras`` and assigns the last epoch's values.
 
 Runs checkpointed by earlier vidseq versions (a ``.keras`` archive per epoch,
