@@ -79,7 +79,10 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--heads", default="lstm,transformer")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.dim, args.frames, args.repeats, args.heads = 16, 4, 2, "lstm"
 
     print(
         f"{'head':<12} {'params':>9} {'.keras':>8} {'values':>8} {'ratio':>6}"

@@ -213,7 +213,10 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--done-when", action="store_true", help="the issue's acceptance test")
     parser.add_argument("--workdir", help="keep the generated videos here (default: temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.minutes, args.heights, args.clips, args.frames, args.repeats = [0.05], [240], 2, 4, 1
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(args.workdir or scratch)

@@ -83,14 +83,17 @@ def latency(exported, clip, repeats):
     return statistics.median(times), min(times), max(times)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     parser.add_argument("--workdir", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.frames, args.size, args.repeats, args.formats = 2, 32, 1, ["savedmodel"]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
     print(f"cores: {sorted(os.sched_getaffinity(0))}")

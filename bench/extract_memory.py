@@ -164,7 +164,10 @@ def main(argv=None) -> None:
     parser.add_argument("--stream-videos", type=int, default=30000)
     parser.add_argument("--cap-mb", type=float, default=1536.0)
     parser.add_argument("--skip-memory-run", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.skip_extract, args.stream_videos, args.skip_memory_run = True, 200, True
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:

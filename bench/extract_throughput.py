@@ -290,7 +290,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--skip-baselines", action="store_true", help="no keras-io/tutorial rows")
     parser.add_argument("--workdir", help="keep the generated videos here (default: temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.backbone, args.videos, args.frames, args.repeats = "tiny", 2, 2, 1
+        args.skip_baselines = True
     engines = args.engine or ["tf"]
 
     from vidseq.extract.models.backbones import load_backbone

@@ -62,7 +62,10 @@ def main(argv=None) -> None:
     parser.add_argument("--videos-per-class", type=int, default=8)
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos_per_class, args.factor = 1, 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-ftmem-"))
     rows = []
     for label, per_class in (

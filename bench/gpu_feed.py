@@ -94,7 +94,7 @@ def cnn_rate(name: str, batch_size: int, repeats: int) -> float:
     return batch_size * repeats / (time.perf_counter() - started)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=32)
     parser.add_argument("--frames", type=int, default=16)
@@ -104,7 +104,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--precision", default=None, help="e.g. mixed_float16, mixed_bfloat16")
     parser.add_argument("--processes", action="store_true", help="also measure process workers")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos, args.frames, args.workers, args.backbones = 2, 2, [1], ["tiny"]
+        args.repeats = 1
 
     import keras
 

@@ -62,7 +62,10 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--heads", default=",".join(HEADS))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos, args.frames, args.dim, args.heads = 48, 4, 16, "lstm"
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))
     try:

@@ -125,7 +125,7 @@ def dataset(root, paths):
     return root
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4, help="UCF-shaped clips")
     parser.add_argument("--hd-seconds", type=float, nargs="*", default=[10.0, 30.0])
@@ -135,7 +135,11 @@ def main():
     parser.add_argument(
         "--extra-videos", nargs="*", default=[], help="real videos, one decode-only row each"
     )
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos, args.hd_seconds, args.frames, args.repeats = 1, [], 4, 1
+        args.backbones = ["tiny"]
     work = Path(tempfile.mkdtemp(prefix="vidseq-motion-cost-"))
     sets = {"320x240 7 s MPEG-4": []}
     for i in range(args.videos):

@@ -32,6 +32,7 @@ import argparse
 import csv
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -339,14 +340,20 @@ def summary_table(results, base):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", help="videos, cache and runs (required but with --smoke)")
     parser.add_argument("--heads", default=",".join(HEADS))
     parser.add_argument("--recipes", default="proposed")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--train-per-class", type=int, default=30)
     parser.add_argument("--test-per-class", type=int, default=15)
     parser.add_argument("--task", default="clear", choices=TASKS)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.train_per_class, args.test_per_class, args.heads, args.seeds = 2, 1, "lstm", "0"
+        args.workdir = args.workdir or tempfile.mkdtemp(prefix="vidseq-photo-smoke-")
+    if args.workdir is None:
+        parser.error("--workdir is required")
     work = Path(args.workdir)
     manifest = work / "manifest.csv"
     if not manifest.exists():

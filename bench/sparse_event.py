@@ -162,7 +162,7 @@ def standardised_copy(cache, out):
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos-per-class", type=int, default=30)
     parser.add_argument("--length", type=int, default=120, help="frames per video")
@@ -176,7 +176,11 @@ def main():
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--raw", action="store_true", help="train on unstandardised features")
     parser.add_argument("--workdir", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos_per_class, args.length, args.size, args.frames = 2, 30, 32, 4
+        args.seeds, args.modes, args.epochs = [0], ["uniform"], 1
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-sparse-"))
     data = work / "data"

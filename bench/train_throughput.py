@@ -155,7 +155,10 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--units", type=int, default=128)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.videos, args.frames, args.dim, args.repeats = 64, 4, 16, 1
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vidseq-bench-"))
     try:

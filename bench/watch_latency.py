@@ -85,11 +85,14 @@ def measure(run_dir: Path, seconds: float) -> dict:
     }
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workdir", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a few seconds; its figures mean nothing
+        args.seconds = 2.0
     root = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-watch-bench-"))
     print(f"cores: {len(os.sched_getaffinity(0))}, {args.seconds:.0f} s per backbone")
     print("backbone      decisions  frames  dropped  skipped  median ms  p95 ms  max ms")

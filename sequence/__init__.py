@@ -1,5 +1,10 @@
 """Sequence models on cached features or raw frames: heads, the training engine, evaluation.
 
+Subpackages by purpose, each a layer (top to bottom): ``studies/``, ``export/``,
+``infer/``, ``train/``, ``runs/``, ``data/``, ``config/``, ``heads/``; above them
+:mod:`.command_params`, the declared parameters of the inference and export
+commands (imported by the command line only).
+
 The names below are imported lazily, so ``import vidseq.sequence`` does not
 import TensorFlow until one of them is used.
 """

@@ -3,7 +3,8 @@
 The packet index (:mod:`.packet_index`, PyAV, no decoding), the decode planner
 (:mod:`.decode_plan`) and the planned reader (:mod:`.video_reader`); the frame
 selection modes (:mod:`.sampling`, :mod:`.motion`, :mod:`.shots`,
-:mod:`.signal_scan`); face crops (:mod:`.faces`); ``read_frames`` over videos,
+:mod:`.signal_scan`); face crops (:mod:`.faces`); the frames' size and framing and the one crop rule
+(:mod:`.geometry`); ``read_frames`` over videos,
 frame folders and image clips (:mod:`.frames`); ``FrameSpec`` (:mod:`.framespec`);
 sequential decoding of streams (:mod:`.frame_stream`). May import
 :mod:`vidseq.extract.sources` (image-clip loaders) and :mod:`vidseq.errors`;
