@@ -69,6 +69,8 @@ COMMANDS = {
 
 ``finetune --from-scratch`` calls :func:`train_from_scratch`."""
 
+_FUNCTIONS = {*COMMANDS.values(), "train_from_scratch"}
+
 __all__ = ["COMMANDS", "__version__", *sorted(_EXPORTS)]
 
 
@@ -76,6 +78,8 @@ def __getattr__(name):
     if name in _EXPORTS:
         module, attribute = _EXPORTS[name]
         value = getattr(importlib.import_module(module), attribute)
+        if name in _FUNCTIONS:  # a misspelt keyword names the nearest valid one
+            value = importlib.import_module("vidseq.extract.params").checked_keywords(value)
         globals()[name] = value  # resolved once
         return value
     raise AttributeError(f"module 'vidseq' has no attribute {name!r}")

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,20 +209,41 @@ def check_values(params: Iterable[Param], values: dict) -> None:
             param.validate(values[param.name])
 
 
-def refuse_unknown(given: dict, known: Iterable[str], owner: str) -> None:
+def refuse_unknown(given: dict, known: Iterable[str], owner: str, what: str = "setting") -> None:
     """Raises UsageError for the first key of ``given`` not in ``known``, naming the nearest.
 
     Args:
         given: The settings given, ``{name: value}``.
         known: The valid names.
         owner: What they are settings of (``"TrainConfig"``).
+        what: What a key is called in the message.
     """
     known = sorted(known)
     for key, value in given.items():
         if key not in known:
             near = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
-            raise UsageError(f"{owner} has no setting {key}{hint}. Received: {key}={value!r}")
+            raise UsageError(f"{owner} has no {what} {key}{hint}. Received: {key}={value!r}")
+
+
+def checked_keywords(function):
+    """``function``, but a misspelt keyword raises UsageError naming the nearest valid one.
+
+    Python's own TypeError names the unknown keyword only; the API functions of
+    :mod:`vidseq` are wrapped with this so that ``epochz=3`` says ``epochs``.
+    """
+    parameters = inspect.signature(function).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [name for name, p in parameters.items() if p.kind in named]
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        unknown = {key: value for key, value in kwargs.items() if key not in names}
+        if unknown:
+            refuse_unknown(unknown, names, f"{function.__name__}()", "parameter")
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _flag_kwargs(param: Param, default) -> dict:

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import vidseq
+from vidseq.errors import UsageError
 
 
 def test_import_vidseq_imports_no_tensorflow():
@@ -28,7 +29,15 @@ def test_the_top_level_names_are_the_implementations():
     from vidseq.sequence.runs.evaluation import evaluate_run
 
     assert vidseq.FeatureStore is FeatureStore
-    assert vidseq.evaluate is evaluate_run and vidseq.predict is predict
+    assert vidseq.evaluate.__wrapped__ is evaluate_run and vidseq.predict.__wrapped__ is predict
+
+
+def test_a_misspelt_keyword_names_the_nearest_valid_one(tmp_path):
+    with pytest.raises(UsageError, match=r"train_sequence\(\) has no parameter overwrit "):
+        vidseq.train_sequence(tmp_path / "f.h5", tmp_path / "run", overwrit=True)
+    with pytest.raises(UsageError, match=r"\(did you mean overwrite\?\)\. Received: overwrit=True"):
+        vidseq.train_sequence(tmp_path / "f.h5", tmp_path / "run", overwrit=True)
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_unknown_name_is_an_attribute_error():
