@@ -7,7 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from vidseq.cache import FailedRecord, describe_video, format_summary, format_video, summarize
+from vidseq.cache import (
+    FailedRecord,
+    describe_video,
+    format_summary,
+    format_video,
+    inspect_cache,
+    summarize,
+)
 from vidseq.errors import CacheError
 
 IDS = ["walk/a", "walk/b", "run/c", "jump/d", "odd/ü e"]
@@ -83,3 +90,12 @@ def test_inspection_does_not_import_tensorflow(cache):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_inspect_cache_is_the_command_s_api_and_its_report_prints_itself(cache):
+    whole = inspect_cache(cache)
+    assert whole.to_dict() == summarize(cache) and whole.summary() == format_summary(whole.info)
+    one = inspect_cache([cache], video="walk/b")
+    assert one.to_dict() == describe_video(cache, "walk/b")
+    assert one.summary() == format_video(one.info)
+    json.dumps(one.to_dict())

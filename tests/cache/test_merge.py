@@ -3,6 +3,7 @@
 import pytest
 
 from vidseq.cache import CacheWriter, FailedRecord, FeatureStore, merge_caches
+from vidseq.cache.merge import cache_merge
 from vidseq.errors import CacheError
 
 IDS = [f"class{c}/v_{i:02d}.avi" for c in range(3) for i in range(4)]
@@ -70,3 +71,11 @@ def test_output_rules(tmp_path, write_cache, make_meta, make_video):
         merge_caches(tmp_path / "n.h5", [a, tmp_path / "u.h5"])
     with pytest.raises(CacheError, match=r"missing\.h5: no such cache file"):
         merge_caches(tmp_path / "n.h5", [a, tmp_path / "missing.h5"])
+
+
+def test_cache_merge_is_the_command_s_api_and_its_result_prints_itself(tmp_path, write_cache):
+    shards = [write_cache(tmp_path / f"s{k}.h5", IDS[k::2]) for k in range(2)]
+    result = cache_merge(tmp_path / "m.h5", shards)
+    assert result.out == tmp_path / "m.h5" and result.out.is_file()
+    assert result.summary() == f"merged 2 caches into {tmp_path / 'm.h5'}"
+    assert result.to_dict() == {"out": str(result.out), "inputs": [str(p) for p in shards]}

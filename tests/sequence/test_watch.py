@@ -123,9 +123,13 @@ def test_watch_plays_a_file_to_its_end_and_exits_0(run, tmp_path):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     began = time.monotonic()
-    summary = watch(run, str(path), window=1.0, stride=0.5)
+    decisions = []
+    summary = watch(run, str(path), window=1.0, stride=0.5, on_decision=decisions.append)
     assert summary.status == "ended" and summary.frames == len(frames)
+    assert "latency" in decisions[0].summary() and decisions[0].to_dict()["top"]
     assert time.monotonic() - began >= 0.9 * len(frames) / fps  # played in real time
+    assert json.loads(json.dumps(summary.to_dict()))["decisions"] == summary.decisions
+    assert summary.summary().startswith(f"ended: {summary.decisions} decisions")
     assert summary.decisions >= int(len(frames) / fps / 0.5) - 1
 
 
