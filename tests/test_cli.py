@@ -54,7 +54,7 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, tmp_path, capsys):
     assert not (tmp_path / "run").exists() and not (tmp_path / "out.h5").exists()
 
 
-def test_default_weights_of_a_pretrained_backbone_are_imagenet(
+def test_the_default_network_is_resnet50_with_imagenet_weights(
     tmp_path, monkeypatch, capsys, video_factory
 ):
     # No --weights: resnet50 must not fall back to random init; offline, the download fails
@@ -64,15 +64,13 @@ def test_default_weights_of_a_pretrained_backbone_are_imagenet(
     data.mkdir(parents=True)
     Path(video_factory("v.avi", 8)).rename(data / "v.avi")
     out = tmp_path / "f.h5"
-    code = main(
-        ["extract-features", str(tmp_path / "data"), "--out", str(out), "--backbone", "resnet50"]
-    )
+    code = main(["extract-features", str(tmp_path / "data"), "--out", str(out)])  # the defaults
     error = capsys.readouterr().err
     if code == 0:
         pytest.skip("ImageNet weights could be downloaded here")
-    assert code == 2
-    assert "--weights=PATH" in error and "resnet50" in error
-    assert not out.exists()
+    assert code == 2 and len(error.strip().splitlines()) == 1
+    assert "--weights=PATH" in error and "--backbone=tiny" in error and "resnet50" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "keras"]  # nothing written
 
 
 def test_docs_cli_mentions_every_flag():

@@ -1,0 +1,41 @@
+"""Every benchmark under bench/ runs at its ``--smoke`` size, so that none can rot unnoticed.
+
+The benches run in this process, one after another (TensorFlow is imported once);
+their figures are not looked at, only that each runs to its end.
+"""
+
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[1] / "bench"
+BENCHES = sorted(BENCH.glob("*.py"))
+
+
+def _bench_main(path):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.slow
+def test_every_bench_runs_at_its_smoke_size(tmp_path):
+    assert len(BENCHES) >= 14
+    failed = {}
+    for path in BENCHES:
+        argv = ["--smoke"]
+        if "--workdir" in path.read_text():  # keep what it writes under tmp_path
+            argv += ["--workdir", str(tmp_path / path.stem)]
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                _bench_main(path)(argv)
+        except (Exception, SystemExit) as error:  # a bench's SystemExit counts too
+            failed[path.name] = f"{type(error).__name__}: {error}"
+        else:
+            assert out.getvalue().strip(), f"{path.name} printed nothing"
+    assert failed == {}
