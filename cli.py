@@ -206,7 +206,9 @@ def cmd_train_sequence(args) -> int:
     from vidseq.sequence.train.training import train_sequence
 
     config = TrainConfig.from_dict(vars(args))  # head and fit fields are read from the flags
-    result = train_sequence(_cache_arg(args.cache), args.out, config, **_run_options(args))
+    result = train_sequence(
+        _cache_arg(args.cache), args.out, config, report=not args.no_report, **_run_options(args)
+    )
     return _report_training(result)
 
 
@@ -234,6 +236,7 @@ def cmd_compare(args) -> int:
         config=config,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
+        report=not args.no_report,
     )
     if args.json:
         _print_json({"seeds": result.seeds, "accuracies": result.accuracies()})
@@ -281,7 +284,45 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report pages")
     parser.set_defaults(func=cmd_compare)
+
+
+def cmd_report(args) -> int:
+    """``report``: one self-contained HTML page for a run, compare or tune directory."""
+    from vidseq.sequence.report.build import report
+
+    result = report(args.path, out=args.out, max_videos=args.max_videos)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
+    return EXIT_OK
+
+
+def _add_report_parser(commands) -> None:
+    from vidseq.sequence.report.build import DEFAULT_MAX_VIDEOS
+
+    parser = commands.add_parser(
+        "report",
+        help="run, compare or tune directory → one self-contained HTML page",
+        description="Write one HTML file that opens from disk with no network: metrics against "
+        "the bag-of-frames baseline, per class, the confusion matrix, training curves, and the "
+        "misclassified videos with the frames the model saw (a run); every head or trial with "
+        "links to their runs' pages (compare, tune).",
+    )
+    parser.add_argument("path", metavar="RUN|COMPARE_DIR|TUNE_DIR")
+    parser.add_argument("--out", default=None, help="HTML file (default: PATH/report.html)")
+    parser.add_argument(
+        "--max-videos",
+        type=int,
+        default=DEFAULT_MAX_VIDEOS,
+        help="videos with filmstrips, the misclassified first",
+    )
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_report)
 
 
 def cmd_evaluate(args) -> int:
@@ -303,7 +344,12 @@ def cmd_predict(args) -> int:
 
     if args.window is not None:
         return cmd_predict_windows(args)
-    for flag, value in (("--stride", args.stride), ("--plot", args.plot), ("--csv", args.csv)):
+    for flag, value in (
+        ("--stride", args.stride),
+        ("--plot", args.plot),
+        ("--csv", args.csv),
+        ("--report", args.report),
+    ):
         if value is not None:
             raise UsageError(f"{flag} needs --window. Received: {flag} {value}")
     if is_export_dir(args.run):
@@ -347,6 +393,11 @@ def cmd_predict_windows(args) -> int:
     for path, write in ((args.csv, write_csv), (args.plot, plot_timeline)):
         if path is not None:
             print(f"wrote {write(result, path)}", file=sys.stderr)
+    if args.report is not None:
+        from vidseq.sequence.report.build import timeline_report
+
+        page = timeline_report(result.to_dict(), args.report, run_dir=args.run)
+        print(page.summary(), file=sys.stderr)
     for video in result.videos:
         if video.error:
             print(f"failed: {video.path}: {video.error}", file=sys.stderr)
@@ -405,6 +456,12 @@ def _add_window_arguments(predict) -> None:
     )
     predict.add_argument("--plot", default=None, help="PNG timeline of the windows (--window)")
     predict.add_argument("--csv", default=None, help="CSV of the windows (--window)")
+    predict.add_argument(
+        "--report",
+        default=None,
+        metavar="FILE",
+        help="HTML timeline page of the windows (--window)",
+    )
 
 
 # ------------------------------------------------------------------------ export
@@ -620,6 +677,7 @@ def _add_train_parser(commands) -> None:
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     parser.add_argument("--eval-clips", type=int, default=defaults.eval_clips)
     _add_run_arguments(parser)
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html")
     parser.set_defaults(func=cmd_train_sequence)
 
 
@@ -654,11 +712,18 @@ def cmd_finetune(args) -> int:
 
     if args.from_scratch:
         config = _scratch_config(args)
-        result = train_from_scratch(args.source_path, args.out, config, **_run_options(args))
+        result = train_from_scratch(
+            args.source_path, args.out, config, report=not args.no_report, **_run_options(args)
+        )
     else:
         config = FinetuneConfig.from_dict(vars(args))
         result = finetune(
-            args.source_path, args.out, config, cache=args.cache, **_run_options(args)
+            args.source_path,
+            args.out,
+            config,
+            cache=args.cache,
+            report=not args.no_report,
+            **_run_options(args),
         )
     return _report_training(result)
 
@@ -713,6 +778,7 @@ def _add_finetune_parser(commands) -> None:
         "--cache", default=None, help="cache listing the videos (default: the run's)"
     )
     _add_run_arguments(parser)
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html")
     _add_scratch_arguments(parser, scratch_defaults)
     parser.set_defaults(func=cmd_finetune)
 
@@ -913,6 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch_parser(commands)
 
     _add_export_parser(commands)
+    _add_report_parser(commands)
 
     demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
     demo.add_argument("--workdir", default="vidseq-demo")

@@ -72,6 +72,7 @@ def finetune(
     overwrite=False,
     verbose=1,
     callbacks=None,
+    report=True,
 ):
     """Fine-tunes a trained feature run end to end on the raw frames its cache lists.
 
@@ -90,6 +91,7 @@ def finetune(
         overwrite: Replace the run files of a non-empty ``out_dir``.
         verbose: Keras progress verbosity.
         callbacks: Extra Keras callbacks.
+        report: Also write the run's page, ``report.html`` (``vidseq report``).
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -148,4 +150,5 @@ def finetune(
         source_name=source_name,
         callbacks=callbacks,
         verbose=verbose,
+        report=report,
     )
