@@ -9,6 +9,7 @@ The public API, importable from the top level::
     print(result.summary())
     vidseq.evaluate("runs/lstm")
     vidseq.predict("runs/lstm", ["clip.avi"])
+    vidseq.report("runs/lstm")           # runs/lstm/report.html
 
 The names are resolved on first use, so ``import vidseq`` imports no
 TensorFlow (the cache and the command line's help stay fast).
@@ -36,6 +37,7 @@ _EXPORTS = {
     "evaluate": ("vidseq.sequence.runs.evaluation", "evaluate_run"),
     "predict": ("vidseq.sequence.infer.predict", "predict_videos"),
     "compare": ("vidseq.sequence.studies.compare", "compare"),
+    "report": ("vidseq.sequence.report.build", "report"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),

@@ -86,7 +86,6 @@ def timeline_page(windowed, *, run_dir=""):
         subtitle=f"run {run_dir} · {len(videos)} video(s)",
         warnings=warnings,
         videos=videos,
-        thumb=THUMB,
     )
     return (
         html,
