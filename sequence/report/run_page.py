@@ -136,7 +136,7 @@ def run_page(run_dir, *, max_videos):
     per_class = [{"name": n, **metrics["per_class"][n]} for n in names]
     html = render(
         "run.html",
-        title=f"Run {run_dir.resolve().name}: {config['head'].get('head')} on {config['backbone']}",
+        title=f"{run_dir.resolve().name}: {config['head'].get('head')} on {config['backbone']}",
         subtitle=f"{run_dir.resolve()} · {len(names)} classes",
         warnings=videos.warnings,
         split=metrics.get("split", "?"),
