@@ -1,10 +1,14 @@
 """The weight a head gives each frame, where the head exposes one.
 
-A head that pools its frames with
-:class:`~vidseq.sequence.heads.layers.MaskedSoftmaxPooling` (``attention``)
-has one weight per frame, summing to 1 over the real frames. Other heads
-(``lstm``, ``gru``, ``tcn``, ``pool``; ``transformer``, whose multi-head
-self-attention gives no single weight per frame) have none, and the page
+* A head that pools its frames with
+  :class:`~vidseq.sequence.heads.layers.MaskedSoftmaxPooling` (``attention``):
+  the pooling weights, summing to 1 over the real frames.
+* A head with self-attention (``transformer``): the attention each frame
+  receives in the last block, averaged over the heads and over the real query
+  frames (so also summing to 1 over the real frames). It says where the last
+  block looks, not how the mean+max pooling after it weighs the frames.
+
+Other heads (``lstm``, ``gru``, ``tcn``, ``pool``) have none, and the page
 shows none. Weights are computed for feature runs whose cached rows are
 exactly the rows the model reads (the cache's frames equal the run's
 ``frames``), so they belong to the frames of the filmstrip.
@@ -21,6 +25,23 @@ def pooling_layer(model):
     from vidseq.sequence.heads.layers import MaskedSoftmaxPooling
 
     return next((layer for layer in model.layers if isinstance(layer, MaskedSoftmaxPooling)), None)
+
+
+def self_attention_layer(model):
+    """The model's last ``keras.layers.MultiHeadAttention`` layer, or None."""
+    import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.MultiHeadAttention)]
+    return layers[-1] if layers else None
+
+
+def attention_received(scores, mask):
+    """(B, T) attention each key frame receives: ``scores`` (B, heads, T, T) averaged over
+    the heads and the real query frames of ``mask`` (B, T)."""
+    mean = np.asarray(scores, dtype=np.float64).mean(axis=1)  # (B, Tq, Tk)
+    queries = np.asarray(mask, dtype=np.float64)[:, :, None]
+    total = np.maximum(queries.sum(axis=1), 1.0)  # (B, 1)
+    return (mean * queries).sum(axis=1) / total * np.asarray(mask, dtype=np.float64)
 
 
 def masked_softmax(scores, mask):
@@ -44,14 +65,21 @@ def frame_weights(model, features):
     """
     import keras
 
+    features = np.asarray(features, dtype=np.float32)
     layer = pooling_layer(model)
+    if layer is not None:
+        _, scores, mask = layer.input
+        scores, mask = keras.Model(model.input, [scores, mask])(features, training=False)
+        scores = keras.ops.convert_to_numpy(scores)[..., 0]
+        return masked_softmax(scores, keras.ops.convert_to_numpy(mask).astype(bool))
+    layer = self_attention_layer(model)
     if layer is None:
         return None
-    _, scores, mask = layer.input
-    probe = keras.Model(model.input, [scores, mask])
-    scores, mask = probe(np.asarray(features, dtype=np.float32), training=False)
-    scores = keras.ops.convert_to_numpy(scores)[..., 0]
-    return masked_softmax(scores, keras.ops.convert_to_numpy(mask).astype(bool))
+    query, value, mask = layer.input
+    query, value, mask = keras.Model(model.input, [query, value, mask])(features, training=False)
+    _, scores = layer(query, value, value_mask=mask, return_attention_scores=True, training=False)
+    mask = keras.ops.convert_to_numpy(mask).astype(bool)
+    return attention_received(keras.ops.convert_to_numpy(scores), mask)
 
 
 def cached_frame_weights(model, store, indices, frames):
@@ -66,7 +94,7 @@ def cached_frame_weights(model, store, indices, frames):
     Returns:
         A list of per-video weight lists (real frames only), or None.
     """
-    if not len(indices) or pooling_layer(model) is None:
+    if not len(indices) or (pooling_layer(model) or self_attention_layer(model)) is None:
         return None
     if any(int(store.lengths[i]) != int(frames) for i in indices):
         return None

@@ -16,7 +16,7 @@ from vidseq.sequence.report.frame_weights import cached_frame_weights
 from vidseq.sequence.report.selection import select_videos
 from vidseq.sequence.runs.run_dir import is_end_to_end
 
-WEIGHTED_HEADS = ("attention", "attentive")
+WEIGHTED_HEADS = ("attention", "attentive", "transformer")
 """Heads whose model is loaded to read per-frame weights (see ``frame_weights``)."""
 
 PREDICTIONS_MISSING = (

@@ -23,7 +23,7 @@ import pytest
 from vidseq.cli import main
 from vidseq.sequence.report.build import report
 from vidseq.sequence.report.filmstrip import THUMB_HEIGHT, read_filmstrip, thumb_size
-from vidseq.sequence.report.frame_weights import masked_softmax
+from vidseq.sequence.report.frame_weights import frame_weights, masked_softmax
 
 from .browser import Browser, find_chromium
 
@@ -141,6 +141,22 @@ def test_run_page_shows_attention_weights_that_sum_to_one(attention_run):
     mask = np.array([[True, True, False], [False, False, False]])
     out = masked_softmax(np.array([[1.0, 2.0, 50.0], [1.0, 1.0, 1.0]]), mask)
     np.testing.assert_allclose(out, [[0.26894142, 0.73105858, 0], [0, 0, 0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["transformer", "lstm"])
+def test_frame_weights_of_a_self_attention_head_and_none_for_an_rnn(head):
+    from vidseq.sequence.config import HeadConfig
+    from vidseq.sequence.train.model import build_head
+
+    model = build_head(3, 8, HeadConfig(head=head, units=8, layers=2), num_frames=5)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32)
+    x[1, 3:] = 0.0  # padding
+    weights = frame_weights(model, x)
+    if head == "lstm":
+        assert weights is None
+        return
+    np.testing.assert_allclose(weights.sum(axis=1), [1.0, 1.0], rtol=1e-5)
+    assert (weights[1, 3:] == 0).all() and (weights[:, :3] > 0).all()
 
 
 def test_max_videos_caps_the_page_most_wrong_first(attention_run, tmp_path):
