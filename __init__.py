@@ -9,6 +9,7 @@ The public API, importable from the top level::
     print(result.summary())
     vidseq.evaluate("runs/lstm")
     vidseq.predict("runs/lstm", ["clip.avi"])
+    vidseq.report("runs/lstm")           # runs/lstm/report.html
 
 Every command of the command line is one function here, with its flags as
 keyword arguments (:data:`COMMANDS`), and every result has ``.summary()`` and
@@ -44,6 +45,7 @@ _EXPORTS = {
     "export": ("vidseq.sequence.export.build", "export_run"),
     "compare": ("vidseq.sequence.studies.compare", "compare"),
     "demo": ("vidseq.sequence.studies.demo", "run_demo"),
+    "report": ("vidseq.sequence.report.build", "report"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),
@@ -64,6 +66,7 @@ COMMANDS = {
     "watch": "watch",
     "export": "export",
     "demo": "demo",
+    "report": "report",
 }
 """Each command of the command line, and the function of this package it calls.
 

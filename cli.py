@@ -134,7 +134,12 @@ def _report_training(result) -> int:
 
 def _run_options(args) -> dict:
     """resume, overwrite and verbose of a training command."""
-    return {"resume": args.resume, "overwrite": args.overwrite, "verbose": 0 if args.quiet else 2}
+    return {
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "report": not args.no_report,
+        "verbose": 0 if args.quiet else 2,
+    }
 
 
 def cmd_train_sequence(args) -> int:
@@ -167,6 +172,7 @@ def cmd_compare(args) -> int:
         config=config,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
+        report=not args.no_report,
     )
     if args.json:
         _print_json({"seeds": result.seeds, "accuracies": result.accuracies()})
@@ -200,7 +206,23 @@ def _add_compare_parser(commands) -> None:
     add_flags(parser, params, TrainConfig.defaults())
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report pages")
     parser.set_defaults(func=cmd_compare)
+
+
+def cmd_report(args) -> int:
+    """``report``: one self-contained HTML page for a run, compare or tune directory."""
+    from vidseq.sequence.command_params import REPORT_PARAMS
+    from vidseq.sequence.report.build import report
+
+    result = report(**_api_kwargs(args, REPORT_PARAMS))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
+    return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
@@ -276,21 +298,23 @@ RUN_COMMANDS = (
     ("watch", "WATCH_PARAMS", "run directory + live stream → a label every stride"),
     ("export", "EXPORT_PARAMS", "run directory → SavedModel, OpenVINO IR, ONNX or LiteRT"),
     ("demo", "DEMO_PARAMS", "the whole pipeline on offline sample data"),
+    ("report", "REPORT_PARAMS", "run, compare or tune directory → one self-contained HTML page"),
 )
 """The commands whose flags are declared in sequence/command_params.py: name, tuple, help."""
 JSON_HELP = {
     "evaluate": "print the metrics as JSON",
     "predict": "print the predictions as JSON",
     "watch": "one JSON object per decision",
+    "report": "print what was written as JSON",
 }
 
 
 def _add_run_parsers(commands) -> None:
-    """evaluate, predict, watch, export and demo."""
+    """evaluate, predict, watch, export, demo and report."""
     from vidseq.sequence import command_params
 
     handlers = {"evaluate": cmd_evaluate, "predict": cmd_predict, "watch": cmd_watch}
-    handlers.update({"export": cmd_export, "demo": cmd_demo})
+    handlers.update({"export": cmd_export, "demo": cmd_demo, "report": cmd_report})
     for name, params, help_text in RUN_COMMANDS:
         params = getattr(command_params, params)
         parser = _add_command(commands, name, params, handlers[name], help=help_text)
@@ -299,10 +323,11 @@ def _add_run_parsers(commands) -> None:
 
 
 def _add_run_arguments(parser) -> None:
-    """--resume, --overwrite, --quiet: how a training run goes."""
+    """--resume, --overwrite, --quiet, --no-report: how a training run goes."""
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html")
 
 
 def _settings(args, config_class) -> dict:
@@ -355,7 +380,11 @@ def cmd_finetune(args) -> int:
     else:
         config = FinetuneConfig.from_dict(_settings(args, FinetuneConfig))
         result = finetune(
-            args.source_path, args.out, config, cache=args.cache, **_run_options(args)
+            args.source_path,
+            args.out,
+            config,
+            cache=args.cache,
+            **_run_options(args),
         )
     return _report_training(result)
 

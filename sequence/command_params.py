@@ -14,6 +14,7 @@ from __future__ import annotations
 from vidseq.cache.schema import ENGINES
 from vidseq.extract.params import Param
 from vidseq.sequence.export.manifest import FORMATS, PARTS
+from vidseq.sequence.report.build import DEFAULT_MAX_VIDEOS
 
 ENGINE_HELP = "what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')"
 _SECONDS = {"kind": float, "low": 0.0, "low_open": True}
@@ -64,6 +65,13 @@ PREDICT_PARAMS = (
     ),
     Param("plot", kind=str, optional=True, help="PNG timeline of the windows (--window)"),
     Param("csv", kind=str, optional=True, help="CSV of the windows (--window)"),
+    Param(
+        "report",
+        kind=str,
+        optional=True,
+        metavar="FILE",
+        help="HTML timeline page of the windows (--window)",
+    ),
 )
 """``vidseq.predict``: whole videos, or sliding windows with ``window``."""
 
@@ -114,3 +122,21 @@ DEMO_PARAMS = (
     Param("seed", kind=int, default=0, help="seed of the sample data, the CNN and training"),
 )
 """``vidseq.demo``."""
+
+REPORT_PARAMS = (
+    Param(
+        "path",
+        positional=True,
+        metavar="RUN|COMPARE_DIR|TUNE_DIR",
+        help="run directory, compare output directory or tuning directory",
+    ),
+    Param("out", kind=str, optional=True, help="HTML file (default: PATH/report.html)"),
+    Param(
+        "max_videos",
+        kind=int,
+        low=0,
+        default=DEFAULT_MAX_VIDEOS,
+        help="videos with filmstrips, the misclassified first",
+    ),
+)
+"""``vidseq.report``."""

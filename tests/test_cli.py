@@ -3,7 +3,8 @@
 After a change to a flag, regenerate the tables of docs/cli.md with::
 
     python -c "from vidseq.cli import build_parser; from vidseq.extract.params import \
-    with_tables as w; p = 'docs/cli.md'; open(p, 'w').write(w(open(p).read(), build_parser()))"
+    with_tables as w; p = 'docs/cli.md'; t = w(open(p).read(), build_parser()); \
+    open(p, 'w').write(t)"
 """
 
 import inspect
@@ -116,7 +117,7 @@ def test_normalize_takes_a_mode_and_no_normalize_still_turns_it_off():
 
 
 def test_the_command_list_comes_from_the_parser():
-    assert len(COMMANDS) == 12 and {"watch", "export", "compare", "finetune"} <= set(COMMANDS)
+    assert len(COMMANDS) == 13 and {"watch", "export", "compare", "finetune"} <= set(COMMANDS)
 
 
 def test_docs_cli_tables_are_generated_from_the_declarations():
@@ -137,7 +138,7 @@ COMPOSED = {
     "finetune": {"config": set(ScratchConfig.setting_names()) | {p.name for p in FRAME_PARAMS}},
 }
 # Positionals and flags named before the API's keyword: flag dest -> API name.
-RENAMED = {"out": "out_dir", "cache": "cache_path", "source_path": "run_dir"}
+RENAMED = {"out": "out_dir", "cache": "cache_path", "source_path": "run_dir", "no_report": "report"}
 RUN_OPTIONS = {"resume", "overwrite", "from_scratch"}  # how a training run goes
 
 

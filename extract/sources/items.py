@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -246,3 +247,16 @@ def read_csv_header(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"{path}: cannot read it as a CSV file ({error})") from None
     return [column.strip().lower() for column in row]
+
+
+def source_from_text(text: str):
+    """A cache's ``videos/path`` text as a ``read_frames`` source (a clip's JSON list → tuple)."""
+    text = str(text)
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return text
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    return text

@@ -370,18 +370,20 @@ class CachedClips:
         labels: (N_cache,) labels of the whole cache.
         num_valid: (N_cache,) valid rows of every cached video.
         num_classes: Width of the model's output.
+        video_ids: (N_cache,) ids of the cache's videos, or None.
     """
 
-    def __init__(self, features, labels, num_valid, num_classes):
+    def __init__(self, features, labels, num_valid, num_classes, video_ids=None):
         self.features = features
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_valid = np.asarray(num_valid, dtype=np.int64)
         self.num_classes = int(num_classes)
+        self.video_ids = video_ids
 
     @classmethod
     def from_store(cls, store, features):
         """The clip source of an open ``FeatureStore`` read through ``features``."""
-        return cls(features, store.labels, store.num_valid, len(store.class_names))
+        return cls(features, store.labels, store.num_valid, len(store.class_names), store.video_ids)
 
     def is_dense(self, indices, frames):
         """Whether some of these videos have more cached real rows than ``frames``."""

@@ -19,7 +19,6 @@ all-zero frames (:class:`~vidseq.sequence.heads.layers.PaddingFrameMask`) so the
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from vidseq.extract.decode.frames import read_frames
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.sources.dataset import load_dataset
+from vidseq.extract.sources.items import source_from_text
 from vidseq.sequence.data.batches import VideoBatches
 from vidseq.sequence.data.temporal import segment_positions
 
@@ -42,19 +42,6 @@ RANDOM_VARIANT_MODES = ("uniform", "motion", "keyframes")
 def default_frame_workers() -> int:
     """Decoder threads of a :class:`FrameBatches`: the cores, between 2 and 8."""
     return max(2, min(8, os.cpu_count() or 2))
-
-
-def source_from_text(text: str):
-    """A cache's ``videos/path`` text as a ``read_frames`` source (a clip's JSON list → tuple)."""
-    text = str(text)
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return text
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    return text
 
 
 @dataclass

@@ -19,6 +19,7 @@ from vidseq.sequence.export.runtime import predict_export
 from vidseq.sequence.infer.predict import Prediction, predict_videos
 from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
 from vidseq.sequence.infer.windowed import WindowedPrediction, predict_windows
+from vidseq.sequence.report.build import timeline_report
 
 
 @dataclass
@@ -79,6 +80,7 @@ def predict(
     stride: float | None = None,
     plot=None,
     csv=None,
+    report=None,
     progress: bool = False,
 ) -> Predictions:
     """Classifies videos with a run directory or an export directory.
@@ -93,6 +95,8 @@ def predict(
         stride: Seconds between windows (default: ``window``).
         plot: PNG file of the windows' timeline (with ``window``).
         csv: CSV file of the windows (with ``window``).
+        report: HTML page of the windows' timeline, a thumbnail per segment
+            (with ``window``).
         progress: A progress bar on stderr (windows).
 
     Returns:
@@ -100,12 +104,13 @@ def predict(
         ``failures``, the others are classified.
 
     Raises:
-        UsageError: ``stride``, ``plot`` or ``csv`` without ``window``, or an
+        UsageError: ``stride``, ``plot``, ``csv`` or ``report`` without ``window``, or an
             ``engine`` for an export directory.
     """
     if window is not None:
-        return _windows(run, videos, top_k, engine, window, stride, plot, csv, progress)
-    for name, value in (("stride", stride), ("plot", plot), ("csv", csv)):
+        outputs = {"plot": plot, "csv": csv, "report": report}
+        return _windows(run, videos, top_k, engine, window, stride, outputs, progress)
+    for name, value in (("stride", stride), ("plot", plot), ("csv", csv), ("report", report)):
         if value is not None:
             raise UsageError(f"{name} needs window. Received: {name}={value!r}")
     if is_export_dir(run):
@@ -118,7 +123,7 @@ def predict(
     return Predictions(videos=predict_videos(run, videos, top_k=top_k, engine=engine))
 
 
-def _windows(run, videos, top_k, engine, window, stride, plot, csv, progress) -> Predictions:
+def _windows(run, videos, top_k, engine, window, stride, outputs, progress) -> Predictions:
     result = predict_windows(
         run,
         videos,
@@ -128,6 +133,11 @@ def _windows(run, videos, top_k, engine, window, stride, plot, csv, progress) ->
         engine=engine,
         progress=progress,
     )
-    outputs = ((csv, write_csv), (plot, plot_timeline))
-    files = [write(result, path) for path, write in outputs if path is not None]
+    writers = {"csv": write_csv, "plot": plot_timeline}
+    files = [
+        writers[name](result, path) for name, path in outputs.items() if name in writers and path
+    ]
+    if outputs["report"] is not None:
+        page = timeline_report(result.to_dict(), outputs["report"], run_dir=run)
+        files.append(page.path)
     return Predictions(windows=result, files=files)

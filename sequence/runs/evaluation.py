@@ -105,6 +105,35 @@ def compute_metrics(y_true, probabilities, class_names):
     return out
 
 
+def per_video_predictions(indices, y_true, probabilities, class_names, *, video_ids=None, top_k=3):
+    """What the model said about each evaluated video, for reports (metrics.json's ``videos``).
+
+    Args:
+        indices: (N,) the videos' indices in their source (the cache).
+        y_true: (N,) int labels.
+        probabilities: (N, C) class probabilities.
+        class_names: The C class names.
+        video_ids: (N,) the videos' ids, or None.
+        top_k: Predictions kept per video.
+
+    Returns:
+        One dict per video, in ``indices`` order: ``index``, ``id`` (None
+        without ids), ``label`` (the true class name) and ``top`` (``[name,
+        probability]`` pairs, most probable first).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    return [
+        {
+            "index": int(index),
+            "id": None if video_ids is None else str(video_ids[row]),
+            "label": class_names[int(y_true[row])],
+            "top": [[class_names[c], round(float(probabilities[row, c]), 6)] for c in order[row]],
+        }
+        for row, index in enumerate(indices)
+    ]
+
+
 def bag_of_frames_baseline(train_x, train_y, test_x, test_y, class_names, *, seed=0):
     """Mean-pooled features + logistic regression, the order-blind reference.
 
@@ -178,7 +207,9 @@ def evaluate_clips(
 
     Returns:
         The :func:`compute_metrics` dict plus ``split``, ``clips``,
-        ``single_clip_accuracy`` (multi-clip only) and ``baseline`` (None).
+        ``single_clip_accuracy`` (multi-clip only), ``baseline`` (None) and
+        ``videos`` (:func:`per_video_predictions`; ids from the source's
+        ``video_ids`` when it has them).
     """
     indices = np.asarray(indices, dtype=np.int64)
     clips = int(num_clips) if source.is_dense(indices, frames) else 1
@@ -198,6 +229,14 @@ def evaluate_clips(
     if clips > 1:
         metrics["single_clip_accuracy"] = float((centre.argmax(axis=1) == y).mean())
     metrics["baseline"] = None
+    ids = getattr(source, "video_ids", None)
+    metrics["videos"] = per_video_predictions(
+        indices,
+        y,
+        probs,
+        list(class_names),
+        video_ids=None if ids is None else np.asarray(ids, dtype=object)[indices],
+    )
     return metrics
 
 

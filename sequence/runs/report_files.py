@@ -15,12 +15,17 @@ from vidseq.errors import UsageError
 
 def write_json(path, data):
     """Writes ``data`` as indented JSON atomically (temporary file + rename)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+    return write_text(path, text + "\n")
+
+
+def write_text(path, text):
+    """Writes ``text`` (UTF-8) atomically: a temporary file beside ``path``, then a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=_json_default)
-            f.write("\n")
+            f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -33,6 +33,7 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.txt"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
+REPORT_PAGE = "report.html"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 
@@ -44,6 +45,7 @@ RUN_FILES = (
     REPORT_FILE,
     CONFUSION_FILE,
     CURVES_FILE,
+    REPORT_PAGE,
     CHECKPOINT_DIR,
 )
 

@@ -4,7 +4,8 @@
 another in this process (so memory stays what one run takes, streamed or in
 memory as ``train-sequence`` decides), evaluates each on the test split, fits
 the order-blind bag-of-frames baseline on each seed's training split, and
-writes ``comparison.json``, ``comparison.md`` and ``comparison.png``. A head
+writes ``comparison.json``, ``comparison.md``, ``comparison.png`` and the page
+``report.html`` (each run gets its own page too). A head
 that fails is recorded with its error; the others go on.
 """
 
@@ -24,6 +25,7 @@ from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, Hea
 from vidseq.sequence.data.batches import StreamFeatures, mean_valid_features
 from vidseq.sequence.data.split_indices import splits_of
 from vidseq.sequence.heads.registry import head_options
+from vidseq.sequence.report.build import report_after_training
 from vidseq.sequence.runs import plots
 from vidseq.sequence.runs import report_files as reports
 from vidseq.sequence.runs.evaluation import bag_of_frames_baseline
@@ -173,7 +175,7 @@ def _baseline(cache, config, seeds):
     return out, split
 
 
-def _run_head(cache, out_dir, config, head, seeds, verbose, log):
+def _run_head(cache, out_dir, config, head, seeds, verbose, log, report):
     """Trains and evaluates one head for every seed; a failure ends this head only."""
     runs = HeadRuns(head)
     for seed in seeds:
@@ -184,7 +186,9 @@ def _run_head(cache, out_dir, config, head, seeds, verbose, log):
         )
         run_dir = Path(out_dir) / "runs" / f"{head}-seed{seed}"
         try:
-            result = train_sequence(cache, run_dir, run_config, overwrite=True, verbose=verbose)
+            result = train_sequence(
+                cache, run_dir, run_config, overwrite=True, verbose=verbose, report=report
+            )
             runs.params = int(load_run(run_dir).model.count_params())
         except Exception as e:  # any failure of this head's run: report it, go on
             runs.error = f"seed {seed}: {type(e).__name__}: {e}".splitlines()[0]
@@ -206,6 +210,7 @@ def compare(
     config=None,
     verbose=0,
     log=None,
+    report=True,
 ):
     """Trains every head with every seed on the same splits and compares them.
 
@@ -220,6 +225,8 @@ def compare(
             the heads that take them, its seed is replaced by each seed.
         verbose: Keras progress verbosity of each run.
         log: Called with one line per run (default: silent).
+        report: Also write each run's page and the comparison's,
+            ``out_dir/report.html`` (``vidseq report``).
 
     Returns:
         A :class:`ComparisonResult`; see its ``failed`` for heads that failed.
@@ -233,11 +240,17 @@ def compare(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline, split = _baseline(cache, config, seeds)
-    results = [_run_head(cache, out_dir, config, h, seeds, verbose, log) for h in heads]
+    results = [_run_head(cache, out_dir, config, h, seeds, verbose, log, report) for h in heads]
     result = ComparisonResult(
         out_dir, str(absolute_cache_spec(cache)), seeds, results, baseline, split
     )
     result.files = write_comparison(result)
+    if report:
+        warnings = []
+        page = report_after_training(out_dir, warnings)
+        result.files += [page.path] if page else []
+        for warning in warnings:
+            log(f"warning: {warning}")
     return result
 
 

@@ -1,4 +1,4 @@
-"""The whole pipeline on offline sample data: make-sample → extract → train → evaluate → predict."""
+"""The whole pipeline on offline sample data: sample, extract, train, evaluate, report, predict."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.sample_data import make_sample
 from vidseq.sequence.config import TrainConfig
 from vidseq.sequence.infer.predict import Prediction, predict_videos
+from vidseq.sequence.report.build import ReportResult, report
 from vidseq.sequence.runs.evaluation import evaluate_run
 from vidseq.sequence.runs.results import EvaluationResult
 from vidseq.sequence.train.training import train_sequence
@@ -45,6 +46,7 @@ class DemoResult:
         run: The run directory.
         evaluation: Test evaluation of the RNN (``metrics["baseline"]``: bag-of-frames).
         predictions: Predictions on a few test videos.
+        report: The run's page (``report.html``) and what it took.
     """
 
     sample: Path
@@ -52,6 +54,7 @@ class DemoResult:
     run: Path
     evaluation: EvaluationResult
     predictions: list[Prediction]
+    report: ReportResult | None = None
 
     def summary(self) -> str:
         """Where everything is, and the test accuracy against the baseline."""
@@ -59,7 +62,8 @@ class DemoResult:
         baseline = m["baseline"]["accuracy"] if m.get("baseline") else float("nan")
         return (
             f"sample data {self.sample}, cache {self.cache}, run {self.run}; test accuracy "
-            f"{m['accuracy']:.3f} (RNN) vs {baseline:.3f} (bag-of-frames baseline)"
+            f"{m['accuracy']:.3f} (RNN) vs {baseline:.3f} (bag-of-frames baseline); "
+            f"report {self.report.path if self.report else 'not written'}"
         )
 
     def to_dict(self) -> dict:
@@ -70,6 +74,7 @@ class DemoResult:
             "run": str(self.run),
             "evaluation": self.evaluation.to_dict(),
             "predictions": [p.to_dict() for p in self.predictions],
+            "report": self.report.to_dict() if self.report else None,
         }
 
 
@@ -87,10 +92,10 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    log(f"1/5 make-sample → {workdir / 'sample'}")
+    log(f"1/6 make-sample → {workdir / 'sample'}")
     sample = make_sample(workdir / "sample", seed=seed, overwrite=True)
     log(
-        f"2/5 extract-features with backbone {DEMO_BACKBONE!r}, random-init weights "
+        f"2/6 extract-features with backbone {DEMO_BACKBONE!r}, random-init weights "
         f"(seed {seed}) → {workdir / 'features.h5'}"
     )
     extraction = extract_features(
@@ -102,11 +107,13 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
         overwrite=True,
     )
     log(f"    {extraction.summary()}")
-    log(f"3/5 train-sequence → {workdir / 'run'}")
+    log(f"3/6 train-sequence → {workdir / 'run'}")
     config = dataclasses.replace(DEMO_TRAIN, fit=dataclasses.replace(DEMO_TRAIN.fit, seed=seed))
-    training = train_sequence(extraction.out, workdir / "run", config, overwrite=True, verbose=0)
+    training = train_sequence(
+        extraction.out, workdir / "run", config, overwrite=True, verbose=0, report=False
+    )
     log(f"    {training.summary()}")
-    log("4/5 evaluate")
+    log("4/6 evaluate")
     evaluation = evaluate_run(training.run_dir)
     metrics = evaluation.metrics
     baseline = metrics["baseline"]["accuracy"] if metrics.get("baseline") else float("nan")
@@ -114,12 +121,15 @@ def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
         f"    test accuracy {metrics['accuracy']:.3f} (RNN) vs {baseline:.3f} "
         f"(bag-of-frames baseline: mean-pooled features, no temporal order)"
     )
+    log(f"5/6 report → {training.run_dir / 'report.html'}")
+    page = report(training.run_dir)
+    log(f"    {page.summary()}")
     with FeatureStore(extraction.out) as store:
         test = [i for i in range(len(store)) if store.splits[i] == "test"][:3]
         videos = [store.paths[i] for i in test]
-    log("5/5 predict")
+    log("6/6 predict")
     predictions = predict_videos(training.run_dir, videos, top_k=2)
     for prediction in predictions:
         best = ", ".join(f"{label} {p:.2f}" for label, p in prediction.top)
         log(f"    {Path(prediction.video).name}: {best}")
-    return DemoResult(sample, extraction.out, training.run_dir, evaluation, predictions)
+    return DemoResult(sample, extraction.out, training.run_dir, evaluation, predictions, page)

@@ -236,7 +236,7 @@ def _frame_batches(opened, dist, run_config, videos, splits, start_epoch):
 
 
 def train_end_to_end(
-    opened, dist, run_config, model, videos, splits, *, source_name, callbacks, verbose
+    opened, dist, run_config, model, videos, splits, *, source_name, callbacks, verbose, report=True
 ):
     """Resumes (or compiles) an end-to-end model, fits it with the engine, evaluates it.
 
@@ -250,6 +250,7 @@ def train_end_to_end(
         source_name: The cache or dataset, recorded in the metrics.
         callbacks: Extra Keras callbacks.
         verbose: Keras progress verbosity.
+        report: Also write the run's page, ``report.html``.
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -312,4 +313,5 @@ def train_end_to_end(
         streaming=True,
         warnings=opened.warnings,
         weights_sha256=weights_sha256(built),
+        report=report,
     )

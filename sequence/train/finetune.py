@@ -73,6 +73,7 @@ def finetune(
     overwrite=False,
     verbose=1,
     callbacks=None,
+    report=True,
 ):
     """Fine-tunes a trained feature run end to end on the raw frames its cache lists.
 
@@ -91,6 +92,7 @@ def finetune(
         overwrite: Replace the run files of a non-empty ``out_dir``.
         verbose: Keras progress verbosity.
         callbacks: Extra Keras callbacks.
+        report: Also write the run's page, ``report.html`` (``vidseq report``).
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -149,4 +151,5 @@ def finetune(
         source_name=source_name,
         callbacks=callbacks,
         verbose=verbose,
+        report=report,
     )

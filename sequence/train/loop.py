@@ -28,6 +28,7 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from vidseq.errors import UsageError
+from vidseq.sequence.report.build import report_after_training
 from vidseq.sequence.runs import plots
 from vidseq.sequence.runs import report_files as reports
 from vidseq.sequence.runs import run_dir as rd
@@ -415,8 +416,20 @@ def evaluation_split(splits):
     return ("test", splits.test) if len(splits.test) else ("val", splits.val)
 
 
-def finish_run(run_path, state, metrics, *, cache, dist, splits, resumed_from, seconds, **details):
-    """Marks the run finished; the chief writes its metrics and final state.
+def finish_run(
+    run_path,
+    state,
+    metrics,
+    *,
+    cache,
+    dist,
+    splits,
+    resumed_from,
+    seconds,
+    report=True,
+    **details,
+):
+    """Marks the run finished; the chief writes its metrics, final state and report page.
 
     Args:
         run_path: The run directory.
@@ -427,6 +440,8 @@ def finish_run(run_path, state, metrics, *, cache, dist, splits, resumed_from, s
         splits: The ``splits.SplitIndices`` the run trained on.
         resumed_from: Epochs done when this call started.
         seconds: Wall time of the fitting in this call.
+        report: Also write ``report.html`` (a failure to write it becomes a
+            warning: the run is already saved).
         **details: ``streaming``, ``warnings``, ``weights_sha256`` of the result.
 
     Returns:
@@ -438,6 +453,8 @@ def finish_run(run_path, state, metrics, *, cache, dist, splits, resumed_from, s
         metrics["run_dir"] = str(Path(run_path).resolve())
         write_evaluation(metrics, run_path)
         rd.write_state(run_path, state)
+        if report:
+            report_after_training(run_path, details.setdefault("warnings", []))
     return TrainResult(
         run_dir=Path(run_path),
         history=list(state.history),

@@ -164,7 +164,15 @@ def _build_model(config, dist, size, num_classes, frames, mixed_precision):
 
 
 def train_from_scratch(
-    data, out_dir, config=None, *, resume=False, overwrite=False, verbose=1, callbacks=None
+    data,
+    out_dir,
+    config=None,
+    *,
+    resume=False,
+    overwrite=False,
+    verbose=1,
+    callbacks=None,
+    report=True,
 ):
     """Trains a random-init CNN and a fresh head end to end (the tutorial's FER option 1).
 
@@ -180,6 +188,7 @@ def train_from_scratch(
         overwrite: Replace the run files of a non-empty ``out_dir``.
         verbose: Keras progress verbosity.
         callbacks: Extra Keras callbacks.
+        report: Also write the run's page, ``report.html`` (``vidseq report``).
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -241,4 +250,5 @@ def train_from_scratch(
         source_name=source_name,
         callbacks=callbacks,
         verbose=verbose,
+        report=report,
     )

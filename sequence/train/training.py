@@ -170,7 +170,15 @@ def _evaluate_trained(model, store, run_config, data, config, dist, write_path, 
 
 
 def train_sequence(
-    cache_path, out_dir, config=None, *, resume=False, overwrite=False, verbose=1, callbacks=None
+    cache_path,
+    out_dir,
+    config=None,
+    *,
+    resume=False,
+    overwrite=False,
+    verbose=1,
+    callbacks=None,
+    report=True,
 ):
     """Trains the temporal head on a feature cache and writes a run directory.
 
@@ -179,7 +187,7 @@ def train_sequence(
     its variables and its optimizer's, the best weights so far, ``state.json``),
     ``history.csv`` (each epoch), and at the end ``model.keras`` (best
     weights), ``metrics.json``, ``classification_report.txt``,
-    ``confusion_matrix.png`` and ``training_curves.png``. ``config.json``
+    ``confusion_matrix.png``, ``training_curves.png`` and ``report.html``. ``config.json``
     records the strategy under ``distribute`` (``strategy``, ``replicas``,
     ``num_workers``, ``loop``).
 
@@ -199,6 +207,7 @@ def train_sequence(
         overwrite: Replace the run files of a non-empty ``out_dir``.
         verbose: Keras progress verbosity (0 silent, 1 bar, 2 one line per epoch).
         callbacks: Extra Keras callbacks, called after the run's own.
+        report: Also write the run's page, ``report.html`` (``vidseq report``).
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -276,4 +285,5 @@ def train_sequence(
         streaming=data.streaming,
         warnings=warnings,
         weights_sha256=digest,
+        report=report,
     )

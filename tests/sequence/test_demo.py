@@ -17,5 +17,11 @@ def test_demo_learns_temporal_order_that_a_bag_of_frames_cannot(tmp_path, capsys
     # Six classes in three time-reversed pairs: without temporal order a model can at best
     # tell the pairs apart (0.5); the baseline stays at or below that.
     assert metrics["baseline"]["accuracy"] <= 0.55
-    for name in ("model.keras", "config.json", "history.csv", "confusion_matrix.png"):
+    for name in (
+        "model.keras",
+        "config.json",
+        "history.csv",
+        "confusion_matrix.png",
+        "report.html",
+    ):
         assert (tmp_path / "run" / name).is_file()
