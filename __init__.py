@@ -36,6 +36,7 @@ _EXPORTS = {
     "evaluate": ("vidseq.sequence.runs.evaluation", "evaluate_run"),
     "predict": ("vidseq.sequence.infer.predict", "predict_videos"),
     "compare": ("vidseq.sequence.studies.compare", "compare"),
+    "tune": ("vidseq.sequence.studies.tune", "tune"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),

@@ -284,6 +284,63 @@ def _add_compare_parser(commands) -> None:
     parser.set_defaults(func=cmd_compare)
 
 
+def cmd_tune(args) -> int:
+    from vidseq.sequence.studies.tune import tune
+
+    result = tune(
+        _cache_arg(args.cache),
+        args.out,
+        trials=args.trials,
+        timeout=args.timeout,
+        heads=_names(args.heads) if args.heads else None,
+        space=args.space,
+        storage=args.storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        log=(lambda line: None) if args.json or args.quiet else print,
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
+    return EXIT_OK
+
+
+def _add_tune_parser(commands) -> None:
+    parser = commands.add_parser(
+        "tune",
+        help="features.h5 → Optuna search of heads and settings (validation split), best run",
+        description="Search heads and training settings with Optuna (TPE, median pruning), "
+        "each trial scored on the validation split; retrain the best into DIR/best and "
+        "evaluate it once on the test split. Rerun the same command to continue the study.",
+    )
+    parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
+    parser.add_argument("--out", required=True, help="folder: best/, trials.csv, tune.json, plots")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials in the study in all (default 30)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="start no trial after SECONDS of this call"
+    )
+    parser.add_argument(
+        "--heads", default=None, help="comma-separated heads (default: all but pool)"
+    )
+    parser.add_argument("--space", default=None, help="search space file (JSON or YAML)")
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage shared by workers: sqlite:///F, postgresql://..., mysql://..., "
+        "journal:PATH (default: sqlite:///OUT/study.db)",
+    )
+    parser.add_argument("--study-name", default="vidseq-tune", help="the study in the storage")
+    parser.add_argument("--seed", type=int, default=0, help="every trial's seed")
+    parser.add_argument("--json", action="store_true", help="print tune.json")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    parser.set_defaults(func=cmd_tune)
+
+
 def cmd_evaluate(args) -> int:
     from vidseq.sequence.runs.evaluation import evaluate_run
 
@@ -877,6 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract_parser(commands)
     _add_train_parser(commands)
     _add_compare_parser(commands)
+    _add_tune_parser(commands)
     _add_finetune_parser(commands)
 
     evaluate = commands.add_parser(

@@ -125,8 +125,8 @@ def _sampler_seed(seed, num_trials, shared):
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-def _open_study(storage, study_name, seed, shared):
-    url = storage
+def _open_study(url, study_name, seed, *, shared):
+    """The study (created, or loaded to resume): TPE sampler, median pruner, maximising."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(
@@ -288,7 +288,8 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study = _open_study(storage or ts.default_storage(out_dir), study_name, seed, storage)
+        url = storage or ts.default_storage(out_dir)
+        study = _open_study(url, study_name, seed, shared=storage is not None)
         ts.check_same_study(study, identity)
         objective = _Objective(cache, out_dir, search, base, seed, trials)
         _run_trials(study, objective, trials, timeout, log)

@@ -142,7 +142,9 @@ def recover_interrupted(study):
     Returns:
         The numbers of the trials enqueued again.
     """
-    optuna.storages.fail_stale_trials(study)  # heartbeat of database storages
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # heartbeat of database storages
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _dead_here(trial):  # another worker may fail it first: skip_if_finished
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
