@@ -20,7 +20,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparse_event import write_dataset
+from vidseq.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # sparse_event imports the extraction pipeline, hence TensorFlow
+
+from sparse_event import write_dataset  # noqa: E402  (bench/ is on sys.path)
 
 
 def main():

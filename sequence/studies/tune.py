@@ -19,11 +19,14 @@ counted), and several workers may share one storage.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import warnings
 from pathlib import Path
 
+import keras
+import numpy as np
 import optuna
 
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
@@ -47,21 +50,23 @@ class _SurplusTrial(Exception):
     """A trial started after the study's budget was filled by other workers."""
 
 
-def make_pruning_callback(trial):
-    """A Keras callback reporting each epoch's ``val_accuracy`` to ``trial``; prunes when told.
+class PruningCallback(keras.callbacks.Callback):
+    """Reports each epoch's ``val_accuracy`` to an Optuna trial; prunes when the pruner says so.
 
-    Raises ``optuna.TrialPruned`` out of ``fit`` when the pruner says so.
+    Args:
+        trial: The ``optuna.Trial``. ``optuna.TrialPruned`` is raised out of
+            ``fit`` when ``trial.should_prune()``.
     """
-    import keras
 
-    class PruningCallback(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            trial.report(float((logs or {})["val_accuracy"]), step=epoch + 1)
-            trial.set_user_attr("epochs_run", epoch + 1)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+    def __init__(self, trial):
+        super().__init__()
+        self.trial = trial
 
-    return PruningCallback()
+    def on_epoch_end(self, epoch, logs=None):
+        self.trial.report(float((logs or {})["val_accuracy"]), step=epoch + 1)
+        self.trial.set_user_attr("epochs_run", epoch + 1)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
 
 class _Objective:
@@ -89,7 +94,7 @@ class _Objective:
                 config,
                 overwrite=True,
                 verbose=0,
-                callbacks=[make_pruning_callback(trial)],
+                callbacks=[PruningCallback(trial)],
                 evaluate_on="val",
             )
         except optuna.TrialPruned:
@@ -100,15 +105,9 @@ class _Objective:
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
             shutil.rmtree(run_dir, ignore_errors=True)
-            _clear_keras()
+            keras.backend.clear_session()  # trials do not pile up graphs
         trial.set_user_attr("best_epoch", int(result.best_epoch))
         return float(result.metrics["accuracy"])
-
-
-def _clear_keras():
-    import keras
-
-    keras.backend.clear_session()
 
 
 def _json_ready(settings):
@@ -117,10 +116,6 @@ def _json_ready(settings):
 
 def _sampler_seed(seed, num_trials, shared):
     """The TPE sampler's seed: the study's, the trials it holds, and (shared) this process."""
-    import os
-
-    import numpy as np
-
     entropy = [int(seed), int(num_trials)] + ([os.getpid()] if shared else [])
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 

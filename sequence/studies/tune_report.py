@@ -7,7 +7,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matplotlib import pyplot
 from optuna.trial import TrialState
+from optuna.visualization import matplotlib as optuna_plots
 
 from vidseq.sequence.runs import report_files as reports
 from vidseq.sequence.studies import tune_study as ts
@@ -171,9 +173,6 @@ def plot_study(out_dir, study):
         ``(paths written, warnings)``: importances need two complete trials
         with some setting varying, else their plot is left out with a warning.
     """
-    from matplotlib import pyplot
-    from optuna.visualization import matplotlib as optuna_plots
-
     written, notes = [], []
     for name, draw in (
         (HISTORY_PLOT, optuna_plots.plot_optimization_history),

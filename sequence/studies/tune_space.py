@@ -31,6 +31,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml  # PyYAML: a dependency of Optuna
+
 from vidseq.errors import UsageError
 from vidseq.sequence.config import HEAD_TYPES, FitConfig, HeadConfig, check_value
 from vidseq.sequence.heads.registry import head_options
@@ -225,12 +227,7 @@ def load_space_file(path):
     except OSError as error:
         raise UsageError(f"space file {path}: {error.strerror or error}") from None
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml  # PyYAML: a dependency of Optuna
-
-            data = yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
         raise UsageError(f"space file {path}: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
