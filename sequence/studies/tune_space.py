@@ -156,7 +156,10 @@ class SearchSpace:
             raise UsageError(
                 f"heads must name distinct heads of {HEAD_TYPES}. Received: heads={list(heads)!r}"
             )
-        overrides = dict(overrides or {})
+        try:  # the JSON form, as the study records it (tuples become lists)
+            overrides = json.loads(json.dumps(dict(overrides or {})))
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"a space must be JSON-like. Received: {error}") from None
         common = _merge(COMMON_SPACE, {k: v for k, v in overrides.items() if k not in HEAD_TYPES})
         per_head = {h: _merge(HEAD_SPACES[h], overrides.get(h) or {}) for h in heads}
         _check_section(common, COMMON_FIELDS, "the common part of a space")
