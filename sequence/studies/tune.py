@@ -192,10 +192,22 @@ def _progress_logger(log, n_trials, start):
     return callback
 
 
-def _run_trials(study, objective, n_trials, timeout, log):
-    """Runs trials one at a time until the study holds ``n_trials`` or ``timeout`` passes."""
+def run_trials(study, objective, n_trials, timeout, log):
+    """Runs trials one at a time until the study holds ``n_trials`` or ``timeout`` has passed.
+
+    Interrupted trials are enqueued again first (:func:`.tune_study.recover_interrupted`).
+    As Optuna's own ``timeout``, it is checked between trials: at least one trial starts.
+
+    Args:
+        study: The Optuna study.
+        objective: Called with each trial; returns its value.
+        n_trials: Trials the study should hold in all (see :mod:`.tune_study`), or None.
+        timeout: Seconds after which this call starts no trial, or None.
+        log: Called with one line per finished trial.
+    """
     start = time.perf_counter()
     callback = _progress_logger(log, n_trials, start)
+    started = 0
     while True:
         for number in ts.recover_interrupted(study):
             log(f"trial #{number} was interrupted: enqueued again")
@@ -203,9 +215,10 @@ def _run_trials(study, objective, n_trials, timeout, log):
         running = ts.counts(trials)["running"]
         if n_trials is not None and ts.finished(trials) + running >= n_trials:
             return
-        if timeout is not None and time.perf_counter() - start >= timeout:
+        if timeout is not None and started and time.perf_counter() - start >= timeout:
             return
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[callback])
+        started += 1
 
 
 def _final_run(cache, out_dir, best, base, seed, verbose):
@@ -287,7 +300,7 @@ def tune(
         study = _open_study(url, study_name, seed, shared=storage is not None)
         ts.check_same_study(study, identity)
         objective = _Objective(cache, out_dir, search, base, seed, trials)
-        _run_trials(study, objective, trials, timeout, log)
+        run_trials(study, objective, trials, timeout, log)
     finally:
         optuna.logging.set_verbosity(verbosity)
     result = TuneResult.of_study(

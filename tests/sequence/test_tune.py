@@ -15,7 +15,7 @@ import pytest
 
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.sequence.studies.tune import tune
+from vidseq.sequence.studies.tune import run_trials, tune
 from vidseq.sequence.studies.tune_space import DEFAULT_HEADS, SearchSpace, params_config
 
 TINY_SPACE = {
@@ -236,3 +236,18 @@ def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
     assert sum(per_worker.values()) == 5 and all(per_worker.values())  # both worked, none twice
     assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
     assert reports[0]["best_trial"] == reports[1]["best_trial"]
+
+
+def test_run_trials_fills_the_budget_and_a_timeout_still_runs_one_trial(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    lines = []
+
+    def objective(trial):
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    run_trials(study, objective, None, 1e-6, lines.append)
+    assert len(study.trials) == 1 and lines[0].startswith("trial 1: #0 ? complete val")
+    run_trials(study, objective, 3, None, lines.append)
+    assert len(study.trials) == 3 and lines[-1].startswith("trial 3 of 3: #2")
+    run_trials(study, objective, 3, None, lines.append)  # a finished study runs nothing
+    assert len(study.trials) == 3 and len(lines) == 3
