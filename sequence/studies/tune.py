@@ -63,8 +63,10 @@ class PruningCallback(keras.callbacks.Callback):
         self.trial = trial
 
     def on_epoch_end(self, epoch, logs=None):
-        self.trial.report(float((logs or {})["val_accuracy"]), step=epoch + 1)
         self.trial.set_user_attr("epochs_run", epoch + 1)
+        if "val_accuracy" not in (logs or {}):
+            return
+        self.trial.report(float(logs["val_accuracy"]), step=epoch + 1)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
@@ -157,9 +159,10 @@ def _check_out_dir(out_dir):
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"out_dir must be a directory. Received: out_dir={str(out_dir)!r}")
-    ours = {ts.STUDY_FILE, BEST_DIR, TRIALS_DIR, *TuneResult.FILE_NAMES}
-    if out_dir.is_dir():
-        others = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
+    ours = {BEST_DIR, TRIALS_DIR, *TuneResult.FILE_NAMES}
+    if out_dir.is_dir():  # study.db, and SQLite's study.db-journal after a crash
+        names = [p.name for p in out_dir.iterdir()]
+        others = sorted(n for n in names if n not in ours and not n.startswith(ts.STUDY_FILE))
         if others:
             raise UsageError(
                 f"{out_dir} holds files that are not a tune's ({', '.join(others[:3])}); "
@@ -290,8 +293,8 @@ def tune(
     search = SearchSpace.make(heads, space)
     base = (config or TrainConfig()).validate()
     log = log or (lambda line: None)
-    out_dir = _check_out_dir(out_dir)
     identity = {"cache": _cache_identity(cache), "space": search.to_dict(), "seed": int(seed)}
+    out_dir = _check_out_dir(out_dir)
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
