@@ -268,7 +268,8 @@ def tune(
             and ``study.db`` unless ``storage`` is given.
         trials: Trials the study should hold in all (complete, pruned or
             failed); default :data:`DEFAULT_TRIALS` when ``timeout`` is None too.
-        timeout: Start no trial after this many seconds of this call.
+        timeout: Start no trial after this many seconds of this call (the first
+            trial always starts).
         heads: Heads to search (default: all but ``pool``).
         space: A ``--space`` file path, or its dict (see :mod:`.tune_space`).
         storage: Optuna storage URL (``sqlite:///...``, ``postgresql://...``,
