@@ -235,7 +235,9 @@ def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
     per_worker = {w.pid: sum(t.user_attrs["pid"] == w.pid for t in ran) for w in workers}
     assert sum(per_worker.values()) == 5 and all(per_worker.values())  # both worked, none twice
     assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
-    assert reports[0]["best_trial"] == reports[1]["best_trial"]
+    # Each retrains the best trial when it stops; the last to stop saw every trial.
+    best = _study(tmp_path, storage=storage).best_trial.number
+    assert best in [r["best_trial"] for r in reports]
 
 
 def test_run_trials_fills_the_budget_and_a_timeout_still_runs_one_trial(tmp_path):
