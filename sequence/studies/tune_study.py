@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +38,8 @@ STUDY_FILE = "study.db"
 HEARTBEAT_SECONDS = 30
 """A database worker's heartbeat; a RUNNING trial silent for 4 beats is taken as dead."""
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+CREATE_ATTEMPTS = 3
+"""Tries to open a new database whose tables another worker creates at the same moment."""
 
 
 def default_storage(out_dir):
@@ -54,19 +57,27 @@ def open_storage(url):
         path = url[len("journal:") :].removeprefix("//")
         backend = optuna.storages.journal.JournalFileBackend(path)
         return optuna.storages.JournalStorage(backend)
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return _database_storage(url)
+        except Exception as error:  # SQLAlchemy's ArgumentError, ImportError of a driver, ...
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if "already exists" in message and attempt + 1 < CREATE_ATTEMPTS:
+                time.sleep(0.5)  # another worker is creating the tables: they exist now
+                continue
+            raise UsageError(f"storage {url!r} cannot be opened: {message}") from None
+
+
+def _database_storage(url):
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=4 * HEARTBEAT_SECONDS,
-            )
-    except Exception as error:  # SQLAlchemy's ArgumentError, ImportError of a driver, ...
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(f"storage {url!r} cannot be opened: {message}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=4 * HEARTBEAT_SECONDS,
+        )
 
 
 def counts(trials):

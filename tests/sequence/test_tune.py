@@ -27,8 +27,11 @@ TINY_SPACE = {
 
 
 def _study(out, name="vidseq-tune", storage=None):
+    """The study, read without creating anything (a worker may be creating it)."""
     storage = storage or f"sqlite:///{out / 'study.db'}"
-    if storage.startswith("journal:"):
+    if storage.startswith("sqlite"):
+        storage = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+    elif storage.startswith("journal:"):
         backend = optuna.storages.journal.JournalFileBackend(storage[len("journal:") :])
         storage = optuna.storages.JournalStorage(backend)
     return optuna.load_study(study_name=name, storage=storage)
@@ -188,8 +191,8 @@ def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_
             continue
         try:
             trials = _study(out).get_trials(deepcopy=False)
-        except (KeyError, optuna.exceptions.StorageInternalError):
-            continue  # the study is being created
+        except Exception:  # the worker is creating the tables or the study
+            continue
         running = [t for t in trials if t.state.name == "RUNNING" and "settings" in t.user_attrs]
         if running and running[0].number >= 1:
             os.kill(worker.pid, signal.SIGKILL)
