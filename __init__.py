@@ -46,6 +46,7 @@ _EXPORTS = {
     "compare": ("vidseq.sequence.studies.compare", "compare"),
     "demo": ("vidseq.sequence.studies.demo", "run_demo"),
     "report": ("vidseq.sequence.report.build", "report"),
+    "tune": ("vidseq.sequence.studies.tune", "tune"),
     "TrainConfig": ("vidseq.sequence.config", "TrainConfig"),
     "HeadConfig": ("vidseq.sequence.config", "HeadConfig"),
     "FitConfig": ("vidseq.sequence.config", "FitConfig"),
@@ -67,6 +68,7 @@ COMMANDS = {
     "export": "export",
     "demo": "demo",
     "report": "report",
+    "tune": "tune",
 }
 """Each command of the command line, and the function of this package it calls.
 

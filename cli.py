@@ -210,6 +210,24 @@ def _add_compare_parser(commands) -> None:
     parser.set_defaults(func=cmd_compare)
 
 
+def cmd_tune(args) -> int:
+    """``tune``: an Optuna study of heads and settings; the best retrained into DIR/best."""
+    from vidseq.sequence.command_params import TUNE_PARAMS
+    from vidseq.sequence.studies.tune import tune
+
+    kwargs = {**_api_kwargs(args, TUNE_PARAMS), "cache": _cache_arg(args.cache)}
+    kwargs["heads"] = _names(args.heads) if args.heads else None
+    quiet = args.json or args.quiet
+    result = tune(**kwargs, report=not args.no_report, log=None if quiet else print)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     """``report``: one self-contained HTML page for a run, compare or tune directory."""
     from vidseq.sequence.command_params import REPORT_PARAMS
@@ -299,6 +317,7 @@ RUN_COMMANDS = (
     ("export", "EXPORT_PARAMS", "run directory → SavedModel, OpenVINO IR, ONNX or LiteRT"),
     ("demo", "DEMO_PARAMS", "the whole pipeline on offline sample data"),
     ("report", "REPORT_PARAMS", "run, compare or tune directory → one self-contained HTML page"),
+    ("tune", "TUNE_PARAMS", "features.h5 → Optuna search of heads and settings, the best run"),
 )
 """The commands whose flags are declared in sequence/command_params.py: name, tuple, help."""
 JSON_HELP = {
@@ -306,20 +325,25 @@ JSON_HELP = {
     "predict": "print the predictions as JSON",
     "watch": "one JSON object per decision",
     "report": "print what was written as JSON",
+    "tune": "print tune.json",
 }
 
 
 def _add_run_parsers(commands) -> None:
-    """evaluate, predict, watch, export, demo and report."""
+    """evaluate, predict, watch, export, demo, report and tune."""
     from vidseq.sequence import command_params
 
     handlers = {"evaluate": cmd_evaluate, "predict": cmd_predict, "watch": cmd_watch}
     handlers.update({"export": cmd_export, "demo": cmd_demo, "report": cmd_report})
+    handlers["tune"] = cmd_tune
     for name, params, help_text in RUN_COMMANDS:
         params = getattr(command_params, params)
         parser = _add_command(commands, name, params, handlers[name], help=help_text)
         if name in JSON_HELP:
             parser.add_argument("--json", action="store_true", help=JSON_HELP[name])
+        if name == "tune":
+            parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
+            parser.add_argument("--no-report", action="store_true", help="no report.html")
 
 
 def _add_run_arguments(parser) -> None:

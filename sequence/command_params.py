@@ -15,6 +15,7 @@ from vidseq.cache.schema import ENGINES
 from vidseq.extract.params import Param
 from vidseq.sequence.export.manifest import FORMATS, PARTS
 from vidseq.sequence.report.build import DEFAULT_MAX_VIDEOS
+from vidseq.sequence.studies.tune_space import STUDY_NAME
 
 ENGINE_HELP = "what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')"
 _SECONDS = {"kind": float, "low": 0.0, "low_open": True}
@@ -140,3 +141,58 @@ REPORT_PARAMS = (
     ),
 )
 """``vidseq.report``."""
+
+TUNE_PARAMS = (
+    Param(
+        "cache",
+        positional=True,
+        nargs="+",
+        help="feature cache (as for train-sequence)",
+    ),
+    Param(
+        "out_dir",
+        kind=str,
+        flag="--out",
+        required=True,
+        help="folder: best/, trials.csv, tune.json, plots",
+    ),
+    Param(
+        "trials",
+        kind=int,
+        low=1,
+        optional=True,
+        help="trials in the study in all (default 30)",
+        doc="trials the study holds in all, complete, pruned or failed (default: 30 when "
+        "`--timeout` is not given either)",
+    ),
+    Param(
+        "timeout",
+        **_SECONDS,
+        optional=True,
+        help="start no trial after SECONDS of this call",
+    ),
+    Param("heads", kind=str, optional=True, help="comma-separated heads (default: all but pool)"),
+    Param(
+        "space",
+        kind=str,
+        optional=True,
+        help="search space file (JSON or YAML)",
+        doc="JSON or YAML file narrowing or widening the default space ([tune.md](tune.md))",
+    ),
+    Param(
+        "storage",
+        kind=str,
+        optional=True,
+        help="Optuna storage shared by workers: sqlite:///F, postgresql://..., mysql://..., "
+        "journal:PATH (default: sqlite:///OUT/study.db)",
+    ),
+    Param("study_name", kind=str, default=STUDY_NAME, help="the study in the storage"),
+    Param(
+        "seed",
+        kind=int,
+        default=0,
+        help="every trial's seed",
+        doc="every trial's seed (validation carve-out, initialisation, batches)",
+    ),
+)
+"""``vidseq.tune``."""

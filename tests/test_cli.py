@@ -117,7 +117,7 @@ def test_normalize_takes_a_mode_and_no_normalize_still_turns_it_off():
 
 
 def test_the_command_list_comes_from_the_parser():
-    assert len(COMMANDS) == 13 and {"watch", "export", "compare", "finetune"} <= set(COMMANDS)
+    assert len(COMMANDS) == 14 and {"watch", "export", "compare", "finetune"} <= set(COMMANDS)
 
 
 def test_docs_cli_tables_are_generated_from_the_declarations():
@@ -149,7 +149,7 @@ def _covered(command, dest, parameters):
     config = CONFIGS.get(command)
     if config is not None and dest in config.setting_names() | RUN_OPTIONS:
         return True
-    if command == "compare" and dest in ("heads", "seeds"):
+    if command in ("compare", "tune") and dest in ("heads", "seeds"):
         return True
     return any(dest in flags for flags in COMPOSED.get(command, {}).values())
 

@@ -143,12 +143,17 @@ def _batches(data, config, dist, start_epoch):
     return train, val
 
 
-def _evaluate_trained(model, store, run_config, data, config, dist, write_path, warnings):
-    """The chief's metrics of the final model (test split, else validation); {} elsewhere."""
+def _evaluate_trained(
+    model, store, run_config, data, config, dist, write_path, warnings, *, evaluate_on
+):
+    """The chief's metrics of the final model (on ``evaluate_on``); {} elsewhere."""
     if not dist.chief:
         return {}
-    split, indices = evaluation_split(data.splits)
-    if split == "val":
+    if evaluate_on == "val":
+        split, indices = "val", data.splits.val
+    else:
+        split, indices = evaluation_split(data.splits)
+    if split == "val" and evaluate_on != "val":
         warnings.append("the cache has no labelled test video: metrics are on validation")
     if data.streaming:
         warnings.append(
@@ -179,6 +184,7 @@ def train_sequence(
     verbose=1,
     callbacks=None,
     report=True,
+    evaluate_on="test",
 ):
     """Trains the temporal head on a feature cache and writes a run directory.
 
@@ -208,6 +214,9 @@ def train_sequence(
         verbose: Keras progress verbosity (0 silent, 1 bar, 2 one line per epoch).
         callbacks: Extra Keras callbacks, called after the run's own.
         report: Also write the run's page, ``report.html`` (``vidseq report``).
+        evaluate_on: ``"test"`` (the test split, or validation when the cache
+            has no test video) or ``"val"``: the final model is evaluated on
+            validation and the test split is never read (``vidseq tune``'s trials).
 
     Returns:
         A :class:`~vidseq.sequence.runs.results.TrainResult`.
@@ -218,6 +227,10 @@ def train_sequence(
             ``out_dir``; a resume against another cache. ``CacheError`` (a
             UsageError) when ``cache_path`` is not a cache.
     """
+    if evaluate_on not in ("test", "val"):
+        raise UsageError(
+            f"evaluate_on must be 'test' or 'val'. Received: evaluate_on={evaluate_on!r}"
+        )
     config = (config or TrainConfig()).validate()
     require_tensorboard(config.fit)
     dist = make_distribution(config.fit.strategy)  # before any other TensorFlow op
@@ -271,7 +284,15 @@ def train_sequence(
         )
         digest = weights_sha256(model)
         metrics = _evaluate_trained(
-            model, store, run_config, data, config, dist, write_path, warnings
+            model,
+            store,
+            run_config,
+            data,
+            config,
+            dist,
+            write_path,
+            warnings,
+            evaluate_on=evaluate_on,
         )
     return finish_run(
         opened.path,

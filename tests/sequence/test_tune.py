@@ -1,0 +1,258 @@
+"""vidseq tune: the space, validation-only trials, outputs, failures, kill-and-resume, workers."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import optuna
+import pytest
+
+from vidseq.cli import main
+from vidseq.errors import UsageError
+from vidseq.sequence.studies.tune import run_trials, tune
+from vidseq.sequence.studies.tune_space import DEFAULT_HEADS, SearchSpace, params_config
+
+TINY_SPACE = {
+    "epochs": 1,
+    "batch_size": 16,
+    "gru": {"units": [8, 16], "layers": 1, "bidirectional": False},
+    "pool": {"units": [8, 16]},
+}
+
+
+def _study(out, name="vidseq-tune", storage=None):
+    """The study, read without creating anything (a worker may be creating it)."""
+    storage = storage or f"sqlite:///{out / 'study.db'}"
+    if storage.startswith("sqlite"):
+        storage = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+    elif storage.startswith("journal:"):
+        backend = optuna.storages.journal.JournalFileBackend(storage[len("journal:") :])
+        storage = optuna.storages.JournalStorage(backend)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_default_space_covers_each_head_and_a_file_narrows_it(tmp_path):
+    space = SearchSpace.make()
+    assert space.heads == DEFAULT_HEADS and "pool" not in space.heads
+    assert {"lr", "batch_size", "epochs", "label_smoothing"} <= set(space.common)
+    narrowed = tmp_path / "space.yaml"
+    narrowed.write_text("lr: 0.001\ncentering: null\ngru:\n  units: [64]\n")
+    from vidseq.sequence.studies.tune_space import load_space_file
+
+    space = SearchSpace.make(["gru"], load_space_file(narrowed))
+    assert space.common["lr"] == 0.001 and "centering" not in space.common
+    assert space.per_head == {"gru": {**space.per_head["gru"], "units": [64]}}
+    trial = optuna.trial.FixedTrial(
+        {"head": "gru", "batch_size": 8, "epochs": 10, "normalize": "rms",
+         "label_smoothing": 0.1, "clip_dropout": 0.2, "gru.units": 64, "gru.layers": 2,
+         "gru.bidirectional": True, "gru.dropout": 0.3}
+    )  # fmt: skip
+    from vidseq.sequence.config import TrainConfig
+
+    config = params_config(space.suggest(trial), TrainConfig(), seed=5)
+    assert (config.head.head, config.head.units, config.head.layers) == ("gru", 64, 2)
+    assert (config.fit.lr, config.fit.batch_size, config.fit.seed) == (0.001, 8, 5)
+    assert config.head.centering == "concat"  # left out of the search: the default
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lr": {"low": 0.1, "high": 0.01}}, "low <= high"),
+        ({"batch_size": [16, 0]}, "batch_size must be an integer >= 1. Received: batch_size=0"),
+        ({"gru": {"kernel_size": [3]}}, "head 'gru' takes the settings"),
+        ({"seed": 3}, "the common part of a space takes"),
+    ],
+)
+def test_bad_spaces_are_refused_before_any_trial(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        SearchSpace.make(["gru"], overrides)
+
+
+def test_cli_refuses_bad_input_with_exit_2_and_writes_nothing(cache_factory, tmp_path, capsys):
+    cache = cache_factory(per_class={"train": 6, "val": 2, "test": 3})
+    bad = tmp_path / "space.json"
+    bad.write_text("{not json")
+    out = tmp_path / "out"
+    assert main(["tune", str(cache), "--out", str(out), "--space", str(bad)]) == 2
+    assert "space file" in capsys.readouterr().err
+    assert main(["tune", str(cache), "--out", str(out), "--trials", "0"]) == 2
+    assert "--trials must be an integer >= 1. Received: --trials=0" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["tune", str(cache), "--out", str(tmp_path / "busy")]) == 2
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _shuffled_test_labels(cache, out):
+    out.write_bytes(cache.read_bytes())
+    with h5py.File(out, "r+") as handle:
+        videos = handle["videos"]
+        split = videos["split"].asstr()[...]
+        labels = np.asarray(videos["label"])
+        test = np.flatnonzero(split == "test")
+        labels[test] = np.random.default_rng(0).permutation(labels[test])[::-1]
+        videos["label"][...] = labels
+    return out
+
+
+@pytest.mark.slow
+def test_shuffled_test_labels_choose_the_same_trial(cache_factory, tmp_path, eagerly):
+    cache = cache_factory(per_class={"train": 8, "val": 3, "test": 4})
+    shuffled = _shuffled_test_labels(cache, tmp_path / "shuffled.h5")
+    kwargs = {"trials": 2, "heads": ["gru", "pool"], "space": TINY_SPACE, "seed": 1}
+    with eagerly():
+        a = tune(cache, tmp_path / "a", **kwargs)
+        b = tune(shuffled, tmp_path / "b", **kwargs)
+    assert a.best_trial == b.best_trial and a.best_params == b.best_params
+    assert a.best_val_accuracy == b.best_val_accuracy
+    rows = [_rows(t / "trials.csv") for t in (tmp_path / "a", tmp_path / "b")]
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rs] for rs in rows]
+    assert strip[0] == strip[1] and len(rows[0]) == 2
+    assert a.test_accuracy != b.test_accuracy  # the final run did read the (shuffled) test labels
+
+
+def _png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_cli_tune_records_a_failing_trial_and_best_runs_like_any_run(
+    make_sample_cache, tmp_path, capsys, assert_run_files
+):
+    sample, cache = make_sample_cache(tmp_path, 6)
+    space = tmp_path / "space.json"
+    # units=2**36: a real out-of-memory failure (a 2 TB kernel) in the trials that draw it
+    space.write_text(json.dumps({"epochs": 2, "batch_size": 4, "pool": {"units": [8, 2**36]}}))
+    out = tmp_path / "tune"
+    argv = ["tune", str(cache), "--out", str(out), "--heads", "pool", "--space", str(space)]
+    assert main([*argv, "--trials", "3", "--seed", "2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "tune.json").read_text())
+    counts = printed["counts"]
+    assert counts["complete"] >= 1 and counts["failed"] >= 1
+    assert counts["complete"] + counts["pruned"] + counts["failed"] == 3
+    rows = _rows(out / "trials.csv")
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert failed and all(
+        "ResourceExhausted" in r["error"] or "Memory" in r["error"] for r in failed
+    )
+    assert printed["best_params"]["units"] == 8 and printed["test_metrics"]["split"] == "test"
+    assert _png(out / "optimization_history.png")
+    assert not (out / "trials").exists()  # trial runs are removed once scored
+
+    best = out / "best"
+    assert_run_files(best)
+    assert json.loads((best / "metrics.json").read_text())["accuracy"] == printed["test_accuracy"]
+    assert main(["evaluate", str(best), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == printed["test_accuracy"]
+    video = next((sample / "Grow").glob("*.avi"))
+    assert main(["predict", str(best), str(video), "--json"]) == 0
+    capsys.readouterr()
+    export = tmp_path / "export"
+    assert (
+        main(
+            ["export", str(best), "--format", "savedmodel", "--part", "head", "--out", str(export)]
+        )
+        == 0
+    )
+    assert (export / "vidseq-export.json").is_file()
+
+
+def _tune_command(cache, out, space, *extra):
+    command = [sys.executable, "-m", "vidseq", "tune", str(cache), "--out", str(out)]
+    return [*command, "--heads", "gru", "--space", str(space), "--quiet", *map(str, extra)]
+
+
+@pytest.mark.slow
+def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_path):
+    cache = cache_factory(per_class={"train": 8, "val": 3, "test": 3})
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({**TINY_SPACE, "epochs": 6}))
+    out = tmp_path / "tune"
+    worker = subprocess.Popen(_tune_command(cache, out, space, "--trials", 4))
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if not (out / "study.db").exists():
+            continue
+        try:
+            trials = _study(out).get_trials(deepcopy=False)
+        except Exception:  # the worker is creating the tables or the study
+            continue
+        running = [t for t in trials if t.state.name == "RUNNING" and "settings" in t.user_attrs]
+        if running and running[0].number >= 1:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed = running[0]
+    worker.wait()
+    assert killed is not None, "the worker finished before it could be killed"
+
+    assert main(["tune", str(cache), "--out", str(out), "--heads", "gru", "--space", str(space),
+                 "--trials", "4", "--quiet"]) == 0  # fmt: skip
+    trials = _study(out).get_trials()
+    by_state = {}
+    for t in trials:
+        by_state.setdefault(t.state.name, []).append(t)
+    counted = by_state.get("COMPLETE", []) + by_state.get("PRUNED", [])
+    assert len(counted) == 4  # the requested number: none lost, none run twice
+    assert [t.number for t in by_state["FAIL"]] == [killed.number]
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
+    assert retry.params == killed.params and retry.state.name in ("COMPLETE", "PRUNED")
+    saved = json.loads((out / "tune.json").read_text())["counts"]
+    assert (saved["complete"] + saved["pruned"], saved["failed"], saved["interrupted"]) == (4, 0, 1)
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
+    cache = cache_factory(per_class={"train": 8, "val": 3, "test": 3})
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TINY_SPACE))
+    storage = f"journal:{tmp_path / 'study.log'}"
+    workers = [
+        subprocess.Popen(
+            _tune_command(
+                cache, tmp_path / f"w{i}", space, "--trials", 5, "--storage", storage, "--json"
+            ),
+            stdout=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    reports = [json.loads(w.communicate(timeout=300)[0]) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    trials = _study(tmp_path, storage=storage).get_trials()
+    ran = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(ran) == 5
+    per_worker = {w.pid: sum(t.user_attrs["pid"] == w.pid for t in ran) for w in workers}
+    assert sum(per_worker.values()) == 5 and all(per_worker.values())  # both worked, none twice
+    assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
+    # Each retrains the best trial when it stops; the last to stop saw every trial.
+    best = _study(tmp_path, storage=storage).best_trial.number
+    assert best in [r["best_trial"] for r in reports]
+
+
+def test_run_trials_fills_the_budget_and_a_timeout_still_runs_one_trial(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    lines = []
+
+    def objective(trial):
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    run_trials(study, objective, None, 1e-6, lines.append)
+    assert len(study.trials) == 1 and lines[0].startswith("trial 1: #0 ? complete val")
+    run_trials(study, objective, 3, None, lines.append)
+    assert len(study.trials) == 3 and lines[-1].startswith("trial 3 of 3: #2")
+    run_trials(study, objective, 3, None, lines.append)  # a finished study runs nothing
+    assert len(study.trials) == 3 and len(lines) == 3
