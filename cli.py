@@ -135,6 +135,7 @@ def cmd_extract_features(args) -> int:
         backbone=args.backbone,
         weights=args.weights,
         input_size=args.input_size,
+        pooling=args.pooling,
         frames=frames,
         engine=args.engine,
         batch_size=args.batch_size,
@@ -727,7 +728,9 @@ def _add_scratch_arguments(parser, defaults) -> None:
         action="store_true",
         help="RUN is a dataset or cache: random-init CNN and a fresh head, all layers trained",
     )
-    scratch.add_argument("--backbone", default=defaults.backbone, choices=backbone_names())
+    scratch.add_argument(
+        "--backbone", default=defaults.backbone, help=f"{' | '.join(backbone_names())}"
+    )
     scratch.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     scratch.add_argument("--grayscale", action="store_true", help="the CNN reads one grey channel")
     scratch.add_argument("--frames", type=int, default=None, help="frames per clip (T)")
@@ -806,11 +809,24 @@ def _add_extract_parser(commands) -> None:
     )
     parser.add_argument("--source", default="auto", choices=["auto", *source_names()])
     parser.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="UCF-101 split")
-    parser.add_argument("--backbone", default="tiny", choices=backbone_names())
+    parser.add_argument(
+        "--backbone",
+        default="tiny",
+        help=f"{' | '.join(backbone_names())} | hub:PRESET (a keras-hub preset name, "
+        "kaggle:// or hf:// handle, or local preset directory; pip install 'vidseq[hub]')",
+    )
+    parser.add_argument(
+        "--pooling",
+        default=None,
+        choices=["cls", "mean"],
+        help="hub:PRESET only: the class token or the patch-token mean instead of the "
+        "family's own pooled feature",
+    )
     parser.add_argument(
         "--weights",
         default=None,
-        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+        help="imagenet | none | PATH of a weights file | preset (default: imagenet, none for "
+        "tiny, preset for hub:PRESET)",
     )
     parser.add_argument("--input-size", type=_size, default=None, help="SIZE or HEIGHTxWIDTH")
     _add_frame_arguments(parser)

@@ -49,7 +49,7 @@ STEP_BUDGET = 800
 """Optimisation steps ``epochs=None`` aims at (docs/results.md, the default recipe)."""
 AUTO_EPOCHS = (20, 200)
 """Fewest and most epochs ``epochs=None`` gives."""
-COMPARE_HEADS = ("lstm", "tcn", "transformer", "attention", "pool")
+COMPARE_HEADS = ("lstm", "tcn", "transformer", "attention", "attentive", "pool")
 """The heads ``vidseq compare`` trains when none are named."""
 COMPARE_SEEDS = (0, 1, 2)
 """The seeds ``vidseq compare`` trains each head with when none are named."""

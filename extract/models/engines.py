@@ -217,10 +217,16 @@ def load_engine(net, engine: str = "tf", *, batch_size: int = 32, cache_dir=None
         ``name`` and ``extract(frames)``.
 
     Raises:
-        UsageError: Unknown engine, or openvino requested but not installed
-            (the message names the ``vidseq[openvino]`` extra).
+        UsageError: Unknown engine, openvino requested but not installed
+            (the message names the ``vidseq[openvino]`` extra), or openvino for a
+            clip encoder.
     """
     check_engine(engine)
+    if engine == "openvino" and net.clip_frames > 1:
+        raise UsageError(
+            f"engine openvino runs frame encoders; backbone {net.name} reads clips of "
+            f"{net.clip_frames} frames: use engine='tf'"
+        )
     if engine == "openvino":
         return OpenVINOEngine(net, batch_size=batch_size, cache_dir=cache_dir)
     return TensorFlowEngine(net)
