@@ -25,7 +25,7 @@ def register_erfc() -> None:
         return
 
     @tf_op("Erfc")
-    class Erfc:  # noqa: F841 (registered by the decorator)
+    class Erfc:  # registered by the decorator
         @classmethod
         def version_9(cls, ctx, node, **kwargs):
             dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
