@@ -265,12 +265,70 @@ def _as_inputs(model, x):
 
 
 def transformer_blocks(encoder) -> list:
-    """The encoder's transformer blocks in order (empty for a CNN)."""
-    return [
-        layer
-        for layer in encoder._flatten_layers(include_self=False)
-        if BLOCK_CLASSES.match(type(layer).__name__)
-    ]
+    """The encoder's transformer blocks in order, input side first (empty for a CNN)."""
+    return [layer for layer in _walk(encoder) if BLOCK_CLASSES.match(type(layer).__name__)]
+
+
+def _walk(layer):
+    """Every sublayer of ``layer``, depth first, each level in the order it was tracked."""
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        yield child
+        yield from _walk(child)
+
+
+def unfreeze_blocks(backbone, count=0, *, start_at=None) -> list[str]:
+    """Unfreezes the last ``count`` transformer blocks of a keras-hub encoder and what follows.
+
+    Every other layer of the backbone model is frozen (the embeddings, the
+    earlier blocks, the input scaling, the pooling); the layers of the encoder
+    that come after its last block (the final norm, SigLIP's pooling head)
+    train with the unfrozen blocks.
+
+    Args:
+        backbone: A :class:`~vidseq.extract.models.network.Backbone` of :func:`assemble`.
+        count: How many of the last blocks to unfreeze (0: none).
+        start_at: Name of the first block to unfreeze (overrides ``count``).
+
+    Returns:
+        The names of the layers that hold trainable weights now, in order.
+
+    Raises:
+        UsageError: ``start_at`` names no block.
+    """
+    blocks = list(backbone.blocks)
+    if start_at is not None:
+        names = [block.name for block in blocks]
+        if start_at not in names:
+            raise UsageError(
+                f"backbone {backbone.name} has no transformer block {start_at!r} "
+                f"(its blocks: {', '.join(names)}). Received: unfreeze_from={start_at!r}"
+            )
+        count = len(blocks) - names.index(start_at)
+    chosen = blocks[len(blocks) - int(count) :] if count else []
+    if chosen:
+        top = [layer for layer in backbone.encoder.layers if layer.weights]
+        last = max(i for i, layer in enumerate(top) if _holds(layer, blocks[-1]))
+        chosen += top[last + 1 :]
+    backbone.model.trainable = True
+    _freeze_all_but(backbone.model, {id(layer) for layer in chosen}, chosen)
+    return [layer.name for layer in chosen if layer.trainable_weights]
+
+
+def _holds(layer, inner) -> bool:
+    """Whether ``inner`` is ``layer`` or one of its sublayers."""
+    return any(sub is inner for sub in layer._flatten_layers(include_self=True))
+
+
+def _freeze_all_but(layer, unfrozen: set, chosen: list) -> None:
+    """Freezes every sublayer of ``layer`` except the chosen ones and those that hold them."""
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        if id(child) in unfrozen:
+            child.trainable = True
+        elif any(_holds(child, inner) for inner in chosen):
+            child.trainable = True
+            _freeze_all_but(child, unfrozen, chosen)
+        else:
+            child.trainable = False
 
 
 def _load_preset(keras_hub, handle, load_weights, input_size):

@@ -100,3 +100,34 @@ def test_predict_refuses_a_preset_whose_weights_changed(hub_run, tmp_path, capsy
     finally:
         shutil.rmtree(preset)
         shutil.copytree(kept, preset)
+
+
+def test_unfreeze_counts_transformer_blocks(hub_presets, eagerly):
+    import keras
+
+    from vidseq.extract.models.backbones import load_backbone
+    from vidseq.sequence.config import HeadConfig
+    from vidseq.sequence.train.end_to_end import build_end_to_end, set_trainable
+    from vidseq.sequence.train.model import build_head
+
+    backbone = load_backbone(f"hub:{hub_presets['dinov2']}", "preset")
+    unfrozen = set_trainable(backbone, unfreeze=1)
+    assert [b.name for b in backbone.blocks] == ["layers_0", "layers_1"]
+    assert unfrozen == ["layers_1", "dinov2_backbone_layernorm"]  # the last block, the final norm
+    head = build_head(2, backbone.feature_dim, HeadConfig(units=4, dropout=0.0))
+    model = build_end_to_end(backbone, head, frames=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    first, last = backbone.blocks
+    before = {id(b): [w.numpy().copy() for w in b.weights] for b in (first, last)}
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 2, 32, 32, 3), dtype=np.uint8)
+    with eagerly():
+        model.fit(x, np.eye(2, dtype=np.float32)[[0, 1, 0, 1]], batch_size=4, verbose=0)
+    changed = {
+        id(b): not all(
+            np.array_equal(a, w.numpy()) for a, w in zip(before[id(b)], b.weights, strict=True)
+        )
+        for b in (first, last)
+    }
+    assert changed == {id(first): False, id(last): True}
+    with pytest.raises(Exception, match="no transformer block 'nope'"):
+        set_trainable(backbone, unfreeze_from="nope")
