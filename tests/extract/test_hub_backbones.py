@@ -144,3 +144,31 @@ def test_a_missing_preset_directory_is_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"preset directory .*nowhere does not exist"):
         load_backbone(f"hub:{tmp_path / 'nowhere'}", "preset")
     assert json.dumps(load_backbone("tiny", "none").config) == "{}"
+
+
+def test_cli_extraction_is_quiet_and_records_the_pooling(hub_presets, tmp_path, capsys):
+    """The command line: --backbone hub:DIR --pooling mean, no TF or keras-hub log line."""
+    sample = make_sample(tmp_path / "sample", videos_per_class=1, classes=["Grow", "Shrink"])
+    out = tmp_path / "features.h5"
+    argv = [sys.executable, "-m", "vidseq", "extract-features", str(sample), "--out", str(out)]
+    argv += ["--backbone", f"hub:{hub_presets['dinov2']}", "--pooling", "mean", "--frames", "2"]
+    result = subprocess.run([*argv, "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr  # no absl, TF, keras-hub or Keras warning line
+    assert main(["inspect", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["backbone_config"]["pooling"] == "mean"
+    assert shown["backbone_config"]["family"] == "dinov2"
+
+
+def test_openvino_engine_gives_tensorflows_features(hub_presets, tmp_path):
+    pytest.importorskip("openvino")
+    from vidseq.extract.models.engines import load_engine
+
+    net = load_backbone(f"hub:{hub_presets['siglip']}", "preset")
+    engine = load_engine(net, "openvino", batch_size=4, cache_dir=tmp_path)
+    images = frames(6, seed=2)
+    np.testing.assert_allclose(engine.extract(images), net.extract(images), atol=1e-5)
+    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
+    with pytest.raises(UsageError, match="engine openvino runs frame encoders"):
+        load_engine(clip, "openvino", cache_dir=tmp_path)
