@@ -5,6 +5,8 @@ constructor (built with ``include_top=False, pooling="avg"``), its default input
 size, its own preprocessing (see :mod:`vidseq.extract.models.preprocessing`), its
 feature dimension and the input sizes it accepts. Listing the registry imports
 neither TensorFlow nor Keras; :func:`load_backbone` does, when it builds a model.
+``load_backbone("hub:PRESET")`` builds a keras-hub encoder instead (see
+:mod:`vidseq.extract.models.hub`).
 
 Weights (``weights=``):
 
