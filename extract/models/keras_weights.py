@@ -86,14 +86,14 @@ def _count_h5_datasets(path):
 def load_weights_file(path, name, base, full):
     """Loads ``path`` strictly into ``base`` (or, failing that, into ``full``).
 
-    Raises:
-        UsageError: The file is missing, not a Keras weights file, or does not
-            fit the network (the message names the file).
-
     Strict: every variable of the model must be loaded (Keras checks that), and a
     ``.weights.h5`` file must hold exactly as many tensors as the model has (so a
     deeper network's file, e.g. ResNet101 into ResNet50, is refused too). A legacy
     ``.h5`` file is checked by Keras' own layer-count and shape checks.
+
+    Raises:
+        UsageError: The file is missing, not a Keras weights file, or does not
+            fit the network (the message names the file).
     """
     if not path.is_file():
         raise UsageError(f"weights file {path} does not exist (expected a .weights.h5 file)")
