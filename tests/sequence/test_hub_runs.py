@@ -131,3 +131,20 @@ def test_unfreeze_counts_transformer_blocks(hub_presets, eagerly):
     assert changed == {id(first): False, id(last): True}
     with pytest.raises(Exception, match="no transformer block 'nope'"):
         set_trainable(backbone, unfreeze_from="nope")
+
+
+def test_end_to_end_models_refuse_a_clip_encoder_and_scratch_a_preset(hub_presets, tmp_path):
+    from vidseq.errors import UsageError
+    from vidseq.extract.models.backbones import load_backbone
+    from vidseq.sequence.config import HeadConfig
+    from vidseq.sequence.train.end_to_end import build_end_to_end
+    from vidseq.sequence.train.model import build_head
+
+    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
+    head = build_head(2, clip.feature_dim, HeadConfig(units=4))
+    with pytest.raises(UsageError, match="reads clips of 4 frames: an end-to-end model"):
+        build_end_to_end(clip, head, frames=4)
+    out = tmp_path / "scratch"
+    argv = ["finetune", "--from-scratch", str(tmp_path), "--out", str(out), "--backbone"]
+    assert main([*argv, f"hub:{hub_presets['dinov2']}"]) == 2
+    assert not out.exists()
