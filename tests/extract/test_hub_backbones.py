@@ -146,6 +146,7 @@ def test_a_missing_preset_directory_is_one_line(tmp_path):
     assert json.dumps(load_backbone("tiny", "none").config) == "{}"
 
 
+@pytest.mark.slow
 def test_cli_extraction_is_quiet_and_records_the_pooling(hub_presets, tmp_path, capsys):
     """The command line: --backbone hub:DIR --pooling mean, no TF or keras-hub log line."""
     sample = make_sample(tmp_path / "sample", videos_per_class=1, classes=["Grow", "Shrink"])
