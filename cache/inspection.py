@@ -241,7 +241,14 @@ def _hub_lines(config: dict) -> list[str]:
     settings = config.get("config", {})
     shape = ", ".join(
         f"{key}={settings[key]}"
-        for key in ("num_layers", "hidden_dim", "patch_size", "num_frames")
+        for key in (
+            "num_layers",
+            "num_spatial_layers",
+            "num_temporal_layers",
+            "hidden_dim",
+            "patch_size",
+            "num_frames",
+        )
         if key in settings
     )
     clip = config.get("clip_frames", 1)
