@@ -78,7 +78,7 @@ def test_videoprism_reads_groups_of_its_frames(hub_presets):
 def hub_cache(hub_presets, tmp_path_factory):
     """A real sample dataset extracted with the tiny VideoPrism preset (6 frames, groups of 4)."""
     root = tmp_path_factory.mktemp("hub-cache")
-    sample = make_sample(root / "sample", videos_per_class=2, classes=["Grow", "Shrink"])
+    sample = make_sample(root / "sample", videos_per_class=6, classes=["Grow", "Shrink"])
     summary = extract_features(
         sample,
         root / "features.h5",
@@ -173,3 +173,35 @@ def test_openvino_engine_gives_tensorflows_features(hub_presets, tmp_path):
     clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
     with pytest.raises(UsageError, match="engine openvino runs frame encoders"):
         load_engine(clip, "openvino", cache_dir=tmp_path)
+
+
+def test_windows_group_each_windows_frames_as_extraction_does(hub_cache, tmp_path, eagerly):
+    """Windows of 6 frames: each window's frames are grouped by 4 from its own start."""
+    from vidseq.extract.decode.frame_stream import SequentialDecoder
+    from vidseq.sequence.config import TrainConfig
+    from vidseq.sequence.infer.run_classifier import load_classifier
+    from vidseq.sequence.infer.windowed import predict_windows
+    from vidseq.sequence.train.training import train_sequence
+
+    sample, cache = hub_cache
+    flat = {"head": "pool", "units": 4, "epochs": 1, "batch_size": 4}
+    with eagerly():
+        run = train_sequence(cache, tmp_path / "run", TrainConfig.from_dict(flat), verbose=0)
+    video = str(sorted(sample.glob("*/*.avi"))[0])
+    decoder = SequentialDecoder(video, load_classifier(run.run_dir).geometry)
+    half = decoder.claimed_frames / decoder.fps / 2
+    got = predict_windows(run.run_dir, [video], window=half, stride=half, top_k=2)
+    windows = got.to_dict()["videos"][0]["windows"]
+    assert len(windows) >= 2  # (and a last window flush with the end)
+    classifier = load_classifier(run.run_dir)
+    net = load_backbone(classifier.engine.net.name, "preset")
+    for window in windows:
+        indices = window["frame_indices"]
+        images = dict(decoder.frames(sorted(set(indices))))
+        features = net.extract(np.stack([images[i] for i in indices]))  # one clip, as cached
+        expected = classifier.classify([(features, len(indices))])[0]
+        top = {entry["label"]: entry["probability"] for entry in window["top"]}
+        for label, probability in top.items():
+            np.testing.assert_allclose(
+                probability, expected[classifier.class_names.index(label)], atol=1e-5
+            )
