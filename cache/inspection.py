@@ -36,7 +36,8 @@ def summarize(path) -> dict[str, Any]:
         A dict with ``path``, ``files`` (the cache files), ``file_size`` (their
         total), ``schema_version``, ``vidseq_version``,
         ``backbone``, ``weights``, ``weights_sha256``, ``engine``, ``input_size``,
-        ``feature_dim``, ``dtype``, ``sampling``, ``class_names``, ``num_videos``,
+        ``feature_dim``, ``dtype``, ``sampling``, ``backbone_config`` (keras-hub
+        backbones; else empty), ``class_names``, ``num_videos``,
         ``num_rows``, ``videos_per_split``, ``videos_per_class``,
         ``frames_per_video`` (real frames: min/mean/max), ``rows_per_video``
         (min/mean/max), ``row_datasets``, ``num_failed`` and ``failed`` (list of
@@ -68,6 +69,7 @@ def summarize(path) -> dict[str, Any]:
             "feature_dim": meta.feature_dim,
             "dtype": meta.dtype,
             "sampling": meta.sampling,
+            "backbone_config": meta.backbone_config,
             "class_names": names,
             "num_videos": len(store),
             "num_rows": store.num_rows,
@@ -174,6 +176,7 @@ def format_summary(d: dict[str, Any]) -> str:
         f"backbone:       {d['backbone']} ({d['engine']}), input {d['input_size'][0]}x"
         f"{d['input_size'][1]}",
         f"weights:        {d['weights']} (sha256 {d['weights_sha256']})",
+        *_hub_lines(d.get("backbone_config") or {}),
         f"features:       {d['feature_dim']} x {d['dtype']}, {d['num_rows']} rows",
         f"sampling:       {sampling}",
         f"videos:         {d['num_videos']} in {len(d['class_names'])} classes",
@@ -266,3 +269,28 @@ def inspect_cache(cache, *, video: str | None = None) -> CacheReport:
     if video is not None:
         return CacheReport(describe_video(cache, video), video)
     return CacheReport(summarize(cache))
+
+
+def _hub_lines(config: dict) -> list[str]:
+    """What made a keras-hub backbone's features: preset, class, pooling, size."""
+    if not config:
+        return []
+    settings = config.get("config", {})
+    shape = ", ".join(
+        f"{key}={settings[key]}"
+        for key in (
+            "num_layers",
+            "num_spatial_layers",
+            "num_temporal_layers",
+            "hidden_dim",
+            "patch_size",
+            "num_frames",
+        )
+        if key in settings
+    )
+    clip = config.get("clip_frames", 1)
+    group = f", {clip} frames at a time" if clip > 1 else ""
+    return [
+        f"preset:         {config.get('preset')}",
+        f"hub backbone:   {config.get('class')} ({shape}), pooling {config.get('pooling')}{group}",
+    ]

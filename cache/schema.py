@@ -40,6 +40,9 @@ ATTR_CLASS_NAMES = "class_names"
 ATTR_VIDSEQ_VERSION = "vidseq_version"
 ATTR_WEIGHTS_SEED = "weights_seed"
 """Optional root attribute: the seed of random-init weights (``weights == "none"``)."""
+ATTR_BACKBONE_CONFIG = "backbone_config"
+"""Optional root attribute: JSON object describing a keras-hub backbone (preset,
+class, family, pooling, clip_frames, config, image_converter); absent otherwise."""
 
 ROOT_ATTRIBUTES = (
     ATTR_FORMAT,
@@ -115,6 +118,7 @@ COMPARED_FIELDS = (
     "sampling",
     "class_names",
     "dtype",
+    "backbone_config",
 )
 """Fields of :class:`CacheMeta` that must agree for two caches to be mixed.
 
@@ -157,6 +161,9 @@ class CacheMeta:
         dtype: Storage type of ``features``: ``"float16"`` or ``"float32"``.
         weights_seed: Seed that initialised random weights, so that a later stage can
             rebuild the very same network (not compared: the SHA-256 is).
+        backbone_config: What made a keras-hub backbone's features (preset
+            handle, class, family, pooling, clip_frames, config, image
+            converter); empty for the ``keras.applications`` registry.
     """
 
     backbone: str
@@ -169,6 +176,7 @@ class CacheMeta:
     class_names: list[str] = field(default_factory=list)
     dtype: str = "float16"
     weights_seed: int = 0
+    backbone_config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         size = tuple(int(v) for v in np.asarray(self.input_size).reshape(-1))
@@ -196,13 +204,14 @@ class CacheMeta:
         object.__setattr__(self, "weights_seed", int(self.weights_seed))
         # A JSON round trip makes the in-memory value equal what a reader gets back
         # (tuples become lists, keys are sorted).
-        try:
-            sampling = json.loads(json.dumps(dict(self.sampling), sort_keys=True))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"sampling must be a JSON-serialisable dict. Received: sampling={self.sampling!r}"
-            ) from exc
-        object.__setattr__(self, "sampling", sampling)
+        for name in ("sampling", "backbone_config"):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, json.loads(json.dumps(dict(value), sort_keys=True)))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{name} must be a JSON-serialisable dict. Received: {name}={value!r}"
+                ) from exc
         names = [str(name) for name in self.class_names]
         object.__setattr__(self, "class_names", names)
         for name in ("backbone", "weights", "weights_sha256"):
@@ -304,6 +313,8 @@ def write_meta(h5: h5py.File, meta: CacheMeta) -> None:
     attrs[ATTR_CLASS_NAMES] = json.dumps(meta.class_names, ensure_ascii=False)
     attrs[ATTR_VIDSEQ_VERSION] = __version__
     attrs[ATTR_WEIGHTS_SEED] = np.int64(meta.weights_seed)
+    if meta.backbone_config:
+        attrs[ATTR_BACKBONE_CONFIG] = json.dumps(meta.backbone_config, sort_keys=True)
 
 
 def _text_attr(h5: h5py.File, name: str) -> str:
@@ -360,6 +371,7 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
             weights_seed=_int_attr(h5, ATTR_WEIGHTS_SEED, where)
             if ATTR_WEIGHTS_SEED in attrs
             else 0,
+            backbone_config=_backbone_config(h5, where),
         )
     except ValueError as exc:
         raise CacheError(f"{where}: bad root attributes ({exc})") from exc
@@ -404,6 +416,19 @@ def _json_attrs(h5: h5py.File, where: str) -> tuple[dict, list]:
     if not isinstance(class_names, list):
         raise CacheError(f"{where}: root attribute 'class_names' must be a JSON list")
     return sampling, class_names
+
+
+def _backbone_config(h5: h5py.File, where: str) -> dict:
+    """The optional ``backbone_config`` root attribute (a JSON object), or ``{}``."""
+    if ATTR_BACKBONE_CONFIG not in h5.attrs:
+        return {}
+    try:
+        config = json.loads(_text_attr(h5, ATTR_BACKBONE_CONFIG))
+    except ValueError as exc:
+        raise CacheError(f"{where}: root attribute is not valid JSON text ({exc})") from exc
+    if not isinstance(config, dict):
+        raise CacheError(f"{where}: root attribute 'backbone_config' must be a JSON object")
+    return config
 
 
 def _check_datasets(h5: h5py.File, where: str) -> h5py.Dataset:

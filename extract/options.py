@@ -15,6 +15,7 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
 from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
+from vidseq.extract.models.hub import HUB_PREFIX, POOLINGS, is_hub_name
 from vidseq.extract.params import Param, is_size, parse_size
 from vidseq.extract.sources.dataset import source_choices
 from vidseq.extract.sources.sample_data import DEFAULT_VIDEOS_PER_CLASS
@@ -126,24 +127,43 @@ def _flag(name, help_text):
     return Param(name, kind=bool, default=False, help=help_text)
 
 
+def is_backbone_name(name) -> bool:
+    """A registered backbone name, or a ``hub:PRESET`` handle."""
+    return isinstance(name, str) and (name in backbone_names() or is_hub_name(name))
+
+
 EXTRACT_PARAMS = (
     Param("source", default="auto", choices=source_choices, help="dataset layout"),
     Param("split", kind=int, default=1, choices=(1, 2, 3), help="UCF-101 split"),
     Param(
         "backbone",
         default=DEFAULT_BACKBONE,
-        choices=backbone_names,
-        help="registry name of the CNN (tiny: a small random-init network for tests)",
+        check=is_backbone_name,
+        expected=f"a registered backbone name or {HUB_PREFIX}PRESET",
+        help="registry name of the CNN (tiny: a small random-init network for tests), or "
+        f"{HUB_PREFIX}PRESET: a keras-hub preset name, kaggle:// or hf:// handle, or local "
+        "preset directory (pip install 'vidseq[hub]')",
+        doc="a registry name (`resnet50`, `mobilenetv2`, ...; `tiny`: a small random-init "
+        f"network for tests), or `{HUB_PREFIX}PRESET`: a keras-hub preset name, `kaggle://` "
+        "or `hf://` handle, or local preset directory ([backbones.md](backbones.md))",
     ),
     Param(
         "weights",
         optional=True,
         kind=str,
-        help="imagenet | none | PATH of a weights file (default: imagenet, none for tiny)",
+        help="imagenet | none | PATH of a weights file | preset (default: imagenet, none "
+        "for tiny, preset for hub:PRESET)",
         doc="`imagenet` (Keras' download and cache), `none` (random init from `--seed`), or "
         "the path of a `.weights.h5` file of the same architecture; default `imagenet` "
-        "(`none` for `tiny`). Offline without the file: exit 2, naming `--weights=PATH` "
-        "and `--backbone=tiny`",
+        "(`none` for `tiny`, the preset's own for `hub:PRESET`). Offline without the file: "
+        "exit 2, naming `--weights=PATH` and `--backbone=tiny`",
+    ),
+    Param(
+        "pooling",
+        optional=True,
+        choices=POOLINGS,
+        help="hub:PRESET only: the class token or the patch-token mean instead of the "
+        "family's own pooled feature",
     ),
     Param(
         "input_size",

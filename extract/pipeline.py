@@ -28,8 +28,9 @@ from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.decode.frames import SampledFrames, read_frames
 from vidseq.extract.decode.framespec import FrameSpec
-from vidseq.extract.models.backbones import Backbone, get_spec, load_backbone
+from vidseq.extract.models.backbones import Backbone, default_weights, load_backbone
 from vidseq.extract.models.engines import check_engine, load_engine
+from vidseq.extract.models.network import pad_to_groups
 from vidseq.extract.options import DEFAULT_BACKBONE, EXTRACT_PARAMS
 from vidseq.extract.params import check_values
 from vidseq.extract.sharding import Shard
@@ -168,17 +169,25 @@ class VideoFeatures:
 
 
 class _BatchPacker:
-    """Packs the real frames of consecutive videos into fixed-size CNN batches."""
+    """Packs the real frames of consecutive videos into fixed-size CNN batches.
 
-    def __init__(self, extract, batch_size: int, frame_shape: tuple[int, int, int]):
+    For a clip encoder (``group`` G > 1) each video's real frames are completed
+    to a multiple of G by repeating its last real frame, and the batch holds a
+    multiple of G frames, so no group of G straddles two videos; the features
+    of the repeats are dropped.
+    """
+
+    def __init__(self, extract, batch_size: int, frame_shape: tuple[int, int, int], group=1):
         self._extract = extract
+        batch_size = -(-batch_size // group) * group
         self._batch = np.empty((batch_size, *frame_shape), dtype=np.uint8)
         self._slots: list[tuple[VideoFeatures, int, int]] = []
         self._used = 0
+        self._group = group
 
     def add(self, video: VideoFeatures) -> Iterator[VideoFeatures]:
         """Queues a video's real frames; yields the videos whose features are complete."""
-        real = video.frames.frames[: video.frames.num_valid]
+        real = pad_to_groups(video.frames.frames[: video.frames.num_valid], self._group)
         start = 0
         while start < len(real):
             take = min(len(real) - start, len(self._batch) - self._used)
@@ -196,10 +205,11 @@ class _BatchPacker:
         features = self._extract(self._batch[: self._used])
         row = 0
         for video, start, take in self._slots:
-            video.features[start : start + take] = features[row : row + take]
-            video.filled += take
+            keep = max(0, min(take, video.frames.num_valid - start))
+            video.features[start : start + keep] = features[row : row + keep]
+            video.filled += keep
             row += take
-            if video.filled == video.frames.num_valid:
+            if video.filled == video.frames.num_valid and keep:
                 _pad_and_release(video)
                 yield video
         self._slots = []
@@ -268,7 +278,9 @@ class FeatureExtractor:
         """
         engine = self.load_engine()
         workers = self.decode_workers or default_decode_workers(gpu=engine.on_gpu)
-        packer = _BatchPacker(self._extract, self.batch_size, (*self.geometry.size, 3))
+        packer = _BatchPacker(
+            self._extract, self.batch_size, (*self.geometry.size, 3), self.net.clip_frames
+        )
         for item, result in _decode_in_background(items, self._read, workers):
             if isinstance(result, SourceReadError):
                 yield item, result
@@ -289,6 +301,7 @@ def extract_features(
     backbone: str = DEFAULT_BACKBONE,
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
+    pooling: str | None = None,
     frames: FrameSpec | None = None,
     engine: str = "tf",
     batch_size: int = 32,
@@ -313,11 +326,16 @@ def extract_features(
         source: The dataset source: ``"auto"``, ``"folder"``, ``"ucf101"``,
             ``"manifest"`` or ``"fer2013"``.
         split: UCF-101 official split (1, 2 or 3).
-        backbone: The network: a name from the backbone registry.
+        backbone: The network: a name from the backbone registry, or
+            ``"hub:PRESET"`` (a keras-hub preset name, ``kaggle://`` or
+            ``hf://`` handle, or local preset directory; see
+            :mod:`vidseq.extract.models.hub`).
         weights: ``"imagenet"``, ``"none"`` (random init from ``seed``) or a weights
             file; None means ImageNet weights, or random init for a backbone that has
-            none (``tiny``).
+            none (``tiny``), or a keras-hub preset's own weights (``"preset"``).
         input_size: ``(height, width)`` fed to the CNN; the backbone's default if None.
+        pooling: keras-hub backbones: ``"cls"`` or ``"mean"`` overrides the
+            family's pooled feature; None keeps it.
         frames: Which frames to take and how to frame them
             (:class:`~vidseq.extract.decode.framespec.FrameSpec`: sampling, crop, face
             crop, FER-2013 clip length); ``FrameSpec()`` (16 uniform frames,
@@ -363,7 +381,7 @@ def extract_features(
     items, rejected = shard.select(dataset.items), _rejected_in(shard, dataset)
     if strict and rejected:
         raise SourceReadError(rejected[0].path, rejected[0].reason)
-    net = _load_network(backbone, weights, input_size, seed)
+    net = _load_network(backbone, weights, input_size, seed, pooling)
     extractor = FeatureExtractor(
         net, frames, batch_size=batch_size, decode_workers=decode_workers, engine=engine
     )
@@ -397,12 +415,12 @@ def _rejected_in(shard: Shard, dataset: Dataset) -> list[RejectedInput]:
     return [rejected for rejected in dataset.rejected if shard.holds(rejected.input_id)]
 
 
-def _load_network(backbone: str, weights: str | None, input_size, seed: int) -> Backbone:
-    """The backbone; ``weights=None`` means ImageNet weights where the backbone has them."""
+def _load_network(backbone: str, weights: str | None, input_size, seed: int, pooling) -> Backbone:
+    """The backbone; ``weights=None`` means the backbone's default weights."""
     if weights is None:
-        weights = "imagenet" if get_spec(backbone).imagenet else "none"
+        weights = default_weights(backbone)
     try:
-        return load_backbone(backbone, weights, input_size=input_size, seed=seed)
+        return load_backbone(backbone, weights, input_size=input_size, seed=seed, pooling=pooling)
     except UsageError as error:
         if weights != "imagenet":
             raise
@@ -424,6 +442,7 @@ def _cache_meta(net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, d
         class_names=list(dataset.class_names),
         dtype=dtype,
         weights_seed=net.seed,
+        backbone_config=net.config,
     )
 
 

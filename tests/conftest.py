@@ -90,3 +90,61 @@ def eagerly():
     runs, the distribution strategies and the retracing checks.
     """
     return _functions_run_eagerly
+
+
+@pytest.fixture(scope="session")
+def hub_presets(tmp_path_factory):
+    """Tiny random-init keras-hub presets saved with keras-hub's own ``save_to_preset``.
+
+    Returns a dict ``family -> preset directory`` for ``"dinov2"``, ``"siglip"``
+    (a SigLIP backbone: vision and text encoders) and ``"videoprism"`` (4 frames
+    at a time): 32x32 images, patch 8, hidden size 32, backbone plus image
+    converter. Skips when keras-hub is not installed.
+    """
+    keras_hub = pytest.importorskip("keras_hub")
+    import keras
+
+    root = tmp_path_factory.mktemp("hub-presets")
+    small = {"patch_size": 8, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
+    keras.utils.set_random_seed(0)
+    dinov2 = keras_hub.models.DINOV2Backbone(
+        num_layers=2, image_shape=(32, 32, 3), position_embedding_shape=(32, 32, 3), **small
+    )
+    siglip = keras_hub.models.SigLIPBackbone(
+        keras_hub.models.SigLIPVisionEncoder(num_layers=2, image_shape=(32, 32, 3), **small),
+        keras_hub.models.SigLIPTextEncoder(
+            vocabulary_size=16,
+            embedding_dim=32,
+            num_layers=1,
+            max_sequence_length=8,
+            **{k: v for k, v in small.items() if k != "patch_size"},
+        ),
+    )
+    videoprism = keras_hub.models.VideoPrismBackbone(
+        num_frames=4,
+        num_spatial_layers=1,
+        num_temporal_layers=1,
+        num_auxiliary_layers=0,
+        image_shape=(32, 32, 3),
+        **small,
+    )
+    imagenet = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    converters = {
+        "dinov2": keras_hub.layers.DINOV2ImageConverter(
+            image_size=(32, 32),
+            scale=[1 / 255 / s for s in imagenet["std"]],
+            offset=[-m / s for m, s in zip(imagenet["mean"], imagenet["std"], strict=True)],
+        ),
+        "siglip": keras_hub.layers.SigLIPImageConverter(
+            image_size=(32, 32), scale=1 / 127.5, offset=-1.0
+        ),
+        "videoprism": keras_hub.layers.VideoPrismImageConverter(
+            image_size=(32, 32), scale=1 / 255.0
+        ),
+    }
+    presets = {}
+    for family, backbone in (("dinov2", dinov2), ("siglip", siglip), ("videoprism", videoprism)):
+        presets[family] = root / family
+        backbone.save_to_preset(str(presets[family]))
+        converters[family].save_to_preset(str(presets[family]))
+    return presets

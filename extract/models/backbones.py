@@ -5,6 +5,8 @@ constructor (built with ``include_top=False, pooling="avg"``), its default input
 size, its own preprocessing (see :mod:`vidseq.extract.models.preprocessing`), its
 feature dimension and the input sizes it accepts. Listing the registry imports
 neither TensorFlow nor Keras; :func:`load_backbone` does, when it builds a model.
+``load_backbone("hub:PRESET")`` builds a keras-hub encoder instead (see
+:mod:`vidseq.extract.models.hub`).
 
 Weights (``weights=``):
 
@@ -21,20 +23,30 @@ Weights (``weights=``):
   files. It is loaded strictly: a file of another architecture is an error.
 """
 
-import hashlib
 import importlib
 import os
-import random
-import re
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import h5py
 import numpy as np
 
 from vidseq.errors import UsageError
+from vidseq.extract.models.hub import HUB_PREFIX, is_hub_name, load_hub_backbone
+from vidseq.extract.models.keras_weights import build_imagenet, load_weights_file
+from vidseq.extract.models.network import Backbone, seeded, weights_sha256
+
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "BackboneSpec",
+    "backbone_names",
+    "build_seeded",
+    "default_weights",
+    "get_spec",
+    "load_backbone",
+    "tiny_cnn",
+    "weights_sha256",
+]
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,8 @@ def get_spec(name: str) -> BackboneSpec:
         return BACKBONES[name]
     except (KeyError, TypeError):
         raise UsageError(
-            f"unknown backbone {name!r}; expected one of: {', '.join(BACKBONES)}"
+            f"unknown backbone {name!r}; expected one of: {', '.join(BACKBONES)}, "
+            f"or {HUB_PREFIX}PRESET (a keras-hub preset)"
         ) from None
 
 
@@ -183,118 +196,6 @@ def tiny_cnn(include_top=False, weights=None, input_shape=(64, 64, 3), pooling="
     return keras.Model(inputs, outputs, name="tiny_cnn")
 
 
-@dataclass
-class Backbone:
-    """A built backbone: uint8 frames in, pooled features out.
-
-    Attributes:
-        name: Registry name.
-        weights: ``"imagenet"``, ``"none"`` or the absolute path of the weights file.
-        weights_sha256: SHA-256 of the weights actually used (see :func:`weights_sha256`).
-        seed: Seed of the random initialisation (recorded whatever the weights).
-        input_size: ``(height, width)`` the model takes.
-        feature_dim: D, read from the built model.
-        model: ``keras.Model`` from ``(H, W, 3)`` uint8 RGB (0-255) to ``(D,)``
-            float32; the preprocessing is its first layer, the ``keras.applications``
-            network (see :attr:`base_model`) its last. Built frozen
-            (``trainable=False``); fine-tuning unfreezes layers of ``base_model``.
-    """
-
-    name: str
-    weights: str
-    weights_sha256: str
-    seed: int
-    input_size: tuple[int, int]
-    feature_dim: int
-    model: Any = field(repr=False)
-    _predict: Any = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def spec(self) -> BackboneSpec:
-        """The registry entry of this backbone."""
-        return BACKBONES[self.name]
-
-    @property
-    def base_model(self):
-        """The network inside :attr:`model`, without preprocessing (float32 input)."""
-        return self.model.layers[-1]
-
-    def extract(self, frames: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
-        """Runs the backbone on a batch of frames.
-
-        One compiled function serves every batch size (it is traced once, with a
-        batch dimension of ``None``), so a final partial batch costs no retracing.
-
-        Args:
-            frames: ``(N, H, W, 3)`` uint8 RGB frames, ``(H, W)`` = ``input_size``.
-            batch_size: Optional: run at most this many frames per call
-                (default: all N at once; the caller usually batches).
-
-        Returns:
-            ``(N, D)`` float32 features.
-
-        Raises:
-            UsageError: If the frames have the wrong shape or dtype.
-        """
-        frames = np.asarray(frames)
-        height, width = self.input_size
-        if frames.ndim != 4 or frames.shape[1:] != (height, width, 3) or frames.dtype != np.uint8:
-            raise UsageError(
-                f"backbone {self.name} expects uint8 frames of shape (N, {height}, {width}, 3). "
-                f"Received: shape={frames.shape}, dtype={frames.dtype}"
-            )
-        if len(frames) == 0:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        if self._predict is None:
-            self._predict = _compile_predict(self.model, self.input_size)
-        step = len(frames) if batch_size is None else max(int(batch_size), 1)
-        parts = [
-            np.asarray(self._predict(frames[start : start + step]).numpy(), dtype=np.float32)
-            for start in range(0, len(frames), step)
-        ]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _compile_predict(model, input_size):
-    import tensorflow as tf
-
-    height, width = input_size
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8)],
-    )
-    def predict(frames):
-        return model(frames, training=False)
-
-    return predict
-
-
-def weights_sha256(model) -> str:
-    """SHA-256 of a model's weights: the hash of the weights actually used.
-
-    The hash covers every weight tensor of the model (trainable and not, e.g.
-    batch-norm statistics) in model order (``model.weights``); for each it
-    feeds ``"<dtype>:<d0>,<d1>,...;"`` (ASCII) then the tensor's bytes in C order,
-    little-endian. Names are not included. So the same network with the same
-    values has the same hash whatever file format its weights came from
-    (``.weights.h5``, legacy ``.h5``, the ImageNet download, a seeded init).
-
-    Args:
-        model: A built ``keras.Model``.
-
-    Returns:
-        The hex digest (64 characters).
-    """
-    digest = hashlib.sha256()
-    for variable in model.weights:
-        array = np.asarray(variable.numpy())
-        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        shape = ",".join(str(d) for d in array.shape)
-        digest.update(f"{array.dtype.name}:{shape};".encode("ascii"))
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 def _resolve(dotted):
     module_name, _, attr = dotted.rpartition(".")
     return getattr(importlib.import_module(module_name), attr)
@@ -332,17 +233,6 @@ def _check_input_size(spec, input_size, weights):
     return size
 
 
-def _keras_models_dir():
-    home = os.environ.get("KERAS_HOME")
-    try:
-        from keras.src.backend import config
-
-        home = config.keras_home()
-    except (ImportError, AttributeError):
-        pass
-    return Path(home or Path.home() / ".keras") / "models"
-
-
 def build_seeded(constructor, input_shape, seed):
     """Builds a registry network with random weights from ``seed``.
 
@@ -358,114 +248,35 @@ def build_seeded(constructor, input_shape, seed):
     Returns:
         The built ``keras.Model``.
     """
-    import keras
-
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    try:
-        keras.utils.set_random_seed(int(seed))
+    with seeded(seed):
         return constructor(include_top=False, weights=None, input_shape=input_shape, pooling="avg")
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
-def _build_imagenet(spec, constructor, input_shape):
-    try:
-        return constructor(
-            include_top=False, weights="imagenet", input_shape=input_shape, pooling="avg"
-        )
-    except Exception as error:  # Keras raises a bare Exception on a failed download.
-        reason = " ".join(str(error).split()) or type(error).__name__
-        match = re.search(r"(https?://\S+?):\s", reason + " ")
-        models_dir = _keras_models_dir()
-        if match:
-            url = match.group(1)
-            fname = url.rsplit("/", 1)[-1]
-            cause = reason.split(" -- ", 1)[-1]
-            message = (
-                f"{fname} is not in {models_dir} and could not be downloaded ({cause}). "
-                f"Download it from {url} into {models_dir} (or set KERAS_HOME), "
-                "or pass weights=PATH, a local weights file"
-            )
-        else:
-            message = (
-                f"{reason}. Put the Keras ImageNet weights file of {spec.name} (no top) "
-                f"in {models_dir} (or set KERAS_HOME), "
-                "or pass weights=PATH, a local weights file"
-            )
-        raise UsageError(
-            f"ImageNet weights for backbone {spec.name} are unavailable: {message}"
-        ) from error
+def default_weights(name: str) -> str:
+    """The weights a backbone gets when none are named.
 
+    ``"preset"`` for a keras-hub preset, ``"imagenet"`` where the registry has
+    ImageNet weights, else ``"none"`` (random init, e.g. ``tiny``).
 
-def _short_error(error, limit=300):
-    """One line from a (possibly huge) Keras loading error."""
-    text = str(error)
-    for cut in ("Target variable:", "List of objects"):
-        text = text.split(cut, 1)[0]
-    text = " ".join(text.split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _count_h5_datasets(path):
-    count = 0
-
-    def visit(_, obj):
-        nonlocal count
-        count += isinstance(obj, h5py.Dataset)
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return count
-
-
-def _load_weights_file(path, name, base, full):
-    """Loads ``path`` strictly into ``base`` (or, failing that, into ``full``).
-
-    Strict: every variable of the model must be loaded (Keras checks that), and a
-    ``.weights.h5`` file must hold exactly as many tensors as the model has (so a
-    deeper network's file, e.g. ResNet101 into ResNet50, is refused too). A legacy
-    ``.h5`` file is checked by Keras' own layer-count and shape checks.
+    Raises:
+        UsageError: If ``name`` is neither registered nor ``hub:PRESET``.
     """
-    if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist (expected a .weights.h5 file)")
-    if not path.name.endswith(".h5"):
-        raise UsageError(
-            f"weights file {path} is not a Keras weights file. "
-            "Expected a .weights.h5 file (or a legacy .h5 weights file)"
-        )
-    errors = []
-    for target in (base, full):
-        try:
-            with warnings.catch_warnings():
-                # Keras 3.15 warns about every nested container of a functional model
-                # while loading; they hold no variables of their own.
-                warnings.filterwarnings("ignore", message="Skipping nested container")
-                target.load_weights(str(path))
-            if path.name.endswith(".weights.h5"):
-                stored = _count_h5_datasets(path)
-                if stored != len(target.weights):
-                    raise ValueError(
-                        f"the file holds {stored} tensors, the model has {len(target.weights)}"
-                    )
-            return
-        except Exception as error:  # Keras and h5py raise many types; all mean "bad file".
-            errors.append(_short_error(error))
-    raise UsageError(
-        f"weights file {path} does not fit backbone {name} "
-        f"(another architecture, another backbone or a corrupt file): {errors[0]}"
-    )
+    if is_hub_name(name):
+        return "preset"
+    return "imagenet" if get_spec(name).imagenet else "none"
 
 
-def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backbone:
-    """Builds a registered backbone with preprocessing inside the model.
+def load_backbone(name, weights="imagenet", *, input_size=None, seed=0, pooling=None) -> Backbone:
+    """Builds a backbone with preprocessing inside the model.
 
     Args:
-        name: Registry name (see :func:`backbone_names`).
+        name: Registry name (see :func:`backbone_names`), or ``"hub:PRESET"``: a
+            keras-hub preset name, ``kaggle://`` or ``hf://`` handle, or local
+            preset directory (see :func:`vidseq.extract.models.hub.load_hub_backbone`).
         weights: ``"imagenet"``, ``"none"`` (or ``None``: random init from
             ``seed``), or the path of a local weights file saved from the same
-            architecture (``.weights.h5``; a legacy ``.h5`` also works).
+            architecture (``.weights.h5``; a legacy ``.h5`` also works). For a
+            keras-hub preset: ``"preset"`` (its own weights) or ``"none"``.
         input_size: ``(height, width)`` overriding the default size; at least
             the backbone's ``min_size``, and one of its ``imagenet_sizes`` with
             ImageNet weights where Keras restricts them.
@@ -473,6 +284,8 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
             seed builds the same network in any process. Building calls
             ``keras.utils.set_random_seed(seed)`` (the Python and NumPy random
             states are restored afterwards; the Keras/TF global seed stays set).
+        pooling: keras-hub presets only: ``"cls"`` or ``"mean"`` overrides the
+            family's pooled feature; None keeps it.
 
     Returns:
         A :class:`Backbone`.
@@ -481,9 +294,22 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
         UsageError: For an unknown name, a bad input size, ImageNet weights
             requested for the tiny CNN or for a size they do not exist for,
             unavailable ImageNet weights (the message says which file is missing
-            and how to supply it), or a weights file that is missing, corrupt or
-            of another architecture (the message names the file).
+            and how to supply it), a weights file that is missing, corrupt or
+            of another architecture (the message names the file), ``pooling``
+            for a registry backbone, or a keras-hub preset that cannot be loaded.
     """
+    if is_hub_name(name):
+        return load_hub_backbone(name, weights, input_size=input_size, seed=seed, pooling=pooling)
+    if pooling is not None:
+        raise UsageError(
+            f"pooling applies to {HUB_PREFIX}PRESET backbones only; backbone {name} pools "
+            f"by global average. Received: pooling={pooling!r}"
+        )
+    return _load_registered(name, weights, input_size, seed)
+
+
+def _load_registered(name, weights, input_size, seed) -> Backbone:
+    """:func:`load_backbone` for a registry backbone."""
     spec = get_spec(name)
     if weights is None or weights == "none":
         weights = "none"
@@ -514,7 +340,7 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
     constructor = _resolve(spec.constructor)
     input_shape = (size[0], size[1], 3)
     if weights == "imagenet":
-        base = _build_imagenet(spec, constructor, input_shape)
+        base = build_imagenet(spec, constructor, input_shape)
     else:
         base = build_seeded(constructor, input_shape, seed)
 
@@ -522,7 +348,7 @@ def load_backbone(name, weights="imagenet", *, input_size=None, seed=0) -> Backb
     x = FramePreprocessing(spec.preprocessing, name="preprocessing")(frames)
     model = keras.Model(frames, base(x), name=f"vidseq_{spec.name}")
     if path is not None:
-        _load_weights_file(path, spec.name, base, model)
+        load_weights_file(path, spec.name, base, model)
     model.trainable = False
 
     return Backbone(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -161,7 +162,8 @@ class OpenVINOEngine:
             [net.name, net.weights_sha256, [height, width], batch_size, openvino_version]
         )
         digest = hashlib.sha256(facts.encode("utf-8")).hexdigest()[:16]
-        return f"{net.name}-{height}x{width}-b{batch_size}-{digest}"
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "_", net.name).strip("_")[-40:]  # hub:/a/b → hub_a_b
+        return f"{label}-{height}x{width}-b{batch_size}-{digest}"
 
     def _convert(self, ov, folder: Path) -> None:
         """Converts the Keras model, then renames the files into place (atomic)."""
@@ -217,10 +219,16 @@ def load_engine(net, engine: str = "tf", *, batch_size: int = 32, cache_dir=None
         ``name`` and ``extract(frames)``.
 
     Raises:
-        UsageError: Unknown engine, or openvino requested but not installed
-            (the message names the ``vidseq[openvino]`` extra).
+        UsageError: Unknown engine, openvino requested but not installed
+            (the message names the ``vidseq[openvino]`` extra), or openvino for a
+            clip encoder.
     """
     check_engine(engine)
+    if engine == "openvino" and net.clip_frames > 1:
+        raise UsageError(
+            f"engine openvino runs frame encoders; backbone {net.name} reads clips of "
+            f"{net.clip_frames} frames: use engine='tf'"
+        )
     if engine == "openvino":
         return OpenVINOEngine(net, batch_size=batch_size, cache_dir=cache_dir)
     return TensorFlowEngine(net)

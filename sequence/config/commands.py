@@ -22,7 +22,7 @@ from vidseq.sequence.config.head import HeadConfig
 
 STREAMING_MODES = ("auto", "memory", "stream")
 MIXED_PRECISION_MODES = ("auto", "on", "off")
-COMPARE_HEADS = ("lstm", "tcn", "transformer", "attention", "pool")
+COMPARE_HEADS = ("lstm", "tcn", "transformer", "attention", "attentive", "pool")
 """The heads ``vidseq compare`` trains when none are named."""
 COMPARE_SEEDS = (0, 1, 2)
 """The seeds ``vidseq compare`` trains each head with when none are named."""
@@ -132,6 +132,9 @@ class FinetuneConfig(Config):
         metavar="N",
         exclusive="unfreeze",
         help=f"unfreeze the last N backbone layers (default {DEFAULT_UNFREEZE}; 0: head only)",
+        doc="unfreeze the last N backbone layers (`0`: head only); BatchNormalization layers "
+        "stay frozen. For a `hub:` encoder N counts transformer blocks; the layers after "
+        "the last block (final norm, SigLIP's pooling head) train with them",
     )
     unfreeze_from: str | None = setting(
         None,

@@ -71,7 +71,8 @@ class HeadConfig(Config):
     head: str = setting(
         "lstm",
         choices=head_names,
-        help="temporal head (docs/results.md compares them; pool is the order-blind baseline)",
+        help="temporal head (docs/results.md compares them; attentive: the probe of frozen "
+        "foundation encoders; pool is the order-blind baseline)",
         aliases=(("--rnn", {"choices": RNN_TYPES, "help": "alias of --head"}),),
     )
     units: int | None = _width("head width: recurrent units, channels, embedding (default: 128)")

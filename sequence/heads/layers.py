@@ -146,6 +146,73 @@ class SinusoidalPosition(ExplicitMaskLayer):
 
 
 @keras.saving.register_keras_serializable(package="vidseq")
+class LearnedPosition(ExplicitMaskLayer):
+    """Adds a learned embedding of each frame's place: frame t gets row t of a table.
+
+    The table has one row per step of the clip length the layer is built for
+    (a run's ``frames``), or ``max_frames`` rows when that length is variable;
+    frame t gets the same row whether the clip is padded or not.
+
+    Args:
+        max_frames: Rows of the table when the built length is unknown.
+    """
+
+    def __init__(self, max_frames=256, **kwargs):
+        super().__init__(**kwargs)
+        self.max_frames = int(max_frames)
+
+    def build(self, input_shape):
+        steps = input_shape[1] if input_shape[1] is not None else self.max_frames
+        self.embedding = self.add_weight(
+            shape=(int(steps), int(input_shape[-1])),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="embedding",
+        )
+
+    def call(self, inputs):
+        steps = ops.shape(inputs)[1]
+        table = ops.slice(self.embedding, (0, 0), (steps, self.embedding.shape[-1]))
+        return inputs + ops.cast(table, inputs.dtype)[None]
+
+    def get_config(self):
+        return {**super().get_config(), "max_frames": self.max_frames}
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class LearnedQuery(ExplicitMaskLayer):
+    """A learned (queries, C) array, the same for every clip: (B, T, C) in, (B, queries, C) out.
+
+    Args:
+        queries: How many query tokens.
+    """
+
+    def __init__(self, queries=1, **kwargs):
+        super().__init__(**kwargs)
+        self.queries = int(queries)
+
+    def build(self, input_shape):
+        self.query = self.add_weight(
+            shape=(self.queries, int(input_shape[-1])),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="query",
+        )
+
+    def call(self, inputs):
+        batch = ops.shape(inputs)[0]
+        query = ops.cast(self.query, inputs.dtype)[None]
+        return ops.broadcast_to(query, (batch, self.queries, self.query.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.queries, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "queries": self.queries}
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
 class TemporalCentering(keras.layers.Layer):
     """Subtracts each clip's mean feature vector (over its valid frames) from every frame.
 
@@ -231,6 +298,8 @@ CUSTOM_OBJECTS = {
         MaskedMeanMaxPooling,
         MaskedSoftmaxPooling,
         SinusoidalPosition,
+        LearnedPosition,
+        LearnedQuery,
         TemporalCentering,
         PaddingFrameMask,
     )

@@ -21,6 +21,7 @@ HEADS = {
     "transformer": "vidseq.sequence.heads.transformer:transformer",
     "attention": "vidseq.sequence.heads.attention:attention",
     "pool": "vidseq.sequence.heads.pool:pool",
+    "attentive": "vidseq.sequence.heads.attentive:attentive",
 }
 
 

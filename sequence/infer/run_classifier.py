@@ -36,6 +36,8 @@ class RunClassifier:
         engine: What runs the backbone (``extract(frames) -> features``).
         model: The trained head (Keras model).
         cache_path: The run's cache, as recorded in its config.
+        clip_frames: G, the frames the backbone reads at once (above 1: a clip
+            encoder, whose features depend on the group: see :meth:`clip_features`).
     """
 
     class_names: list[str]
@@ -45,10 +47,21 @@ class RunClassifier:
     engine: object
     model: object
     cache_path: object = None
+    clip_frames: int = 1
 
     def features(self, frames: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 backbone features."""
         return np.asarray(self.engine.extract(frames), dtype=np.float32)
+
+    def clip_features(self, frames: np.ndarray, num_valid: int) -> np.ndarray:
+        """The (K, D) features of one clip's K sampled frames, as extraction computes them.
+
+        The real frames go through the backbone together (a clip encoder groups
+        them from the clip's first frame); padding rows repeat the last real
+        frame's features.
+        """
+        real = self.features(frames[:num_valid])
+        return np.concatenate([real, np.repeat(real[-1:], len(frames) - num_valid, axis=0)])
 
     def classify(self, clips) -> np.ndarray:
         """Class probabilities of clips of features.
@@ -113,4 +126,5 @@ def load_classifier(run_dir, *, engine: str = "tf", batch_size: int = 32) -> Run
         engine=load_engine(net, engine, batch_size=batch_size),
         model=run.model,
         cache_path=run.config.get("cache_path"),
+        clip_frames=net.clip_frames,
     )

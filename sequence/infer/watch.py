@@ -306,13 +306,7 @@ class _LiveClassifier:
         fps = (len(frames) - 1) / span if span > 0 else 1.0
         selection = select_frames(self.classifier.spec.sampling, len(frames), fps)
         chosen = [frames[int(i)] for i in selection.indices]
-        new = {f.number: f for f in chosen if f.number not in self._features}
-        if new:
-            features = self.classifier.features(np.stack([f.image for f in new.values()]))
-            self._features.update(zip(new, features, strict=True))
-        oldest = frames[0].number
-        self._features = {n: v for n, v in self._features.items() if n >= oldest}
-        clip = np.stack([self._features[f.number] for f in chosen])
+        clip = self._clip(chosen, selection.num_valid, oldest=frames[0].number)
         row = self.classifier.classify([(clip, selection.num_valid)])[0]
         newest = frames[-1]
         return Decision(
@@ -323,6 +317,17 @@ class _LiveClassifier:
             frames=len(frames),
             dropped=dropped,
         )
+
+    def _clip(self, chosen: list[_Frame], num_valid: int, *, oldest: int) -> np.ndarray:
+        """The (K, D) features of the chosen frames; a frame encoder's are reused."""
+        if self.classifier.clip_frames > 1:  # a clip encoder: grouped as extraction did
+            return self.classifier.clip_features(np.stack([f.image for f in chosen]), num_valid)
+        new = {f.number: f for f in chosen if f.number not in self._features}
+        if new:
+            features = self.classifier.features(np.stack([f.image for f in new.values()]))
+            self._features.update(zip(new, features, strict=True))
+        self._features = {n: v for n, v in self._features.items() if n >= oldest}
+        return np.stack([self._features[f.number] for f in chosen])
 
 
 @contextlib.contextmanager

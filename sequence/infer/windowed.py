@@ -252,10 +252,12 @@ class _WindowPass:
 
     def _flush(self, state: _PassState) -> None:
         """Backbone on the pending frames, head on the windows they complete, then eviction."""
+        per_clip = self.classifier.clip_frames > 1  # keep the frames: features per window
         if state.pending:
             indices = [index for index, _ in state.pending]
-            features = self.classifier.features(np.stack([frame for _, frame in state.pending]))
-            self.cnn_frames += len(indices)
+            frames = np.stack([frame for _, frame in state.pending])
+            features = frames if per_clip else self.classifier.features(frames)
+            self.cnn_frames += 0 if per_clip else len(indices)
             state.features.update(zip(indices, features, strict=True))
             state.newest = indices[-1]
             state.pending = []
@@ -270,6 +272,9 @@ class _WindowPass:
                 (np.stack([state.features[int(i)] for i in w.frame_indices]), w.num_valid)
                 for w in ready
             ]
+            if per_clip:  # a clip encoder groups each window's frames as extraction did
+                clips = [(self.classifier.clip_features(f, n), n) for f, n in clips]
+                self.cnn_frames += sum(n for _, n in clips)
             state.rows.extend(self.classifier.classify(clips))
         floor = state.keep_from[state.done] if state.done < len(state.plan) else np.inf
         while state.features and next(iter(state.features)) < floor:

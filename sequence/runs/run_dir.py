@@ -52,7 +52,7 @@ RUN_FILES = (
 META_FIELDS = tuple(field.name for field in dataclasses.fields(CacheMeta))
 """The cache meta fields copied verbatim into config.json: every field of CacheMeta."""
 REQUIRED_KEYS = (
-    *(k for k in META_FIELDS if k != "weights_seed"),
+    *(k for k in META_FIELDS if k not in ("weights_seed", "backbone_config")),
     "kind",
     "frames",
     "head",

@@ -19,12 +19,19 @@ from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.models.backbones import load_backbone
 from vidseq.extract.models.engines import ENGINES
+from vidseq.extract.models.hub import import_keras_hub, is_hub_name, recorded_pooling
+from vidseq.extract.models.hub_layers import ImageScaling, TokenPooling
 from vidseq.extract.models.preprocessing import FramePreprocessing
 from vidseq.sequence.heads.layers import CUSTOM_OBJECTS as HEAD_LAYERS
 from vidseq.sequence.runs.run_dir import CONFIG_FILE, MODEL_FILE, is_end_to_end, read_run_config
 
-CUSTOM_OBJECTS = {"vidseq>FramePreprocessing": FramePreprocessing, **HEAD_LAYERS}
-"""Every vidseq layer a run's model may hold: the backbone's preprocessing and the heads'."""
+CUSTOM_OBJECTS = {
+    "vidseq>FramePreprocessing": FramePreprocessing,
+    "vidseq>ImageScaling": ImageScaling,
+    "vidseq>TokenPooling": TokenPooling,
+    **HEAD_LAYERS,
+}
+"""Every vidseq layer a run's model may hold: backbone preprocessing and pooling, heads."""
 
 
 @dataclass
@@ -115,6 +122,8 @@ def load_run(run_dir):
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if is_hub_name(config["backbone"]):
+        import_keras_hub()  # registers the encoder classes an end-to-end model holds
     model = load_model_file(run_dir / MODEL_FILE)
     if is_end_to_end(config):  # uint8 clips (T, H, W, 3) in
         expected_in = (int(config["frames"]), *(int(v) for v in config["input_size"]), 3)
@@ -157,6 +166,7 @@ def load_run_backbone(run: SequenceRun):
         config["weights"],
         input_size=run.input_size,
         seed=int(config.get("weights_seed", 0)),
+        pooling=recorded_pooling(config.get("backbone_config", {})),
     )
     if net.weights_sha256 != config["weights_sha256"]:
         raise UsageError(

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from vidseq.errors import UsageError
 from vidseq.extract.models.backbones import weights_sha256
+from vidseq.extract.models.hub import unfreeze_blocks
 from vidseq.sequence.config import DEFAULT_UNFREEZE
 from vidseq.sequence.data.frame_clips import FrameBatches
 from vidseq.sequence.heads.layers import PaddingFrameMask
@@ -71,7 +72,9 @@ def set_trainable(backbone, *, unfreeze=DEFAULT_UNFREEZE, unfreeze_from=None, ev
     frozen BN layer runs in inference mode in Keras 3, so its moving mean and
     variance never change. The preprocessing (and the grey conversion) always
     stay frozen. With ``everything`` (training from scratch) every network layer
-    trains, BN included.
+    trains, BN included. For a keras-hub encoder ``unfreeze`` counts its
+    transformer blocks (:func:`~vidseq.extract.models.hub.unfreeze_blocks`) and
+    ``unfreeze_from`` names a block.
 
     Args:
         backbone: A :class:`~vidseq.extract.models.backbones.Backbone`.
@@ -85,6 +88,8 @@ def set_trainable(backbone, *, unfreeze=DEFAULT_UNFREEZE, unfreeze_from=None, ev
     Raises:
         UsageError: ``unfreeze_from`` names no layer of the network.
     """
+    if backbone.blocks and not everything:  # a keras-hub encoder: N counts transformer blocks
+        return unfreeze_blocks(backbone, unfreeze, start_at=unfreeze_from)
     model, base = backbone.model, backbone.base_model
     model.trainable = True
     for layer in model.layers:
@@ -122,8 +127,18 @@ def build_end_to_end(backbone, head, *, frames, name="vidseq_end_to_end"):
     Returns:
         A ``keras.Model`` from ``(T, H, W, 3)`` uint8 clips (padding frames all
         zero) to class probabilities. It holds built-in layers and vidseq's
-        registered ones only, so it loads with ``safe_mode=True``.
+        registered ones only (and a keras-hub encoder's registered classes),
+        so it loads with ``safe_mode=True``.
+
+    Raises:
+        UsageError: The backbone is a clip encoder (VideoPrism).
     """
+    if backbone.clip_frames > 1:
+        raise UsageError(
+            f"backbone {backbone.name} reads clips of {backbone.clip_frames} frames: an "
+            "end-to-end model (finetune, export --part end-to-end) takes frame encoders only; "
+            "export --part head serves its runs"
+        )
     height, width = backbone.input_size
     clips = keras.Input(shape=(int(frames), height, width, 3), dtype="uint8", name="frames")
     features = keras.layers.TimeDistributed(backbone.model, name="backbone")(clips)
@@ -192,6 +207,7 @@ def run_config(
         "weights": backbone.weights,
         "weights_sha256": backbone.weights_sha256,
         "weights_seed": int(backbone.seed),
+        "backbone_config": dict(backbone.config),
         "engine": "tf",
         "input_size": [int(v) for v in backbone.input_size],
         "feature_dim": int(backbone.feature_dim),

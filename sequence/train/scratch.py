@@ -26,6 +26,7 @@ from vidseq.extract.models.backbones import (
     load_backbone,
     weights_sha256,
 )
+from vidseq.extract.models.hub import is_hub_name
 from vidseq.extract.models.preprocessing import FramePreprocessing
 from vidseq.extract.sources.dataset import load_dataset
 from vidseq.sequence.config import ScratchConfig
@@ -196,9 +197,14 @@ def train_from_scratch(
     Raises:
         UsageError: Bad settings or data, or an occupied ``out_dir``.
     """
-    opened, dist = open_end_to_end_run(
-        out_dir, config or ScratchConfig(), resume=resume, overwrite=overwrite
-    )
+    config = config or ScratchConfig()
+    if is_hub_name(config.backbone):  # a pretrained encoder's architecture, random init: no
+        raise UsageError(
+            "from scratch trains a registry CNN from random weights; a keras-hub preset is "
+            "a pretrained encoder: extract-features --backbone hub:PRESET, then finetune. "
+            f"Received: backbone={config.backbone!r}"
+        )
+    opened, dist = open_end_to_end_run(out_dir, config, resume=resume, overwrite=overwrite)
     config = opened.config
     size = tuple(int(v) for v in (config.input_size or get_spec(config.backbone).input_size))
     videos, extra = _read_data(data, config, size, opened.warnings)

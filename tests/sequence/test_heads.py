@@ -17,6 +17,7 @@ SMALL = {
     "transformer": {"units": 8, "num_heads": 2},
     "attention": {"units": 8, "attention_units": 4},
     "pool": {"units": 8},
+    "attentive": {"units": 8, "num_heads": 2},
 }
 
 
