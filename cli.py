@@ -449,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep TensorFlow's own log lines (as VIDSEQ_DEBUG=1 does)",
         )
-        command.set_defaults(flags=tuple(re.findall(r"--[a-z][\w-]*", command.format_usage())))
+        actions = [a for a in reversed(command._actions) if a.option_strings]  # first flag wins
+        command.set_defaults(flags={a.dest: a.option_strings[0] for a in actions})
     return parser
 
 
@@ -457,20 +458,15 @@ FLAG_PATTERN = r"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)|(?
 """Where a parameter's name is read as its flag in an error message."""
 
 
-def as_flags(message: str, flags) -> str:
+def as_flags(message: str, flags: dict) -> str:
     """A library error in the words of the command line.
 
-    The API names parameters (``batch_size must be >= 1. Received:
-    batch_size=0``); each parameter that is one of the command's ``flags`` is
-    named by its flag instead (``--batch-size must be >= 1. Received:
-    --batch-size=0``).
+    The API names parameters (``num_clips must be >= 1. Received: num_clips=0``);
+    each parameter that is one of the command's ``flags`` (``{name: flag}``) is
+    named by its flag instead (``--clips must be >= 1. Received: --clips=0``).
     """
-    for flag in flags:
-        name = re.escape(flag[2:].replace("-", "_"))
-        message = re.sub(
-            rf"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)", flag, message
-        )
-        message = re.sub(rf"(?<=needs ){name}\b", flag, message)
+    for name, flag in flags.items():
+        message = re.sub(FLAG_PATTERN.format(name=re.escape(name)), flag, message)
     return message
 
 
