@@ -2,7 +2,7 @@
 
 A :class:`Param` is the one declaration of a setting. From it come:
 
-* the validation (:meth:`Param.check`): one line that names the setting and
+* the validation (:meth:`Param.validate`): one line that names the setting and
   quotes what it received (``batch_size must be an integer >= 1. Received:
   batch_size=0``);
 * the command-line flag (:func:`add_flags`): ``--batch-size``, its type,
