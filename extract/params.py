@@ -255,6 +255,8 @@ def _flag_kwargs(param: Param, default) -> dict:
         kwargs["nargs"] = param.nargs
     if param.metavar is not None:
         kwargs["metavar"] = param.metavar
+    elif param.flag and param.choices is None:  # --clips CLIPS, not --clips NUM_CLIPS
+        kwargs["metavar"] = param.flag[2:].replace("-", "_").upper()
     if param.kind is bool and param.flag_type is None:
         return {**kwargs, "action": "store_const", "const": True}
     kwargs["type"] = param.flag_type or (param.kind if param.kind in (int, float) else None)
