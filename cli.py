@@ -100,26 +100,22 @@ def cmd_inspect(args) -> int:
 
 def cmd_cache_merge(args) -> int:
     from vidseq.cache.merge import cache_merge
+    from vidseq.extract.options import CACHE_MERGE_PARAMS
 
-    print(cache_merge(args.out, args.inputs, overwrite=args.overwrite).summary())
+    print(cache_merge(**_api_kwargs(args, CACHE_MERGE_PARAMS)).summary())
     return EXIT_OK
 
 
 def _add_cache_parsers(commands) -> None:
-    inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
-    inspect.add_argument(
-        "cache", nargs="+", help="cache file; several files or a quoted glob are read as one"
-    )
-    inspect.add_argument("--video", default=None, help="a video id")
+    from vidseq.extract.options import CACHE_MERGE_PARAMS, INSPECT_PARAMS
+
+    help_text = "summary of a cache or of one video in it"
+    inspect = _add_command(commands, "inspect", INSPECT_PARAMS, cmd_inspect, help=help_text)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.set_defaults(func=cmd_inspect)
     cache = commands.add_parser("cache", help="cache maintenance")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    merge = cache_commands.add_parser("merge", help="combine shard files into one cache")
-    merge.add_argument("out")
-    merge.add_argument("inputs", nargs="+")
-    merge.add_argument("--overwrite", action="store_true")
-    merge.set_defaults(func=cmd_cache_merge)
+    help_text = "combine shard files into one cache"
+    _add_command(cache_commands, "merge", CACHE_MERGE_PARAMS, cmd_cache_merge, help=help_text)
 
 
 def _report_training(result) -> int:

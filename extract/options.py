@@ -226,6 +226,25 @@ MAKE_SAMPLE_PARAMS = (
 """``vidseq.make_sample``."""
 
 
+INSPECT_PARAMS = (
+    Param(
+        "cache",
+        positional=True,
+        nargs="+",
+        help="cache file; several files or a quoted glob are read as one",
+    ),
+    Param("video", kind=str, optional=True, help="a video id"),
+)
+"""``vidseq.inspect_cache`` (the cache package declares nothing: it sits below this one)."""
+
+CACHE_MERGE_PARAMS = (
+    Param("out", positional=True, help="the merged cache to write"),
+    Param("inputs", positional=True, nargs="+", help="the caches to merge (shards)"),
+    Param("overwrite", kind=bool, default=False, help="replace OUT if it exists"),
+)
+"""``vidseq.cache_merge``."""
+
+
 def frame_spec(**options) -> FrameSpec:
     """The :class:`FrameSpec` of the :data:`FRAME_PARAMS` keywords (others are ignored)."""
     names = {param.name for param in FRAME_PARAMS}
