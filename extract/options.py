@@ -1,11 +1,13 @@
-"""The parameters of ``extract-features``, each declared once (see :mod:`vidseq.extract.params`).
+"""The declared parameters of the extraction and cache commands (see :mod:`vidseq.extract.params`).
 
 :data:`FRAME_PARAMS` are the keywords of
 :meth:`~vidseq.extract.decode.framespec.FrameSpec.from_options` (which frames a
 command takes and how it frames them; ``finetune --from-scratch`` reads them
-too); :data:`EXTRACT_PARAMS` are the rest of :func:`~vidseq.extract.pipeline.extract_features`'
-keywords as the command line gives them. The flags, their checks and the
-tables of ``docs/cli.md`` come from these declarations.
+too); :data:`EXTRACT_PARAMS` are :func:`~vidseq.extract.pipeline.extract_features`'
+keywords as the command line gives them; :data:`MAKE_SAMPLE_PARAMS`,
+:data:`INSPECT_PARAMS` and :data:`CACHE_MERGE_PARAMS` those of ``make-sample``,
+``inspect`` and ``cache merge``. The flags, their checks and the tables of
+``docs/cli.md`` come from these declarations.
 """
 
 from __future__ import annotations
