@@ -100,26 +100,22 @@ def cmd_inspect(args) -> int:
 
 def cmd_cache_merge(args) -> int:
     from vidseq.cache.merge import cache_merge
+    from vidseq.extract.options import CACHE_MERGE_PARAMS
 
-    print(cache_merge(args.out, args.inputs, overwrite=args.overwrite).summary())
+    print(cache_merge(**_api_kwargs(args, CACHE_MERGE_PARAMS)).summary())
     return EXIT_OK
 
 
 def _add_cache_parsers(commands) -> None:
-    inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
-    inspect.add_argument(
-        "cache", nargs="+", help="cache file; several files or a quoted glob are read as one"
-    )
-    inspect.add_argument("--video", default=None, help="a video id")
+    from vidseq.extract.options import CACHE_MERGE_PARAMS, INSPECT_PARAMS
+
+    help_text = "summary of a cache or of one video in it"
+    inspect = _add_command(commands, "inspect", INSPECT_PARAMS, cmd_inspect, help=help_text)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.set_defaults(func=cmd_inspect)
     cache = commands.add_parser("cache", help="cache maintenance")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    merge = cache_commands.add_parser("merge", help="combine shard files into one cache")
-    merge.add_argument("out")
-    merge.add_argument("inputs", nargs="+")
-    merge.add_argument("--overwrite", action="store_true")
-    merge.set_defaults(func=cmd_cache_merge)
+    help_text = "combine shard files into one cache"
+    _add_command(cache_commands, "merge", CACHE_MERGE_PARAMS, cmd_cache_merge, help=help_text)
 
 
 def _report_training(result) -> int:
@@ -502,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep TensorFlow's own log lines (as VIDSEQ_DEBUG=1 does)",
         )
-        command.set_defaults(flags=tuple(re.findall(r"--[a-z][\w-]*", command.format_usage())))
+        actions = [a for a in reversed(command._actions) if a.option_strings]  # first flag wins
+        command.set_defaults(flags={a.dest: a.option_strings[0] for a in actions})
     return parser
 
 
@@ -510,20 +507,15 @@ FLAG_PATTERN = r"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)|(?
 """Where a parameter's name is read as its flag in an error message."""
 
 
-def as_flags(message: str, flags) -> str:
+def as_flags(message: str, flags: dict) -> str:
     """A library error in the words of the command line.
 
-    The API names parameters (``batch_size must be >= 1. Received:
-    batch_size=0``); each parameter that is one of the command's ``flags`` is
-    named by its flag instead (``--batch-size must be >= 1. Received:
-    --batch-size=0``).
+    The API names parameters (``num_clips must be >= 1. Received: num_clips=0``);
+    each parameter that is one of the command's ``flags`` (``{name: flag}``) is
+    named by its flag instead (``--clips must be >= 1. Received: --clips=0``).
     """
-    for flag in flags:
-        name = re.escape(flag[2:].replace("-", "_"))
-        message = re.sub(
-            rf"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)", flag, message
-        )
-        message = re.sub(rf"(?<=needs ){name}\b", flag, message)
+    for name, flag in flags.items():
+        message = re.sub(FLAG_PATTERN.format(name=re.escape(name)), flag, message)
     return message
 
 

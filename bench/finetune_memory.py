@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
     if args.smoke:  # a few seconds; its figures mean nothing
-        args.videos_per_class, args.factor = 1, 2
+        args.videos_per_class, args.factor = 6, 2  # 3 groups: one for test, two to train
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-ftmem-"))
     rows = []
     for label, per_class in (

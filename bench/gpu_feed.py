@@ -107,8 +107,8 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
     if args.smoke:  # a few seconds; its figures mean nothing
-        args.videos, args.frames, args.workers, args.backbones = 2, 2, [1], ["tiny"]
-        args.repeats = 1
+        args.videos, args.frames, args.workers, args.backbones = 2, 2, [1], ["mobilenetv2"]
+        args.repeats, args.batch_sizes = 1, [2]
 
     import keras
 

@@ -129,6 +129,8 @@ RECIPES = {
     "proposed_plateau": dict(norm=True, epochs="auto", batch=16, schedule="plateau", patience=0),
     "proposed_b32": dict(norm=True, epochs="auto", batch=32, schedule="cosine", patience=0),
     "proposed_constant": dict(norm=True, epochs="auto", batch=16, schedule="constant", patience=0),
+    # --smoke: one epoch, to prove the script runs
+    "smoke": dict(norm=True, epochs=1, batch=16, schedule="constant", patience=0),
 }
 
 
@@ -351,6 +353,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:  # a few seconds; its figures mean nothing
         args.train_per_class, args.test_per_class, args.heads, args.seeds = 2, 1, "lstm", "0"
+        args.recipes = "smoke"
         args.workdir = args.workdir or tempfile.mkdtemp(prefix="vidseq-photo-smoke-")
     if args.workdir is None:
         parser.error("--workdir is required")

@@ -179,7 +179,7 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
     if args.smoke:  # a few seconds; its figures mean nothing
-        args.videos_per_class, args.length, args.size, args.frames = 2, 30, 32, 4
+        args.videos_per_class, args.length, args.size, args.frames = 12, 30, 32, 4
         args.seeds, args.modes, args.epochs = [0], ["uniform"], 1
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-sparse-"))

@@ -29,11 +29,13 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
+from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.sample_data import make_sample, sample_video
+from vidseq.sequence.config import FitConfig, HeadConfig, TrainConfig
 from vidseq.sequence.infer.watch import watch
-from vidseq.sequence.train.training import TrainConfig, train_sequence
+from vidseq.sequence.train.training import train_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sequence"))
 from mjpeg_server import MJPEGServer  # the tests' loopback server
@@ -49,10 +51,12 @@ def train_run(root: Path, backbone: str) -> Path:
         root / f"{backbone}.h5",
         backbone=backbone,
         weights="none",
-        sampling=SamplingConfig(num_frames=16),
+        frames=FrameSpec(SamplingConfig(num_frames=16)),
         progress=False,
     ).out
-    config = TrainConfig(units=16, epochs=2, batch_size=4, patience=0)
+    config = TrainConfig(
+        head=HeadConfig(units=16), fit=FitConfig(epochs=2, batch_size=4, patience=0)
+    )
     return train_sequence(cache, root / f"run-{backbone}", config, verbose=0).run_dir
 
 

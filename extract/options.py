@@ -1,11 +1,13 @@
-"""The parameters of ``extract-features``, each declared once (see :mod:`vidseq.extract.params`).
+"""The declared parameters of the extraction and cache commands (see :mod:`vidseq.extract.params`).
 
 :data:`FRAME_PARAMS` are the keywords of
 :meth:`~vidseq.extract.decode.framespec.FrameSpec.from_options` (which frames a
 command takes and how it frames them; ``finetune --from-scratch`` reads them
-too); :data:`EXTRACT_PARAMS` are the rest of :func:`~vidseq.extract.pipeline.extract_features`'
-keywords as the command line gives them. The flags, their checks and the
-tables of ``docs/cli.md`` come from these declarations.
+too); :data:`EXTRACT_PARAMS` are :func:`~vidseq.extract.pipeline.extract_features`'
+keywords as the command line gives them; :data:`MAKE_SAMPLE_PARAMS`,
+:data:`INSPECT_PARAMS` and :data:`CACHE_MERGE_PARAMS` those of ``make-sample``,
+``inspect`` and ``cache merge``. The flags, their checks and the tables of
+``docs/cli.md`` come from these declarations.
 """
 
 from __future__ import annotations
@@ -244,6 +246,25 @@ MAKE_SAMPLE_PARAMS = (
     ),
 )
 """``vidseq.make_sample``."""
+
+
+INSPECT_PARAMS = (
+    Param(
+        "cache",
+        positional=True,
+        nargs="+",
+        help="cache file; several files or a quoted glob are read as one",
+    ),
+    Param("video", kind=str, optional=True, help="a video id"),
+)
+"""``vidseq.inspect_cache`` (the cache package declares nothing: it sits below this one)."""
+
+CACHE_MERGE_PARAMS = (
+    Param("out", positional=True, help="the merged cache to write"),
+    Param("inputs", positional=True, nargs="+", help="the caches to merge (shards)"),
+    Param("overwrite", kind=bool, default=False, help="replace OUT if it exists"),
+)
+"""``vidseq.cache_merge``."""
 
 
 def frame_spec(**options) -> FrameSpec:

@@ -2,7 +2,7 @@
 
 A :class:`Param` is the one declaration of a setting. From it come:
 
-* the validation (:meth:`Param.check`): one line that names the setting and
+* the validation (:meth:`Param.validate`): one line that names the setting and
   quotes what it received (``batch_size must be an integer >= 1. Received:
   batch_size=0``);
 * the command-line flag (:func:`add_flags`): ``--batch-size``, its type,
@@ -255,6 +255,8 @@ def _flag_kwargs(param: Param, default) -> dict:
         kwargs["nargs"] = param.nargs
     if param.metavar is not None:
         kwargs["metavar"] = param.metavar
+    elif param.flag and param.choices is None:  # --clips CLIPS, not --clips NUM_CLIPS
+        kwargs["metavar"] = param.flag[2:].replace("-", "_").upper()
     if param.kind is bool and param.flag_type is None:
         return {**kwargs, "action": "store_const", "const": True}
     kwargs["type"] = param.flag_type or (param.kind if param.kind in (int, float) else None)

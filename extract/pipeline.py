@@ -370,11 +370,8 @@ def extract_features(
     started = time.perf_counter()
     frames = FrameSpec() if frames is None else _check_frames(frames)
     check_engine(engine)
-    check_values(
-        EXTRACT_PARAMS,
-        {"source": source, "split": split, "input_size": input_size, "batch_size": batch_size},
-    )
-    check_values(EXTRACT_PARAMS, {"dtype": dtype, "commit_every": commit_every, "seed": seed})
+    given = {"source": source, "split": split, "batch_size": batch_size, "dtype": dtype}
+    check_values(EXTRACT_PARAMS, {**given, "commit_every": commit_every, "seed": seed})
     shard = Shard.resolve() if shard is None else shard
     dataset = load_dataset(data, source, split=split, seed=seed, clip_length=frames.clip_length)
     frames = dataclasses.replace(frames, clip_length=dataset.clip_length)

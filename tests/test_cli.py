@@ -71,7 +71,7 @@ def test_the_default_network_is_resnet50_with_imagenet_weights(
         pytest.skip("ImageNet weights could be downloaded here")
     assert code == 2 and len(error.strip().splitlines()) == 1
     assert "--weights=PATH" in error and "--backbone=tiny" in error and "resnet50" in error
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "keras"]  # nothing written
+    assert {p.name for p in tmp_path.iterdir()} - {"keras"} == {"data"}  # nothing written
 
 
 def test_docs_cli_mentions_every_flag():

@@ -19,6 +19,7 @@ all-zero frames (:class:`~vidseq.sequence.heads.layers.PaddingFrameMask`) so the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -82,9 +83,12 @@ class FrameVideos:
         """The frame sampling of :attr:`frame_spec`."""
         return self.frame_spec.sampling
 
-    @property
+    @functools.cached_property
     def geometry(self):
-        """The ``FrameGeometry`` of the frames read: the spec's crops at ``input_size``."""
+        """The ``FrameGeometry`` of the frames read: the spec's crops at ``input_size``.
+
+        Built (and checked) once, not for every clip the decoder threads read.
+        """
         return self.frame_spec.geometry(self.input_size)
 
     def max_valid(self) -> int:
@@ -226,18 +230,19 @@ def read_clip(videos: FrameVideos, i: int, frames: int, *, offset=0.5, rng=None)
     Raises:
         SourceReadError: The source cannot be read.
     """
-    source = videos.sources[i]
-    sampling = dataclasses.replace(videos.sampling, num_frames=frames)
+    source, sampling, geometry = videos.sources[i], videos.sampling, videos.geometry
+    if sampling.num_frames != frames:
+        sampling = dataclasses.replace(sampling, num_frames=frames)
     if rng is not None and sampling.mode in RANDOM_VARIANT_MODES:
-        read = read_frames(source, sampling, videos.geometry, rng=rng)
+        read = read_frames(source, sampling, geometry, rng=rng)
     elif videos.frame_indices is not None:
         positions = segment_positions(int(videos.num_valid[i]), frames, offset)
         indices = np.asarray(videos.frame_indices[i])[positions]
-        read = read_frames(source, sampling, videos.geometry, frame_indices=indices)
+        read = read_frames(source, sampling, geometry, frame_indices=indices)
     else:
-        read = read_frames(source, sampling, videos.geometry)
+        read = read_frames(source, sampling, geometry)
     valid = min(int(read.num_valid), frames)
-    height, width = videos.geometry.size
+    height, width = geometry.size
     clip = np.zeros((frames, height, width, 3), dtype=np.uint8)
     clip[:valid] = read.frames[:valid]
     if rng is not None and rng.random() < 0.5:
