@@ -14,6 +14,7 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
+from vidseq.extract.options import is_backbone_name
 from vidseq.extract.params import is_size, parse_size, setting
 from vidseq.extract.sources.dataset import source_choices
 from vidseq.sequence.config.base import Config
@@ -168,10 +169,9 @@ class ScratchConfig(Config):
     fit: FitConfig = field(default_factory=_finetune_fit)
     backbone: str = setting(
         "vgg16",
-        choices=backbone_names,
-        check=lambda v: isinstance(v, str) and v != "",
-        expected="a backbone name",
-        help="registry name of the CNN",
+        check=is_backbone_name,
+        expected="a registered backbone name",
+        help=f"registry name of the CNN: {' | '.join(backbone_names())}",
     )
     input_size: tuple[int, int] | None = setting(
         None,
