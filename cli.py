@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
+from vidseq.bounds import json_safe
 from vidseq.errors import SourceReadError, UsageError, VidseqError
-from vidseq.quiet import quiet_decoders, quiet_tensorflow
+from vidseq.failures import describe_failure, resume_hint
+from vidseq.quiet import debug_requested, quiet_decoders, quiet_tensorflow
 from vidseq.version import __version__
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_BROKEN_PIPE = 141  # as a Unix tool killed by SIGPIPE: its reader went away
 # Commands that never import TensorFlow (inspecting a cache must stay fast).
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
+PARAMETER_FLAGS = {
+    "out_dir": "--out",
+    "num_frames": "--frames",
+    "num_clips": "--clips",
+    "workdir": "--workdir",
+    "max_reconnects": "--max-reconnects",
+}
+"""Library parameter names whose flag has another name (see :func:`as_flags`)."""
 LR_HELP = "Adam's learning rate (default: 3e-3 for lstm and gru, 1e-3 for the other heads)"
 
 
@@ -41,7 +53,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    print(json.dumps(json_safe(value), indent=2, ensure_ascii=False, default=str, allow_nan=False))
 
 
 def cmd_make_sample(args) -> int:
@@ -232,6 +244,7 @@ def cmd_compare(args) -> int:
         heads=_names(args.heads),
         seeds=_seeds(args.seeds),
         config=config,
+        overwrite=args.overwrite,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
     )
@@ -281,6 +294,7 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument("--streaming", default=defaults.streaming, choices=STREAMING_MODES)
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.set_defaults(func=cmd_compare)
 
 
@@ -328,9 +342,17 @@ def _report_predictions(predictions, as_json) -> int:
 
 def cmd_predict_windows(args) -> int:
     """``predict --window``: sliding windows, segments, table/JSON/CSV/PNG."""
-    from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
+    from vidseq.sequence.infer.timeline import (
+        check_timeline_outputs,
+        format_table,
+        plot_timeline,
+        write_csv,
+    )
     from vidseq.sequence.infer.windowed import predict_windows
 
+    check_timeline_outputs(
+        args.run, args.videos, csv=args.csv, plot=args.plot, overwrite=args.overwrite
+    )
     result = predict_windows(
         args.run,
         args.videos,
@@ -359,7 +381,7 @@ def cmd_watch(args) -> int:
     from vidseq.sequence.infer.watch import watch
 
     def emit(decision):
-        text = json.dumps(decision.to_dict()) if args.json else decision.format()
+        text = json.dumps(json_safe(decision.to_dict())) if args.json else decision.format()
         print(text, flush=True)
 
     summary = watch(
@@ -453,7 +475,7 @@ def _add_export_parser(commands) -> None:
 def cmd_demo(args) -> int:
     from vidseq.sequence.studies.demo import DEMO_BACKBONE, run_demo
 
-    result = run_demo(args.workdir, seed=args.seed)
+    result = run_demo(args.workdir, seed=args.seed, overwrite=args.overwrite)
     print(
         f"\ndone: sample data {result.sample}, cache {result.cache}, run {result.run}.\n"
         f"The demo's CNN is {DEMO_BACKBONE!r} with random-init weights (offline). With real "
@@ -849,9 +871,17 @@ def _add_extract_parser(commands) -> None:
     parser.set_defaults(func=cmd_extract_features)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``vidseq: error: ...``), exit 2."""
+
+    def error(self, message):
+        """Prints ``vidseq CMD: error: MESSAGE (see vidseq CMD --help)`` and exits with 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command that exists."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vidseq",
         description="CNN-RNN video classification on cached frozen-CNN features.",
     )
@@ -908,6 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
     )
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--overwrite", action="store_true", help="replace --csv and --plot")
     _add_window_arguments(predict)
     predict.set_defaults(func=cmd_predict)
     _add_watch_parser(commands)
@@ -917,6 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole pipeline on offline sample data")
     demo.add_argument("--workdir", default="vidseq-demo")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true", help="replace a previous demo's files")
     demo.set_defaults(func=cmd_demo)
 
     inspect = commands.add_parser("inspect", help="summary of a cache or of one video in it")
@@ -955,6 +987,9 @@ def as_flags(message: str, flags) -> str:
     for flag in flags:
         name = re.escape(flag[2:].replace("-", "_"))
         message = re.sub(rf"(?<![\w.-]){name}(?= must\b| should\b|=)", flag, message)
+    for name, flag in PARAMETER_FLAGS.items():
+        if flag in flags:
+            message = re.sub(rf"(?<![\w.-]){name}\b", flag, message)
     return message
 
 
@@ -972,7 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in WITHOUT_TENSORFLOW:
         quiet_tensorflow(verbose=args.verbose)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except (UsageError, SourceReadError) as error:
         print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_USAGE
@@ -980,5 +1017,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("vidseq: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"vidseq: {resume_hint(args.command)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head -1``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as error:  # OSError, MemoryError, ResourceExhaustedError: one line
+        line = describe_failure(error)
+        if line is None or debug_requested(args.verbose):
+            raise
+        print(f"vidseq: error: {line}", file=sys.stderr)
+        return EXIT_FAILURE

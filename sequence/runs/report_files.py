@@ -10,16 +10,28 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseq.bounds import json_safe
 from vidseq.errors import UsageError
+from vidseq.outputs import atomic_output
 
 
 def write_json(path, data):
-    """Writes ``data`` as indented JSON atomically (temporary file + rename)."""
+    """Writes ``data`` as indented JSON atomically (temporary file + rename).
+
+    NaN and infinities are written as ``null``: the file is always valid JSON.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=_json_default)
+            json.dump(
+                json_safe(data),
+                f,
+                indent=2,
+                ensure_ascii=False,
+                default=_json_default,
+                allow_nan=False,
+            )
             f.write("\n")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -58,7 +70,7 @@ def write_history_csv(path, history):
     keys = []
     for row in history:
         keys.extend(k for k in row if k not in keys)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_output(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)

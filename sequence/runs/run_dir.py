@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vidseq.cache.schema import CacheMeta
 from vidseq.errors import UsageError
+from vidseq.outputs import refuse_inputs
 from vidseq.sequence.config import resumed_config
 from vidseq.sequence.runs.report_files import read_json, write_json
 
@@ -178,16 +179,17 @@ def write_state(run_path, state):
     return write_json(state_path(run_path), state.to_dict())
 
 
-def check_run_dir(out_dir, *, resume, overwrite, chief=True):
+def check_run_dir(out_dir, *, resume, overwrite, chief=True, inputs=()):
     """Refuses an occupied run directory. Returns the state of a run to resume, or None.
 
     A worker that is not the chief (``chief=False``) only reads the state of a
     resume: the chief checks the directory, and may already be writing to it.
 
     Raises:
-        UsageError: ``out_dir`` is a file; a non-empty directory without
-            ``resume`` or ``overwrite``; a finished run asked to resume; a
-            resume without a checkpoint in a directory holding other files.
+        UsageError: ``out_dir`` is one of ``inputs`` (also with ``overwrite``);
+            ``out_dir`` is a file; a non-empty directory without ``resume`` or
+            ``overwrite``; a finished run asked to resume; a resume without a
+            checkpoint in a directory holding other files.
     """
     out_dir = Path(out_dir)
     path = state_path(out_dir)
@@ -195,6 +197,7 @@ def check_run_dir(out_dir, *, resume, overwrite, chief=True):
     if not chief:
         state = read_state(out_dir) if resumable else None
         return state if state and state.checkpoint and not state.finished else None
+    refuse_inputs(out_dir, inputs, flag="out_dir")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a directory. Received: out_dir={out_dir}")
     non_empty = out_dir.is_dir() and any(out_dir.iterdir())
@@ -261,7 +264,9 @@ class OpenedRun:
         return self.state is not None
 
 
-def open_run(out_dir, config, *, section, resume, overwrite, chief=True, end_to_end=False):
+def open_run(
+    out_dir, config, *, section, resume, overwrite, chief=True, end_to_end=False, inputs=()
+):
     """Checks ``out_dir`` for a training command; on resume, brings back the saved run.
 
     Args:
@@ -273,12 +278,13 @@ def open_run(out_dir, config, *, section, resume, overwrite, chief=True, end_to_
         overwrite: Replace the run files of a non-empty ``out_dir``.
         chief: This process writes ``out_dir`` (see :func:`check_run_dir`).
         end_to_end: The command trains end-to-end runs (refuses to resume another kind).
+        inputs: What the command reads (a source run, a dataset): never ``out_dir``.
 
     Returns:
         An :class:`OpenedRun`.
     """
     path = Path(out_dir)
-    state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief)
+    state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief, inputs=inputs)
     if state is None:
         return OpenedRun(path, config)
     saved_config = read_run_config(path)

@@ -11,6 +11,7 @@ that fails is recorded with its error; the others go on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
+from vidseq.outputs import check_output
 from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, HeadConfig, TrainConfig
 from vidseq.sequence.data.batches import StreamFeatures, mean_valid_features
 from vidseq.sequence.data.split_indices import splits_of
@@ -203,6 +205,7 @@ def compare(
     heads=COMPARE_HEADS,
     seeds=COMPARE_SEEDS,
     config=None,
+    overwrite=False,
     verbose=0,
     log=None,
 ):
@@ -217,6 +220,8 @@ def compare(
         config: The :class:`~vidseq.sequence.config.TrainConfig` every run
             shares (default settings when None); its head options apply to
             the heads that take them, its seed is replaced by each seed.
+        overwrite: Replace the runs and files of a non-empty ``out_dir``
+            (without it a non-empty folder is refused before any work).
         verbose: Keras progress verbosity of each run.
         log: Called with one line per run (default: silent).
 
@@ -229,6 +234,8 @@ def compare(
     heads, seeds = _check(heads, seeds)
     config = (config or TrainConfig()).validate()
     log = log or (lambda line: None)
+    inputs = [cache] if isinstance(cache, (str, os.PathLike)) else cache
+    check_output(out_dir, inputs, overwrite=overwrite, folder=True, flag="out_dir")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline, split = _baseline(cache, config, seeds)

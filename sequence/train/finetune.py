@@ -14,6 +14,8 @@ threads while the network trains.
 
 from __future__ import annotations
 
+import os
+
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
 from vidseq.sequence.config import FinetuneConfig
@@ -101,7 +103,11 @@ def finetune(
             (``SourceReadError``).
     """
     opened, dist = open_end_to_end_run(
-        out_dir, config or FinetuneConfig(), resume=resume, overwrite=overwrite
+        out_dir,
+        config or FinetuneConfig(),
+        resume=resume,
+        overwrite=overwrite,
+        inputs=[p for p in (run_dir, cache) if isinstance(p, (str, os.PathLike))],
     )
     source = load_run(run_dir)
     if source.end_to_end:

@@ -188,7 +188,7 @@ def train_from_scratch(
         UsageError: Bad settings or data, or an occupied ``out_dir``.
     """
     opened, dist = open_end_to_end_run(
-        out_dir, config or ScratchConfig(), resume=resume, overwrite=overwrite
+        out_dir, config or ScratchConfig(), resume=resume, overwrite=overwrite, inputs=[data]
     )
     config = opened.config
     size = tuple(int(v) for v in (config.input_size or get_spec(config.backbone).input_size))

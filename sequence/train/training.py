@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,7 +213,13 @@ def train_sequence(
     require_tensorboard(config.fit)
     dist = make_distribution(config.fit.strategy)  # before any other TensorFlow op
     opened = rd.open_run(
-        out_dir, config, section="train", resume=resume, overwrite=overwrite, chief=dist.chief
+        out_dir,
+        config,
+        section="train",
+        resume=resume,
+        overwrite=overwrite,
+        chief=dist.chief,
+        inputs=[cache_path] if isinstance(cache_path, (str, os.PathLike)) else cache_path,
     )
     config, warnings = opened.config, opened.warnings
     with FeatureStore(cache_path) as store, write_dir(opened.path, dist) as write_path:

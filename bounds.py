@@ -1,0 +1,102 @@
+"""Bounds on the numbers vidseq reads from files and flags, checked before allocating.
+
+Every count that sizes an array or a model (frames per clip, units, layers,
+batch size, classes, pixels) is checked here against a limit far above any
+real use and far below what would exhaust memory: a ``config.json`` with
+``num_frames: 1e9``, or a manifest with ``frames: 1000000000``, is refused in
+one line instead of allocating gigabytes. Every float read from a user
+(learning rate, fractions, features) must be finite.
+
+:func:`json_safe` turns NaN and infinities into ``null`` so that every JSON
+vidseq prints or writes is valid JSON.
+
+Imports nothing of vidseq but its errors, so that every layer may use it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from vidseq.errors import UsageError
+
+MAX_FRAMES = 4096
+"""Frames (or feature rows) per clip: about 2.3 minutes at 30 fps, every frame."""
+MAX_UNITS = 16384
+"""Width of a head (LSTM units, attention units)."""
+MAX_LAYERS = 64
+"""Stacked recurrent layers or transformer blocks; also heads of attention."""
+MAX_BATCH = 65536
+"""Videos (or frames) per batch."""
+MAX_EPOCHS = 1_000_000
+"""Training epochs."""
+MAX_CLASSES = 1_000_000
+"""Classes of a cache, a run or an export."""
+MAX_SIDE = 8192
+"""Height or width of a CNN input, in pixels."""
+MAX_FEATURES = 1 << 20
+"""Feature width D of a cache row."""
+MAX_CLIPS = 1024
+"""Temporal clips per video at evaluation."""
+
+
+def check_count(name, value, *, high, low=1):
+    """An integer in ``[low, high]``, or UsageError naming ``name`` and the value.
+
+    Args:
+        name: The setting, as the message names it (``num_frames``, ``--frames``).
+        value: The value read: an int, or a float that is a whole number (JSON).
+        high: Greatest value allowed.
+        low: Least value allowed.
+
+    Returns:
+        The value as an ``int``.
+    """
+    whole = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and float(value).is_integer()
+    )
+    if not whole or not low <= int(value) <= high:
+        raise UsageError(
+            f"{name} must be an integer between {low} and {high}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_finite(name, value, *, low=None, high=None):
+    """A finite number in ``[low, high]`` (each end optional), or UsageError.
+
+    Returns:
+        The value as a ``float``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        span = f" between {low} and {high}" if low is not None and high is not None else ""
+        raise UsageError(f"{name} must be a finite number{span}. Received: {name}={value!r}")
+    return float(value)
+
+
+def is_finite_number(value) -> bool:
+    """Whether ``value`` is a real number that is neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinite float replaced by None (JSON ``null``).
+
+    Walks dicts, lists and tuples; NumPy arrays and scalars become lists and
+    numbers (anything with ``tolist``).
+    """
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_safe(value.tolist())
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        return float(value) if math.isfinite(value) else None
+    return value
