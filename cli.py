@@ -390,14 +390,14 @@ def cmd_watch(args) -> int:
         window=args.window,
         stride=args.stride,
         max_seconds=args.max_seconds,
-        reconnect=args.reconnect,
+        max_reconnects=args.max_reconnects,
         top_k=args.top_k,
         engine=args.engine,
         on_decision=emit,
         log=lambda line: print(f"vidseq watch: {line}", file=sys.stderr, flush=True),
     )
     print(f"vidseq watch: {summary.summary()}", file=sys.stderr)
-    return EXIT_FAILURE if summary.status == "lost" else EXIT_OK
+    return EXIT_FAILURE if summary.failed else EXIT_OK
 
 
 def _add_watch_parser(commands) -> None:
@@ -411,7 +411,13 @@ def _add_watch_parser(commands) -> None:
     )
     watch.add_argument("--stride", type=float, default=1.0, help="seconds between decisions")
     watch.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
-    watch.add_argument("--reconnect", type=int, default=3, help="reconnection attempts in a row")
+    watch.add_argument(
+        "--max-reconnects",
+        "--reconnect",
+        type=int,
+        default=3,
+        help="reconnection attempts without a frame before giving up (default 3)",
+    )
     watch.add_argument("--top-k", type=int, default=3)
     watch.add_argument("--engine", choices=["tf", "openvino"], default="tf")
     watch.add_argument("--json", action="store_true", help="one JSON object per decision")

@@ -165,6 +165,8 @@ def open_stream(source) -> cv2.VideoCapture:
     if isinstance(source, int):
         capture = cv2.VideoCapture(source)
         what = f"no camera with index {source} can be opened"
+    elif "://" not in source and file_problem(source):  # a local file: say what is wrong
+        raise SourceReadError(source, f"{file_problem(source)} (a local file, not a stream URL)")
     else:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,

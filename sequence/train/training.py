@@ -97,6 +97,12 @@ def _read_cache(store, cache_path, config, saved_config):
         store, val_fraction=config.val_fraction, seed=config.fit.seed, source=str(cache_path)
     )
     num_valid = np.asarray(store.num_valid, dtype=np.int64)
+    longest = int(np.max(store.lengths))
+    if config.frames is not None and config.frames > longest:
+        raise UsageError(
+            f"frames must be at most {longest}, the rows per video of {cache_path}. "
+            f"Received: frames={config.frames}"
+        )
     frames = config.frames or int(num_valid.max())
     if saved_config is not None and int(saved_config["frames"]) != frames:
         raise UsageError(
