@@ -70,14 +70,14 @@ def refuse_inputs(out, inputs=(), *, within=(), flag="out") -> None:
         if same_path(out, source):
             raise UsageError(
                 f"{flag} must not be one of the command's own inputs (never written over, "
-                f"even with overwrite); choose another path. Received: {flag}={out} "
+                f"even with --overwrite); choose another path. Received: {flag}={out} "
                 f"(the input {source})"
             )
     for folder in within:
         if os.path.lexists(out) and (same_path(out, folder) or is_within(out, folder)):
             raise UsageError(
                 f"{flag} must not be a file of the input {folder} (never written over, even "
-                f"with overwrite); choose another path. Received: {flag}={out}"
+                f"with --overwrite); choose another path. Received: {flag}={out}"
             )
 
 
@@ -121,8 +121,9 @@ def check_output(out, inputs=(), *, within=(), overwrite=False, folder=False, fl
     occupied = path.is_dir() and any(path.iterdir()) if folder else os.path.lexists(path)
     if occupied and not overwrite:
         raise UsageError(
-            f"{flag} already exists; choose another path, or replace it with --overwrite "
-            f"(overwrite=True). Received: {flag}={out}"
+            f"{flag} must be a new path, and it exists; choose another path, or replace it "
+            "with --overwrite. "
+            f"Received: {flag}={out}"
         )
     check_writable_folder(path, flag=flag)
     return path

@@ -75,7 +75,8 @@ class SamplingConfig:
             )
         if isinstance(self.num_frames, bool) or not isinstance(self.num_frames, (int, np.integer)):
             raise UsageError(
-                f"num_frames must be an integer >= 1. Received: num_frames={self.num_frames!r}"
+                f"num_frames must be an integer between 1 and {MAX_FRAMES}. "
+                f"Received: num_frames={self.num_frames!r}"
             )
         check_count("num_frames", self.num_frames, high=MAX_FRAMES)
         for name in ("frame_rate", "motion_floor", "cut_threshold", "cut_ratio"):

@@ -83,8 +83,9 @@ def check_demo_workdir(workdir, *, overwrite=False):
     found = [name for name in DEMO_OUTPUTS if (workdir / name).exists()]
     if found and not overwrite:
         raise UsageError(
-            f"workdir already holds {', '.join(found)}; choose another folder, or replace "
-            f"them with --overwrite (overwrite=True). Received: workdir={workdir}"
+            f"workdir must not hold a previous demo, and it holds {', '.join(found)}; choose "
+            "another folder, or replace "
+            f"them with --overwrite. Received: workdir={workdir}"
         )
     check_writable_folder(workdir / DEMO_OUTPUTS[0], flag="workdir")
 
