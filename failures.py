@@ -31,6 +31,7 @@ _WHAT_TO_DO = {
     errno.ENOTDIR: "a part of the path is not a folder; fix the path",
     errno.ELOOP: "too many levels of symbolic links (a symlink loop); fix the link",
     errno.ENOENT: "no such file or folder; check the path",
+    errno.EEXIST: "exists and is in the way (a file where a folder goes?); choose another path",
     errno.ENAMETOOLONG: "file name too long; choose a shorter path",
 }
 """errno -> what it means and what to do, for :func:`describe_failure`."""
