@@ -248,7 +248,8 @@ class StreamReader(threading.Thread):
                 ok, image = self.capture.read()
                 if not ok:
                     if self._file or not self._reopen():
-                        self.status = "ended" if self._file else "lost"
+                        if self._file or not self.stop.is_set():  # not stopped by its owner
+                            self.status = "ended" if self._file else "lost"
                         return
                     continue
                 if self._attempts:  # frames again after reconnecting
