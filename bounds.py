@@ -22,8 +22,11 @@ from vidseq.errors import UsageError
 
 MAX_FRAMES = 4096
 """Frames (or feature rows) per clip: about 2.3 minutes at 30 fps, every frame."""
-MAX_UNITS = 16384
-"""Width of a head (LSTM units, attention units)."""
+MAX_UNITS = 4096
+"""Width of a head (LSTM units, attention units): a 4096-unit LSTM on 2048 features
+already holds 100 million weights."""
+MAX_SEED = 2**32 - 1
+"""Seeds: NumPy's generators take 32-bit seeds."""
 MAX_LAYERS = 64
 """Stacked recurrent layers or transformer blocks; also heads of attention."""
 MAX_BATCH = 65536

@@ -30,6 +30,7 @@ from vidseq.bounds import (
     MAX_EPOCHS,
     MAX_FRAMES,
     MAX_LAYERS,
+    MAX_SEED,
     MAX_SIDE,
     MAX_UNITS,
     is_finite_number,
@@ -130,7 +131,7 @@ FIELD_RULES = {
     "lr_schedule": _one_of(LR_SCHEDULES),
     "label_smoothing": _in_unit(False),
     "class_weight": ((lambda v: v in (None, "balanced")), "None or 'balanced'"),
-    "seed": (_is_int, "an integer"),
+    "seed": _int_at_least(0, MAX_SEED),
     "strategy": _one_of(STRATEGIES),
     "tensorboard": ((lambda v: v is None or isinstance(v, str)), "None or a directory path"),
     # the data of a run
