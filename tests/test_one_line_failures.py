@@ -119,3 +119,18 @@ def test_after_ctrl_c_training_commands_say_resume():
     assert "--resume" in resume_hint("train-sequence") and "--resume" in resume_hint("finetune")
     assert "--resume" not in resume_hint("extract-features")
     assert "rerun the same command" in resume_hint("extract-features")
+
+
+def test_messages_name_the_flags_not_the_library_parameters(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    cases = [
+        (["extract-features", tmp_path, "--out", tmp_path / "f.h5", "--frames", "0"], "--frames"),
+        (["train-sequence", tmp_path / "f.h5", "--out", tmp_path / "file"], "--out"),
+        (["demo", "--workdir", tmp_path / "file"], "--workdir"),
+    ]
+    for argv, flag in cases:
+        assert main([str(a) for a in argv]) == 2
+        line = capsys.readouterr().err.strip()
+        assert f"Received: {flag}=" in line, line
+        for name in ("num_frames", "out_dir", "workdir="):
+            assert f" {name}" not in line and f"({name}" not in line, line
