@@ -43,6 +43,40 @@ MAX_CLIPS = 1024
 """Temporal clips per video at evaluation."""
 
 
+FIELD_BOUNDS = {
+    "units": MAX_UNITS,
+    "attention_units": MAX_UNITS,
+    "layers": MAX_LAYERS,
+    "num_heads": MAX_LAYERS,
+    "ff_multiplier": MAX_LAYERS,
+    "workers": MAX_LAYERS,
+    "kernel_size": MAX_FRAMES,
+    "dilations": MAX_FRAMES,
+    "frames": MAX_FRAMES,
+    "temporal_shift": MAX_FRAMES,
+    "clip_length": MAX_FRAMES,
+    "epochs": MAX_EPOCHS,
+    "batch_size": MAX_BATCH,
+    "eval_clips": MAX_CLIPS,
+    "input_size": MAX_SIDE,
+    "seed": MAX_SEED,
+}
+"""Upper bounds of the training settings (``sequence.config``), by field name; each
+value of a tuple setting (``input_size``, ``dilations``) is bounded."""
+
+
+def check_bound(name, value):
+    """Raises UsageError when a training setting is above its :data:`FIELD_BOUNDS` entry.
+
+    ``value`` has passed the setting's own check (its type and lower bound).
+    """
+    high = FIELD_BOUNDS.get(name)
+    sizes = value if name in ("input_size", "dilations") and value else [value]
+    for size in sizes:
+        if high is not None and size is not None and size > high:
+            raise UsageError(f"{name} must be at most {high}. Received: {name}={value!r}")
+
+
 def check_count(name, value, *, high, low=1):
     """An integer in ``[low, high]``, or UsageError naming ``name`` and the value.
 

@@ -60,7 +60,7 @@ def test_bad_arguments_say_what_was_received():
     with pytest.raises(UsageError, match=r"head 'tcn' takes the options .* bidirectional=True"):
         build_head(3, 4, HeadConfig(head="tcn", bidirectional=True))
     with pytest.raises(
-        UsageError, match=r"units must be None or an integer between 1 and 4096\. Received: units=0"
+        UsageError, match=r"units must be None or an integer >= 1\. Received: units=0"
     ):
         build_head(3, 4, HeadConfig(units=0))
     with pytest.raises(UsageError, match=r"at least 2 classes\). Received: num_classes=1"):
