@@ -1030,7 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except Exception as error:  # OSError, MemoryError, ResourceExhaustedError: one line
-        line = describe_failure(error)
+        where = getattr(args, "out", None) or getattr(args, "workdir", None)
+        line = describe_failure(error, where=where, command=args.command)
         if line is None or debug_requested(args.verbose):
             raise
         print(f"vidseq: error: {line}", file=sys.stderr)

@@ -46,17 +46,27 @@ RERUN_COMMANDS = ("extract-features",)
 """Commands that resume when the same command is rerun."""
 
 
-def describe_failure(error: BaseException) -> str | None:
-    """One line for an OS or memory failure, or None for any other exception."""
+def describe_failure(error: BaseException, *, where=None, command: str = "") -> str | None:
+    """One line for an OS or memory failure, or None for any other exception.
+
+    Args:
+        error: The exception.
+        where: The path to name when the error names none (the command's output).
+        command: The command that failed: training commands are told to rerun
+            with ``--resume``.
+    """
     if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
         return OUT_OF_MEMORY
     if not isinstance(error, OSError) or error.errno not in _WHAT_TO_DO:
         return None
-    path = error.filename
+    path = error.filename if error.filename is not None else where
     if error.filename2 is not None:
         path = f"{error.filename} -> {error.filename2}"
-    where = f"{path}: " if path is not None else ""
-    return f"{where}{_WHAT_TO_DO[error.errno]}"
+    text = f"{path}: " if path is not None else ""
+    text += _WHAT_TO_DO[error.errno]
+    if command in TRAINING_COMMANDS:
+        text = text.replace("then rerun", "then rerun the same command with --resume")
+    return text
 
 
 def resume_hint(command: str) -> str:

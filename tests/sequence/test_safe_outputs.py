@@ -8,6 +8,7 @@ exits 2 with one line on stderr and leaves every input byte for byte.
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,31 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
         raise RuntimeError("the disk went away")
     assert path.read_text() == "old report\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 100 KiB tmpfs (root with CAP_SYS_ADMIN only; skipped elsewhere)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_during_training_is_one_line_that_says_resume(
+    cache_factory, small_disk, capsys, eagerly
+):
+    cache = cache_factory(per_class={"train": 4, "val": 1, "test": 1})
+    run = small_disk / "run"
+    with eagerly():
+        code = main(["train-sequence", str(cache), "--out", str(run), "--units", "64", "--quiet"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, lines
+    assert (
+        lines[0].startswith(f"vidseq: error: {run}") and "no space left on the device" in lines[0]
+    )
+    assert "rerun the same command with --resume" in lines[0]
