@@ -18,6 +18,7 @@ from pathlib import Path
 from vidseq.bounds import MAX_CLASSES, MAX_FEATURES, MAX_FRAMES, MAX_SIDE, check_count
 from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.outputs import atomic_output
 from vidseq.sequence.runs.report_files import read_json
 
 MANIFEST_FILE = "vidseq-export.json"
@@ -247,7 +248,8 @@ def check_manifest_sizes(manifest, where="manifest") -> None:
 def write_manifest(manifest: ExportManifest, directory) -> Path:
     """Writes ``directory/vidseq-export.json``; returns its path."""
     path = Path(directory) / MANIFEST_FILE
-    path.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    with atomic_output(path, "w", encoding="utf-8") as file:
+        file.write(json.dumps(manifest.to_dict(), indent=2) + "\n")
     return path
 
 

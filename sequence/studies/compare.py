@@ -20,7 +20,7 @@ import numpy as np
 
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
-from vidseq.outputs import check_output
+from vidseq.outputs import atomic_output, check_output
 from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, HeadConfig, TrainConfig
 from vidseq.sequence.data.batches import StreamFeatures, mean_valid_features
 from vidseq.sequence.data.split_indices import splits_of
@@ -278,10 +278,11 @@ def write_comparison(result):
     out = Path(result.out_dir)
     paths = [out / "comparison.json", out / "comparison.md", out / "comparison.png"]
     reports.write_json(paths[0], result.to_dict())
-    paths[1].write_text(
-        f"# Head comparison on {result.cache}\n\n{result.split} accuracy over seeds "
-        f"{result.seeds}; training seconds per run.\n\n{comparison_table(result)}\n"
-    )
+    with atomic_output(paths[1], "w", encoding="utf-8") as file:
+        file.write(
+            f"# Head comparison on {result.cache}\n\n{result.split} accuracy over seeds "
+            f"{result.seeds}; training seconds per run.\n\n{comparison_table(result)}\n"
+        )
     plot_comparison(paths[2], result)
     return paths
 
