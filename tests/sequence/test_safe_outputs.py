@@ -208,17 +208,40 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 100 KiB tmpfs (root with CAP_SYS_ADMIN only; skipped elsewhere)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)],
+def mount_tmpfs(path, options):
+    """Mounts a tmpfs at ``path`` (root with CAP_SYS_ADMIN only); skips the test elsewhere."""
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                           capture_output=True)  # fmt: skip
     if done.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+        pytest.skip("cannot mount a tmpfs here")
+    return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 100 KiB file system."""
+    yield mount_tmpfs(tmp_path / "small", "size=100k")
+    subprocess.run(["umount", str(tmp_path / "small")], check=True)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only file system (root cannot write there either)."""
+    yield mount_tmpfs(tmp_path / "read-only", "ro,size=100k")
+    subprocess.run(["umount", str(tmp_path / "read-only")], check=True)
+
+
+def test_an_out_on_a_read_only_disk_is_refused_before_any_work(world, read_only, capsys):
+    cases = [
+        ["extract-features", world["manifest"], "--out", read_only / "f.h5"],
+        ["predict", world["run"], world["video"], *WINDOW, "--csv", read_only / "w.csv"],
+        ["compare", world["cache"], "--out", read_only / "cmp", "--heads", "pool"],
+    ]
+    for argv in cases:
+        line = refused(argv, capsys)
+        assert "must be in a writable folder; cannot write in" in line, line
+    assert list(read_only.iterdir()) == []
 
 
 def test_a_full_disk_during_training_is_one_line_that_says_resume(
