@@ -161,3 +161,11 @@ def test_json_output_is_always_valid_json():
     value = {"p": np.float32("nan"), "q": [math.inf, 1.5, np.arange(2)], "n": np.int64(3)}
     text = json.dumps(json_safe(value), allow_nan=False)
     assert json.loads(text) == {"p": None, "q": [None, 1.5, [0, 1]], "n": 3}
+
+
+def test_evaluate_refuses_a_clip_count_out_of_bounds(files, tmp_path, capsys):
+    for clips in ("-5", "0", "100000"):
+        argv = ["evaluate", files["run"], f"--clips={clips}", "--out", tmp_path / "report"]
+        line = one_line(argv, capsys)
+        assert f"--clips must be an integer between 1 and 1024. Received: --clips={clips}" in line
+    assert not (tmp_path / "report").exists()
