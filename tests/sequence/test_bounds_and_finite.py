@@ -88,6 +88,10 @@ def test_training_reads_no_more_frames_than_the_cache_has(files, tmp_path, capsy
     assert "--frames must be at most 6, the rows per video of" in line
     line = one_line(["train-sequence", files["cache"], "--out", out, "--frames", "100000"], capsys)
     assert "--frames must be at most 4096" in line
+    line = one_line(
+        ["train-sequence", files["cache"], "--out", out, "--units", "1000000000"], capsys
+    )
+    assert "--units must be at most 4096. Received: --units=1000000000" in line
     assert not out.exists()
 
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vidseq.cache.store import FeatureStore
@@ -257,3 +258,23 @@ def test_a_full_disk_during_training_is_one_line_that_says_resume(
         lines[0].startswith(f"vidseq: error: {run}") and "no space left on the device" in lines[0]
     )
     assert "rerun the same command with --resume" in lines[0]
+
+
+def test_a_symlink_loop_among_predicts_videos_fails_that_video_only(world, capsys):
+    loop = world["root"] / "loop.avi"
+    if not loop.is_symlink():
+        loop.symlink_to(loop)
+    code = main(["predict", str(world["run"]), str(loop), str(world["video"]), "--top-k", "1"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert f"{world['video']}:" in captured.out  # the good video got its labels
+    failed = [line for line in captured.err.splitlines() if line.startswith("failed: ")]
+    assert failed == [f"failed: {loop}: cannot access it (Too many levels of symbolic links)"]
+
+
+def test_no_opencv_warn_line_reaches_stderr(world, capfd):
+    garbage = world["root"] / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(20_000))
+    assert main(["predict", str(world["run"]), str(garbage)]) == 3
+    err = capfd.readouterr().err
+    assert "[ WARN" not in err and "failed: " in err
