@@ -139,7 +139,11 @@ def test_any_config_json_ends_in_an_exit_code_and_one_line(files, data):
 
 @pytest.fixture(scope="module")
 def manifest(files):
-    """A real head-less manifest of the run (end-to-end, ONNX), as export writes it."""
+    """The run's manifest as ``vidseq export`` fills it in (end-to-end, ONNX).
+
+    No model is exported (seconds each): the model file beside it is not a model, so a
+    manifest that passes every check ends in "cannot load the onnx model" (exit 2).
+    """
     run = load_run(files["run"])
     config = run.config
     return ExportManifest(
