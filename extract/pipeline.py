@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vidseq.bounds import MAX_SEED, check_count
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
@@ -361,6 +362,7 @@ def extract_features(
     frames = FrameSpec() if frames is None else _check_frames(frames)
     check_engine(engine)
     _check_batch_size(batch_size)
+    check_count("seed", seed, low=0, high=MAX_SEED)
     if dtype not in DTYPES:
         raise UsageError(f"dtype must be one of {list(DTYPES)}. Received: dtype={dtype!r}")
     shard = Shard.resolve() if shard is None else shard

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseq.bounds import MAX_SEED, check_count
 from vidseq.cache.store import FeatureStore, absolute_cache_spec
 from vidseq.errors import UsageError
 from vidseq.outputs import atomic_output, check_output
@@ -146,6 +147,8 @@ def _check(heads, seeds):
             raise UsageError(f"head must be one of {HEAD_TYPES}. Received: head={head!r}")
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise UsageError(f"seeds must be a non-empty list of integers. Received: seeds={seeds!r}")
+    for seed in seeds:
+        check_count("seeds", seed, low=0, high=MAX_SEED)
     return heads, seeds
 
 

@@ -173,3 +173,17 @@ def test_evaluate_refuses_a_clip_count_out_of_bounds(files, tmp_path, capsys):
         line = one_line(argv, capsys)
         assert f"--clips must be an integer between 1 and 1024. Received: --clips={clips}" in line
     assert not (tmp_path / "report").exists()
+
+
+def test_a_negative_seed_is_one_line_for_every_command_that_takes_one(files, tmp_path, capsys):
+    """Found by HYPOTHESIS_PROFILE=thorough: extract-features --seed=-1 was a NumPy traceback."""
+    cases = [
+        ["extract-features", files["sample"], "--out", tmp_path / "f.h5", "--seed=-1"],
+        ["compare", files["cache"], "--out", tmp_path / "c", "--seeds=-1"],
+        ["train-sequence", files["cache"], "--out", tmp_path / "r", "--seed=-1"],
+        ["make-sample", tmp_path / "s", "--seed=-1"],
+    ]
+    for argv in cases:
+        line = one_line(argv, capsys)
+        assert "seed" in line and "-1" in line, line
+    assert list(tmp_path.iterdir()) == []
