@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
+from vidseq.bounds import json_safe
 from vidseq.errors import SourceReadError, UsageError, VidseqError
 from vidseq.extract.params import add_flags
-from vidseq.quiet import quiet_decoders, quiet_tensorflow
+from vidseq.failures import describe_failure, resume_hint
+from vidseq.quiet import debug_requested, quiet_decoders, quiet_tensorflow
 from vidseq.version import __version__
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_BROKEN_PIPE = 141  # as a Unix tool killed by SIGPIPE: its reader went away
 # Commands that never import TensorFlow (inspecting a cache must stay fast).
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
 OUTPUT_FLAGS = ("json", "quiet", "verbose")
@@ -30,7 +34,7 @@ OUTPUT_FLAGS = ("json", "quiet", "verbose")
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    print(json.dumps(json_safe(value), indent=2, ensure_ascii=False, default=str, allow_nan=False))
 
 
 def _api_kwargs(args, params) -> dict:
@@ -166,6 +170,7 @@ def cmd_compare(args) -> int:
         heads=_names(args.heads),
         seeds=_names(args.seeds, int, "--seeds"),
         config=config,
+        overwrite=args.overwrite,
         verbose=0,
         log=(lambda line: None) if args.json or args.quiet else print,
         report=not args.no_report,
@@ -203,6 +208,7 @@ def _add_compare_parser(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
     parser.add_argument("--no-report", action="store_true", help="do not write the report pages")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.set_defaults(func=cmd_compare)
 
 
@@ -286,7 +292,7 @@ def cmd_watch(args) -> int:
         log=lambda line: print(f"vidseq watch: {line}", file=sys.stderr, flush=True),
     )
     print(f"vidseq watch: {summary.summary()}", file=sys.stderr)
-    return EXIT_FAILURE if summary.status == "lost" else EXIT_OK
+    return EXIT_FAILURE if summary.failed else EXIT_OK
 
 
 def cmd_export(args) -> int:
@@ -469,6 +475,14 @@ def _add_extract_parser(commands) -> None:
     parser.set_defaults(func=cmd_extract_features)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``vidseq: error: ...``), exit 2."""
+
+    def error(self, message):
+        """Prints ``vidseq CMD: error: MESSAGE (see vidseq CMD --help)`` and exits with 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command that exists."""
     from vidseq.extract.options import MAKE_SAMPLE_PARAMS
@@ -533,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in WITHOUT_TENSORFLOW:
         quiet_tensorflow(verbose=args.verbose)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except (UsageError, SourceReadError) as error:
         print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_USAGE
@@ -541,5 +557,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vidseq: error: {as_flags(str(error), args.flags)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("vidseq: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"vidseq: {resume_hint(args.command)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head -1``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as error:  # OSError, MemoryError, ResourceExhaustedError: one line
+        where = next(
+            (getattr(args, k) for k in ("out", "out_dir", "workdir") if getattr(args, k, None)),
+            None,
+        )
+        line = describe_failure(error, where=where, command=args.command)
+        if line is None or debug_requested(args.verbose):
+            raise
+        print(f"vidseq: error: {line}", file=sys.stderr)
+        return EXIT_FAILURE

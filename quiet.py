@@ -98,10 +98,19 @@ def native_chatter_dropped(stream=None):
 
 
 def quiet_decoders(verbose: bool = False) -> None:
-    """Silences FFmpeg's and OpenCV's log lines unless debugging (before videos are opened)."""
-    if not debug_requested(verbose):
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    """Silences FFmpeg's and OpenCV's log lines unless debugging (before videos are opened).
+
+    OpenCV reads ``OPENCV_LOG_LEVEL`` when it is imported; when it already is
+    (building the parser imports it), its level is set directly, so that no
+    ``[ WARN:0@...]`` line reaches stderr.
+    """
+    if debug_requested(verbose):
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "ERROR":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def device_problem(lines, gpus, driver_present: bool) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from vidseq.cache.packing import FileSource, pack
 from vidseq.cache.writer import parts_dir_for
 from vidseq.errors import CacheError
+from vidseq.outputs import real_output, same_path
 
 
 def merge_caches(out, inputs, *, overwrite: bool = False) -> Path:
@@ -39,7 +40,7 @@ def merge_caches(out, inputs, *, overwrite: bool = False) -> Path:
     if not inputs:
         raise CacheError("cache merge needs at least one input cache")
     for path in inputs:
-        if _same_file(out, path):
+        if same_path(out, path):
             raise CacheError(f"the output {out} is also an input; write the merge elsewhere")
     if len({os.path.realpath(p) for p in inputs}) != len(inputs):
         raise CacheError("the same input cache is given twice")
@@ -59,7 +60,7 @@ def merge_caches(out, inputs, *, overwrite: bool = False) -> Path:
         diffs = first.meta.differences(src.meta)
         if diffs:
             raise CacheError(f"{src.name} disagrees with {first.name}: {'; '.join(diffs)}")
-    return pack(out, first.meta, sources, duplicates="error")
+    return pack(real_output(out), first.meta, sources, duplicates="error")
 
 
 def _same_file(a: Path, b: Path) -> bool:

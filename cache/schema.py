@@ -496,3 +496,18 @@ def open_cache(path, where: str | None = None) -> tuple[h5py.File, CacheMeta]:
         h5.close()
         raise CacheError(f"{where}: damaged HDF5 file ({exc})") from exc
     return h5, meta
+
+
+def check_labels(where: str, labels, num_classes: int) -> None:
+    """Refuses labels that are neither -1 (no label) nor the index of a class name.
+
+    Raises:
+        CacheError: Naming the file and the first bad label.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    bad = labels[(labels < -1) | (labels >= num_classes)]
+    if len(bad):
+        raise CacheError(
+            f"{where}: videos/label holds {int(bad[0])}, which is neither -1 (no label) nor "
+            f"one of the {num_classes} class indices"
+        )

@@ -109,6 +109,7 @@ class FeatureStore:
             raise CacheError(f"{self.path}: damaged vidseq cache ({exc})") from exc
         try:
             check_index(str(self.path), columns, self.num_rows)
+            schema.check_labels(str(self.path), columns[schema.LABEL], len(self.meta.class_names))
         except CacheError:
             self._h5.close()
             raise

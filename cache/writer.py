@@ -16,7 +16,9 @@ Design (why it is safe to ``kill -9`` at any moment):
 * **One writer at a time.** An exclusive, non-blocking ``fcntl.flock`` on
   ``<out>.parts/lock`` makes a second writer of the same output fail at once
   with CacheError. The kernel drops the lock when its process dies, so a killed
-  run never leaves a stale lock behind.
+  run never leaves a stale lock behind. An output reached through a symlink is
+  locked and written at the symlink's target (``outputs.real_output``): two
+  writers through two names of one file see each other, and the symlink stays.
 * **Finalize.** :meth:`CacheWriter.finalize` packs the existing final file (if
   compatible), every part and the pending videos into ``<out>.tmp-<pid>``,
   fsyncs it and renames it over ``out``; only then is the parts folder removed.
@@ -51,6 +53,7 @@ from vidseq.cache import schema
 from vidseq.cache.packing import FileSource, MemorySource, pack
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.errors import CacheError
+from vidseq.outputs import real_output
 
 LOCK_NAME = "lock"
 OVERWRITE_MARKER = "OVERWRITE"
@@ -112,7 +115,7 @@ class CacheWriter:
             raise ValueError(
                 f"commit_seconds must be > 0. Received: commit_seconds={commit_seconds}"
             )
-        self.out_path = Path(out_path)
+        self.out_path = real_output(out_path)  # through a symlink: lock and replace its target
         self.parts_dir = parts_dir_for(self.out_path)
         self.meta = meta
         self.overwrite = bool(overwrite)

@@ -215,7 +215,7 @@ EXTRACT_PARAMS = (
         default=32,
         help="videos per commit (work lost on a crash)",
     ),
-    Param("seed", kind=int, default=0, help="seed of random-init weights"),
+    Param("seed", kind=int, low=0, default=0, help="seed of random-init weights"),
     _flag("strict", "stop at the first bad video"),
     _flag("overwrite", "replace a cache made with other settings"),
     _flag("quiet", "no progress bar"),
@@ -225,7 +225,7 @@ EXTRACT_PARAMS = (
 
 MAKE_SAMPLE_PARAMS = (
     Param("out", positional=True, help="folder to create"),
-    Param("seed", kind=int, default=0, help="same seed, same bytes"),
+    Param("seed", kind=int, low=0, default=0, help="same seed, same bytes"),
     Param("classes", kind=str, nargs="+", optional=True, help="subset of class names"),
     Param(
         "videos_per_class",

@@ -16,7 +16,8 @@ tuple of :class:`Param`. Choice lists that belong to a registry are given as
 the registry's function (``choices=backbone_names``) and read when they are
 needed, so a registered name is accepted everywhere at once.
 
-This module imports nothing of vidseq but its errors, so that every package may use it.
+This module imports nothing of vidseq but its errors and bounds (the upper bounds of
+sizes, :mod:`vidseq.bounds`), so that every package may use it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from vidseq.bounds import check_bound, is_finite_number
 from vidseq.errors import UsageError
 
 PARAM_KEY = "vidseq.param"
@@ -142,8 +144,8 @@ class Param:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
             return f"in {left}{_text(self.low)}, {_text(self.high)}{right}"
         if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {_text(self.low)}"
-        return "a number"
+            return f"finite and {'>' if self.low_open else '>='} {_text(self.low)}"
+        return "a finite number"
 
     def is_valid(self, value) -> bool:
         """Whether ``value`` is valid for this parameter."""
@@ -153,7 +155,7 @@ class Param:
             return bool(self.check(value))
         if self.choices is not None:
             return value in self.choice_list()
-        kinds = {bool: lambda v: isinstance(v, bool), int: is_int, float: is_number}
+        kinds = {bool: lambda v: isinstance(v, bool), int: is_int, float: is_finite_number}
         kinds[str] = lambda v: isinstance(v, str)
         if self.kind is not None and not kinds[self.kind](value):
             return False
@@ -174,6 +176,7 @@ class Param:
             raise UsageError(
                 f"{self.name} must be {self.expected_text()}. Received: {self.name}={value!r}"
             )
+        check_bound(self.name, value)
         return value
 
 

@@ -36,6 +36,7 @@ from vidseq.extract.params import check_values
 from vidseq.extract.sharding import Shard
 from vidseq.extract.sources.dataset import load_dataset
 from vidseq.extract.sources.items import Dataset, RejectedInput, VideoItem
+from vidseq.outputs import check_writable_folder, refuse_inputs
 
 """Storage types of the cached features."""
 
@@ -292,6 +293,14 @@ class FeatureExtractor:
             yield video.item, video
 
 
+def check_cache_output(out, data):
+    """Refuses, before any work, a cache path that is the dataset, a folder or not writable."""
+    refuse_inputs(out, [data], flag="out")
+    if Path(out).is_dir():
+        raise UsageError(f"out must name a cache file, not a folder. Received: out={out}")
+    check_writable_folder(out, flag="out")
+
+
 def extract_features(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -373,6 +382,7 @@ def extract_features(
     given = {"source": source, "split": split, "batch_size": batch_size, "dtype": dtype}
     check_values(EXTRACT_PARAMS, {**given, "commit_every": commit_every, "seed": seed})
     shard = Shard.resolve() if shard is None else shard
+    check_cache_output(shard.output_path(out), data)
     dataset = load_dataset(data, source, split=split, seed=seed, clip_length=frames.clip_length)
     frames = dataclasses.replace(frames, clip_length=dataset.clip_length)
     items, rejected = shard.select(dataset.items), _rejected_in(shard, dataset)

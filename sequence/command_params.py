@@ -12,6 +12,7 @@ This module imports no TensorFlow (the command line's help stays fast).
 from __future__ import annotations
 
 from vidseq.cache.schema import ENGINES
+from vidseq.extract.decode.frame_stream import DEFAULT_MAX_RECONNECTS
 from vidseq.extract.params import Param
 from vidseq.sequence.export.manifest import FORMATS, PARTS
 from vidseq.sequence.report.build import DEFAULT_MAX_VIDEOS
@@ -73,6 +74,12 @@ PREDICT_PARAMS = (
         metavar="FILE",
         help="HTML timeline page of the windows (--window)",
     ),
+    Param(
+        "overwrite",
+        kind=bool,
+        default=False,
+        help="replace existing --csv, --plot and --report files",
+    ),
 )
 """``vidseq.predict``: whole videos, or sliding windows with ``window``."""
 
@@ -91,7 +98,14 @@ WATCH_PARAMS = (
     ),
     Param("stride", **_SECONDS, default=1.0, help="seconds between decisions"),
     Param("max_seconds", **_SECONDS, optional=True, help="stop after this long"),
-    Param("reconnect", kind=int, low=0, default=3, help="reconnection attempts in a row"),
+    Param(
+        "max_reconnects",
+        kind=int,
+        low=0,
+        default=DEFAULT_MAX_RECONNECTS,
+        help="reconnection attempts without a frame before giving up",
+        aliases=(("--reconnect", {"type": int, "help": "alias of --max-reconnects"}),),
+    ),
     Param("top_k", kind=int, low=1, default=3, help="labels per decision"),
     Param("engine", choices=ENGINES, default="tf", help=ENGINE_HELP),
 )
@@ -120,7 +134,8 @@ EXPORT_PARAMS = (
 
 DEMO_PARAMS = (
     Param("workdir", kind=str, default="vidseq-demo", help="folder of the demo's files"),
-    Param("seed", kind=int, default=0, help="seed of the sample data, the CNN and training"),
+    Param("seed", kind=int, low=0, default=0, help="seed of the sample data, the CNN and training"),
+    Param("overwrite", kind=bool, default=False, help="replace a previous demo's files"),
 )
 """``vidseq.demo``."""
 
@@ -139,6 +154,7 @@ REPORT_PARAMS = (
         default=DEFAULT_MAX_VIDEOS,
         help="videos with filmstrips, the misclassified first",
     ),
+    Param("overwrite", kind=bool, default=False, help="replace an existing --out file"),
 )
 """``vidseq.report``."""
 

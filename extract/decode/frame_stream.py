@@ -30,6 +30,9 @@ from vidseq.extract.decode.frames import (
     to_rgb,
 )
 
+DEFAULT_MAX_RECONNECTS = 3
+"""Reconnection attempts without a frame before a live stream counts as lost (``watch``)."""
+
 STREAM_OPEN_TIMEOUT_MS = 10_000
 """How long opening a network stream may take before it counts as unreachable."""
 STREAM_READ_TIMEOUT_MS = 5_000
@@ -165,6 +168,8 @@ def open_stream(source) -> cv2.VideoCapture:
     if isinstance(source, int):
         capture = cv2.VideoCapture(source)
         what = f"no camera with index {source} can be opened"
+    elif "://" not in source and file_problem(source):  # a local file: say what is wrong
+        raise SourceReadError(source, f"{file_problem(source)} (a local file, not a stream URL)")
     else:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,

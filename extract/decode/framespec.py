@@ -100,9 +100,9 @@ class FrameSpec:
         Raises:
             UsageError: For a value out of range.
         """
-        face = None
-        if face_crop or face_gray:
-            face = FaceCrop(margin=face_margin, gray=bool(face_gray))
+        face = FaceCrop(margin=face_margin, gray=bool(face_gray))  # validated even when unused
+        if not (face_crop or face_gray):
+            face = None
         return cls(
             sampling=SamplingConfig(
                 mode=sampling, num_frames=num_frames, frame_rate=frame_rate, **mode_options

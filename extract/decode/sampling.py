@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from vidseq.bounds import MAX_FRAMES, check_count
 from vidseq.errors import UsageError
 
 SAMPLING_MODES = ("uniform", "fps", "motion", "keyframes")
@@ -74,12 +75,10 @@ class SamplingConfig:
             )
         if isinstance(self.num_frames, bool) or not isinstance(self.num_frames, (int, np.integer)):
             raise UsageError(
-                f"num_frames must be an integer >= 1. Received: num_frames={self.num_frames!r}"
+                f"num_frames must be an integer between 1 and {MAX_FRAMES}. "
+                f"Received: num_frames={self.num_frames!r}"
             )
-        if self.num_frames < 1:
-            raise UsageError(
-                f"num_frames must be an integer >= 1. Received: num_frames={self.num_frames!r}"
-            )
+        check_count("num_frames", self.num_frames, high=MAX_FRAMES)
         for name in ("frame_rate", "motion_floor", "cut_threshold", "cut_ratio"):
             value = as_float(getattr(self, name))
             if value is None or not (math.isfinite(value) and value > 0):

@@ -78,7 +78,7 @@ class FitConfig(Config):
         help="balanced: inverse class frequency",
     )
     seed: int = setting(
-        0, kind=int, help="seed of weights, shuffling, sampling, dropout and augmentation"
+        0, kind=int, low=0, help="seed of weights, shuffling, sampling, dropout and augmentation"
     )
     strategy: str = setting(
         "default",

@@ -19,7 +19,7 @@ import threading
 import keras
 import numpy as np
 
-from vidseq.errors import UsageError
+from vidseq.errors import CacheError, UsageError
 from vidseq.sequence.config import STREAMING_MODES
 from vidseq.sequence.data.temporal import gather_clip, temporal_shift
 
@@ -75,6 +75,23 @@ def decide_streaming(mode, needed_bytes, available=None, *, fraction=0.5):
     return needed_bytes > fraction * available
 
 
+def refuse_non_finite(store, indices, features):
+    """Raises CacheError naming the first video whose features hold NaN or infinities.
+
+    Args:
+        store: The ``FeatureStore`` the features come from.
+        indices: Cache indices of the videos, in the order of ``features``.
+        features: ``(len(indices), L, D)`` rows.
+    """
+    finite = np.isfinite(features).reshape(len(features), -1).all(axis=1)
+    if not finite.all():
+        video = store.video_ids[int(indices[int(np.flatnonzero(~finite)[0])])]
+        raise CacheError(
+            f"{store.path}: video {video!r} has NaN or infinite features; extract it again, "
+            "or leave it out"
+        )
+
+
 class MemoryFeatures:
     """Holds the cached rows of some videos in memory (in the cache's dtype).
 
@@ -90,6 +107,7 @@ class MemoryFeatures:
         self._row = {int(v): r for r, v in enumerate(indices)}
         if len(indices):
             x, _, _ = store.load(indices, dtype=np.dtype(store.meta.dtype))
+            refuse_non_finite(store, indices, x)
         else:
             x = np.zeros((0, 0, int(store.meta.feature_dim)), dtype=np.float32)
         self._x = x
@@ -129,6 +147,7 @@ class StreamFeatures:
         with self._lock:
             for i in sorted(set(indices), key=lambda v: self._offsets[v]):
                 found[i] = self._store.features(i)
+                refuse_non_finite(self._store, [i], found[i][None])
         return [found[i] for i in indices]
 
 

@@ -15,8 +15,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidseq.bounds import MAX_CLASSES, MAX_FEATURES, MAX_FRAMES, MAX_SIDE, check_count
 from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.outputs import atomic_output
 from vidseq.sequence.runs.report_files import read_json
 
 MANIFEST_FILE = "vidseq-export.json"
@@ -182,7 +184,7 @@ class ExportManifest:
                 f"({MANIFEST_VERSION}); upgrade vidseq"
             )
         try:
-            return cls(
+            manifest = cls(
                 format=get_format(data["format"]).name,
                 part=check_part(data["part"]),
                 class_names=[str(c) for c in data["class_names"]],
@@ -197,15 +199,57 @@ class ExportManifest:
                 runtime=dict(data.get("runtime") or {}),
                 manifest_version=version,
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             problem = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
             raise UsageError(f"{where}: corrupt export manifest ({problem})") from None
+        check_manifest_sizes(manifest, where)
+        return manifest
+
+
+def check_manifest_sizes(manifest, where="manifest") -> None:
+    """Bounds a manifest's sizes before anything is allocated, and checks they agree.
+
+    ``frames``, ``input_size`` and every tensor dimension are bounded (see
+    ``vidseq.bounds``); the output's last dimension, when fixed, must be the
+    number of class names, and the first input's second the frames.
+
+    Raises:
+        UsageError: Naming the manifest and the field.
+    """
+    try:
+        check_count("frames", manifest.frames, high=MAX_FRAMES)
+        check_count("class names", len(manifest.class_names), high=MAX_CLASSES)
+        if len(manifest.input_size) != 2:
+            raise UsageError(f"input_size must be (height, width). Received: {manifest.input_size}")
+        for side in manifest.input_size:
+            check_count("input_size", side, high=MAX_SIDE)
+        for tensor in (*manifest.inputs, *manifest.outputs):
+            for size in tensor.shape:
+                if size is not None:
+                    check_count(f"{tensor.name} shape", size, high=MAX_FEATURES)
+    except UsageError as error:
+        raise UsageError(f"{where}: corrupt export manifest ({error})") from None
+    classes = (
+        manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None
+    )
+    if classes is not None and classes != len(manifest.class_names):
+        raise UsageError(
+            f"{where}: corrupt export manifest (it names {len(manifest.class_names)} classes "
+            f"but its output has {classes})"
+        )
+    first = manifest.inputs[0].shape if manifest.inputs else ()
+    if len(first) > 1 and first[1] is not None and first[1] != manifest.frames:
+        raise UsageError(
+            f"{where}: corrupt export manifest (frames is {manifest.frames} but its input "
+            f"{manifest.inputs[0].name} takes {first[1]})"
+        )
 
 
 def write_manifest(manifest: ExportManifest, directory) -> Path:
     """Writes ``directory/vidseq-export.json``; returns its path."""
     path = Path(directory) / MANIFEST_FILE
-    path.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    with atomic_output(path, "w", encoding="utf-8") as file:
+        file.write(json.dumps(manifest.to_dict(), indent=2) + "\n")
     return path
 
 

@@ -17,7 +17,12 @@ from vidseq.errors import UsageError
 from vidseq.sequence.export.manifest import is_export_dir
 from vidseq.sequence.export.runtime import predict_export
 from vidseq.sequence.infer.predict import Prediction, predict_videos
-from vidseq.sequence.infer.timeline import format_table, plot_timeline, write_csv
+from vidseq.sequence.infer.timeline import (
+    check_timeline_outputs,
+    format_table,
+    plot_timeline,
+    write_csv,
+)
 from vidseq.sequence.infer.windowed import WindowedPrediction, predict_windows
 from vidseq.sequence.report.build import timeline_report
 
@@ -81,6 +86,7 @@ def predict(
     plot=None,
     csv=None,
     report=None,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> Predictions:
     """Classifies videos with a run directory or an export directory.
@@ -97,6 +103,8 @@ def predict(
         csv: CSV file of the windows (with ``window``).
         report: HTML page of the windows' timeline, a thumbnail per segment
             (with ``window``).
+        overwrite: Replace existing ``plot``, ``csv`` and ``report`` files
+            (never a video or a file of the run).
         progress: A progress bar on stderr (windows).
 
     Returns:
@@ -109,6 +117,7 @@ def predict(
     """
     if window is not None:
         outputs = {"plot": plot, "csv": csv, "report": report}
+        check_timeline_outputs(run, videos, **outputs, overwrite=overwrite)
         return _windows(run, videos, top_k, engine, window, stride, outputs, progress)
     for name, value in (("stride", stride), ("plot", plot), ("csv", csv), ("report", report)):
         if value is not None:

@@ -11,6 +11,7 @@ centre sample of ``frames`` rows (:func:`vidseq.sequence.data.temporal.segment_p
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from pathlib import Path
 
@@ -83,8 +84,18 @@ class ExportedModel:
             if batch and size < batch:  # a fixed batch: pad with zeros, drop the pad after
                 chunk = [np.pad(c, [(0, batch - size)] + [(0, 0)] * (c.ndim - 1)) for c in chunk]
             feeds = {s.name: c for s, c in zip(specs, chunk, strict=True)}
-            rows.append(np.asarray(self._run(feeds), dtype=np.float32)[:size])
+            rows.append(self._checked(np.asarray(self._run(feeds), dtype=np.float32))[:size])
         return np.concatenate(rows) if rows else np.zeros((0, len(self.manifest.class_names)))
+
+    def _checked(self, output):
+        """The model's output, if it has one column per class name of the manifest."""
+        names = len(self.manifest.class_names)
+        if output.ndim != 2 or output.shape[1] != names:
+            raise UsageError(
+                f"{self.directory}: the model's output has shape {output.shape} but the "
+                f"manifest names {names} classes; the export is corrupt, export the run again"
+            )
+        return output
 
 
 def read_export_clip(manifest, source) -> np.ndarray:
@@ -130,7 +141,7 @@ def predict_export(directory, videos, *, top_k=5, batch_size=8) -> list[Predicti
         clips = {}
         for i in range(start, min(start + batch_size, len(predictions))):
             try:
-                clips[i] = read_export_clip(manifest, str(Path(predictions[i].video).resolve()))
+                clips[i] = read_export_clip(manifest, os.path.abspath(predictions[i].video))
             except SourceReadError as error:
                 predictions[i].error = error.reason
         if clips:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def _predict_features(run, paths, top_k, batch_size, decode_workers, engine):
         engine=engine,
     )
     items = [
-        VideoItem(video_id=p, source=str(Path(p).resolve()), label=-1, split="", group="")
+        VideoItem(video_id=p, source=os.path.abspath(p), label=-1, split="", group="")
         for p in paths
     ]
     predictions = {p: Prediction(p) for p in paths}
@@ -141,7 +141,7 @@ def _predict_clips(run, paths, top_k, batch_size, decode_workers):
     """
     listed = FrameVideos(
         video_ids=np.asarray(paths, dtype=object),
-        sources=[str(Path(p).resolve()) for p in paths],
+        sources=[os.path.abspath(p) for p in paths],
         labels=np.full(len(paths), -1, dtype=np.int64),
         splits=np.asarray([""] * len(paths), dtype=object),
         groups=np.asarray([""] * len(paths), dtype=object),

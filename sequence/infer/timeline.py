@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the Agg backend
 
+from vidseq.outputs import atomic_output, check_output, refuse_inputs
+
 CSV_COLUMNS = ("path", "start", "end", "label", "probability", "frame_indices")
 """The fixed CSV columns; one probability column per class follows them."""
 
@@ -39,6 +41,22 @@ def format_table(prediction) -> str:
     return "\n".join(lines)
 
 
+def check_timeline_outputs(run, videos, *, csv=None, plot=None, report=None, overwrite=False):
+    """Refuses, before any work, a ``csv``, ``plot`` or ``report`` path that would lose data.
+
+    None may be one of the ``videos``, the run (or export) directory or a
+    file in it, or another of them; an existing file needs ``overwrite``.
+
+    Raises:
+        UsageError: Naming the flag and the path.
+    """
+    outputs = [(flag, path) for flag, path in (("csv", csv), ("plot", plot), ("report", report))]
+    outputs = [(flag, path) for flag, path in outputs if path is not None]
+    for index, (flag, path) in enumerate(outputs):
+        refuse_inputs(path, [other for _, other in outputs[:index]], flag=flag)
+        check_output(path, [run, *videos], within=[run], overwrite=overwrite, flag=flag)
+
+
 def write_csv(prediction, path) -> Path:
     """Writes one row per window of every video: times, top label, indices, class probabilities.
 
@@ -52,7 +70,7 @@ def write_csv(prediction, path) -> Path:
     path = Path(path)
     videos = [v for v in prediction.videos if not v.error]
     names = videos[0].class_names if videos else []
-    with path.open("w", newline="", encoding="utf-8") as out:
+    with atomic_output(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow([*CSV_COLUMNS, *names])
         for video in videos:
@@ -96,6 +114,7 @@ def plot_timeline(prediction, path) -> Path:
         ax.legend(loc="upper right", fontsize=8, ncol=min(4, len(video.class_names)))
     axes[-1, 0].set_xlabel("time (s)")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_output(path) as out:
+        figure.savefig(out, format="png", dpi=100)
     plt.close(figure)
     return Path(path)

@@ -16,10 +16,14 @@ and frames that leave the buffer without having been in any classified window
 are counted as dropped. A local file is played at its own frame rate, as a
 camera would deliver it, and ends the watch at its end.
 
-A live stream that stops delivering (closed connection, read timeout) is opened
-again with exponential backoff, up to ``reconnect`` times in a row; each
+A live stream that stops delivering (closed connection, read timeout, bytes
+that decode to no frame) is opened again with exponential backoff, up to
+``max_reconnects`` times (default :data:`DEFAULT_MAX_RECONNECTS`) without a
+frame in between: an attempt counts until a frame arrives, so a source that
+accepts every connection but sends no decodable frame is given up on too. Each
 attempt and each recovery is reported through ``log``. When every attempt
-fails, :func:`watch` returns with ``status="lost"``.
+fails, :func:`watch` returns with ``status="lost"``. A watch that received no
+frame at all has :attr:`WatchSummary.failed` set, whatever ended it.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from datetime import datetime, timezone
 import cv2
 import numpy as np
 
+from vidseq.bounds import MAX_CLASSES, check_count
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.decode.frame_stream import (
+    DEFAULT_MAX_RECONNECTS,
     FrameFitter,
     frame_rate,
     is_file_source,
@@ -53,6 +59,8 @@ BACKOFF_FIRST_S = 0.5
 """Wait before the first reconnection attempt; it doubles with each failed one."""
 BACKOFF_MAX_S = 8.0
 """The longest wait between two reconnection attempts."""
+MAX_RECONNECTS = 1_000_000
+"""The most reconnection attempts ``max_reconnects`` may ask for."""
 
 
 @dataclass
@@ -110,9 +118,10 @@ class WatchSummary:
         frames: Frames received.
         dropped: Frames never in any classified window.
         skipped: Stride ticks skipped because classifying overran them.
-        reconnects: Successful reconnections.
+        reconnects: Reconnections after which frames arrived again.
         seconds: Wall time from the stream's opening to the end.
         latencies: Each decision's latency, in seconds.
+        source: The source watched.
     """
 
     status: str = "stopped"
@@ -123,9 +132,20 @@ class WatchSummary:
     reconnects: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """The stream was lost, or not a single frame was received (exit code 1)."""
+        return self.status == "lost" or self.frames == 0
 
     def summary(self) -> str:
         """One line: decisions, frames, drops and latency."""
+        if self.frames == 0:
+            return (
+                f"{self.status}: no frame received from {self.source} in {self.seconds:.1f} s "
+                f"({self.reconnects} reconnections); check that it sends video"
+            )
         latency = ""
         if self.latencies:
             median, worst = np.median(self.latencies), max(self.latencies)
@@ -216,21 +236,22 @@ class StreamReader(threading.Thread):
         capture: The stream, already opened.
         ring: Where frames go.
         fit: A :class:`~vidseq.extract.decode.frame_stream.FrameFitter`.
-        reconnect: Reconnection attempts in a row before giving up.
+        max_reconnects: Reconnection attempts without a frame before giving up.
         stop: Set by the owner to stop reading; the reader sets it when done.
         log: Called with one line per reconnection event.
 
     Attributes:
         status: ``"ended"``, ``"lost"``, or None while reading (or when stopped).
-        reconnects: Successful reconnections.
+        reconnects: Reconnections after which frames arrived again.
     """
 
-    def __init__(self, source, capture, ring, fit, *, reconnect, stop, log):
+    def __init__(self, source, capture, ring, fit, *, max_reconnects, stop, log):
         super().__init__(name="vidseq-watch-reader", daemon=True)
         self.source, self.capture, self.ring, self.fit = source, capture, ring, fit
-        self.reconnect, self.stop, self.log = reconnect, stop, log
+        self.max_reconnects, self.stop, self.log = max_reconnects, stop, log
         self.status: str | None = None
         self.reconnects = 0
+        self._attempts = 0  # reconnection attempts since the last frame
         self._file = is_file_source(source)
 
     def run(self) -> None:
@@ -241,9 +262,12 @@ class StreamReader(threading.Thread):
                 ok, image = self.capture.read()
                 if not ok:
                     if self._file or not self._reopen():
-                        self.status = "ended" if self._file else "lost"
+                        if self._file or not self.stop.is_set():  # not stopped by its owner
+                            self.status = "ended" if self._file else "lost"
                         return
                     continue
+                if self._attempts:  # frames again after reconnecting
+                    self.reconnects, self._attempts = self.reconnects + 1, 0
                 if self._file:  # play a file at its own rate, as a camera would deliver it
                     self.stop.wait(max(0.0, started + number / fps - time.monotonic()))
                 stream_ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
@@ -255,13 +279,15 @@ class StreamReader(threading.Thread):
             self.stop.set()
 
     def _reopen(self) -> bool:
-        """Reconnects with exponential backoff; False when every attempt failed or stop was set."""
+        """Reconnects with exponential backoff; False when the attempts since the last
+        frame are used up or stop was set."""
         self.capture.release()
-        for attempt in range(1, self.reconnect + 1):
-            delay = min(BACKOFF_FIRST_S * 2 ** (attempt - 1), BACKOFF_MAX_S)
+        while self._attempts < self.max_reconnects:
+            self._attempts += 1
+            delay = min(BACKOFF_FIRST_S * 2 ** (self._attempts - 1), BACKOFF_MAX_S)
             self.log(
                 f"stream lost: {self.source}; reconnecting in {delay:.1f} s "
-                f"(attempt {attempt}/{self.reconnect})"
+                f"(attempt {self._attempts}/{self.max_reconnects})"
             )
             if self.stop.wait(delay):
                 return False
@@ -269,10 +295,12 @@ class StreamReader(threading.Thread):
                 self.capture = open_stream(self.source)
             except SourceReadError:  # still unreachable: try again
                 continue
-            self.reconnects += 1
             self.log(f"reconnected: {self.source}")
             return True
-        self.log(f"stream lost: {self.source}; gave up after {self.reconnect} attempts")
+        self.log(
+            f"stream lost: {self.source}; gave up after {self.max_reconnects} attempts "
+            "without a frame"
+        )
         return False
 
 
@@ -343,13 +371,12 @@ def _stop_on_sigterm(stop: threading.Event):
         signal.signal(signal.SIGTERM, previous)
 
 
-def _check_watch_args(stride, max_seconds, reconnect, top_k):
+def _check_watch_args(stride, max_seconds, max_reconnects, top_k):
     check_seconds("stride", stride)
     if max_seconds is not None:
         check_seconds("max_seconds", max_seconds)
-    for name, value, least in (("reconnect", reconnect, 0), ("top_k", top_k, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{name} must be an integer >= {least}. Received: {name}={value!r}")
+    check_count("max_reconnects", max_reconnects, low=0, high=MAX_RECONNECTS)
+    check_count("top_k", top_k, high=MAX_CLASSES)
 
 
 def watch(
@@ -359,7 +386,7 @@ def watch(
     window=None,
     stride=1.0,
     max_seconds=None,
-    reconnect: int = 3,
+    max_reconnects: int = DEFAULT_MAX_RECONNECTS,
     top_k: int = 3,
     engine: str = "tf",
     on_decision=None,
@@ -377,7 +404,8 @@ def watch(
         stride: Seconds between decisions.
         max_seconds: Stop after this long (default: run until the stream
             ends, Ctrl-C or SIGTERM).
-        reconnect: Reconnection attempts in a row when a live stream drops.
+        max_reconnects: Reconnection attempts without a frame in between
+            before a live stream counts as lost (default 3).
         top_k: Labels per decision.
         engine: ``"tf"`` or ``"openvino"``.
         on_decision: Called with each :class:`Decision` (from this thread).
@@ -390,7 +418,7 @@ def watch(
         SourceReadError: The source cannot be opened at all.
         UsageError: Bad arguments, or a run that cannot be used.
     """
-    _check_watch_args(stride, max_seconds, reconnect, top_k)
+    _check_watch_args(stride, max_seconds, max_reconnects, top_k)
     classifier = load_classifier(run_dir, engine=engine)
     window = check_seconds("window", window) if window is not None else None
     window = window or training_clip_seconds(classifier.cache_path)
@@ -404,11 +432,11 @@ def watch(
         capture,
         ring,
         FrameFitter(classifier.geometry),
-        reconnect=reconnect,
+        max_reconnects=max_reconnects,
         stop=stop,
         log=log or (lambda line: None),
     )
-    summary = WatchSummary()
+    summary = WatchSummary(source=str(source))
     started = time.monotonic()
     reader.start()
     with _stop_on_sigterm(stop), contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean end

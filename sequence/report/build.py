@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidseq.errors import UsageError
+from vidseq.outputs import check_output, same_path
 from vidseq.sequence.report.pages import write_page
 from vidseq.sequence.report.run_page import run_page
 from vidseq.sequence.report.study_pages import COMPARE_FILE, TUNE_FILE, compare_page, tune_page
@@ -85,7 +86,7 @@ def _check_max_videos(max_videos):
         raise UsageError(f"max_videos must be an integer >= 0. Received: max_videos={max_videos!r}")
 
 
-def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS):
+def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS, overwrite=False):
     """Writes one self-contained HTML page for a run, a compare directory or a tune directory.
 
     The page opens from disk with no network: thumbnails are embedded JPEG
@@ -98,6 +99,8 @@ def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS):
         max_videos: At most this many videos with filmstrips on a run's page
             (the misclassified first, most wrong first; then the least
             confident right ones).
+        overwrite: Replace an existing ``out`` other than the directory's own
+            page (never a file inside ``path``).
 
     Returns:
         A :class:`ReportResult`. A run whose cache or videos have moved still
@@ -110,13 +113,16 @@ def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS):
     start = time.perf_counter()
     _check_max_videos(max_videos)
     kind = report_kind(path)
+    own_page = Path(path) / REPORT_PAGE
+    if out is not None and not same_path(out, own_page):
+        check_output(out, [path], within=[path], overwrite=overwrite, flag="out")
     if kind == "run":
         html, warnings, facts = run_page(path, max_videos=max_videos)
     elif kind == "compare":
         html, warnings, facts = compare_page(path)
     else:
         html, warnings, facts = tune_page(path)
-    out = Path(out) if out is not None else Path(path) / REPORT_PAGE
+    out = Path(out) if out is not None else own_page
     write_page(out, html)
     return ReportResult(
         out, kind, str(path), out.stat().st_size, time.perf_counter() - start, warnings, facts

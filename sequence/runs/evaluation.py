@@ -14,6 +14,8 @@ decoded from the videos) implement it.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 
@@ -28,9 +30,11 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from vidseq.bounds import MAX_CLIPS, check_count
 from vidseq.cache.files import absolute_cache_spec
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
+from vidseq.outputs import atomic_output, same_path
 from vidseq.sequence.data.batches import (
     CachedClips,
     decide_streaming,
@@ -306,7 +310,8 @@ def write_evaluation(metrics, out_dir):
     title = f"Confusion matrix ({metrics.get('split', '')}, accuracy {metrics['accuracy']:.3f})"
     paths = [reports.write_json(out_dir / rd.METRICS_FILE, metrics)]
     report = out_dir / rd.REPORT_FILE
-    report.write_text(reports.format_classification_report(metrics), encoding="utf-8")
+    with atomic_output(report, "w", encoding="utf-8") as file:
+        file.write(reports.format_classification_report(metrics))
     paths.append(report)
     paths.append(
         plots.plot_confusion_matrix(
@@ -314,6 +319,42 @@ def write_evaluation(metrics, out_dir):
         )
     )
     return paths
+
+
+def evaluation_dir(run_path, config, cache, split, out_dir=None):
+    """Where an evaluation's reports go; the run's own test report is never replaced.
+
+    The run's own evaluation (``split="test"`` on the cache it was trained on)
+    goes to the run directory, where train-sequence put it. Another split goes
+    to ``RUN/eval-SPLIT/``, another cache to ``RUN/eval-SPLIT-NAME/`` (``NAME``:
+    the cache file's stem).
+
+    Raises:
+        UsageError: ``out_dir`` is the run directory for another split or cache.
+    """
+    run_path = Path(run_path)
+    trained_on = config.get("cache_path")
+    own_cache = cache is None or (
+        isinstance(cache, (str, os.PathLike))
+        and isinstance(trained_on, str)
+        and same_path(cache, trained_on)
+    )
+    own = split == "test" and own_cache
+    if out_dir is None:
+        if own:
+            return run_path
+        name = f"eval-{split}"
+        if not own_cache:
+            first = cache if isinstance(cache, (str, os.PathLike)) else next(iter(cache), "cache")
+            name += "-" + re.sub(r"[^\w.-]+", "_", Path(first).stem)
+        return run_path / name
+    if not own and same_path(out_dir, run_path):
+        raise UsageError(
+            "out_dir must not be the run directory when evaluating another split or cache "
+            "(the run's own test report would be replaced); leave it out to write "
+            f"{run_path / ('eval-' + split)}. Received: out_dir={out_dir}"
+        )
+    return Path(out_dir)
 
 
 def evaluate_run(
@@ -340,7 +381,9 @@ def evaluate_run(
         split: ``"test"``, ``"val"`` or ``"train"``: which labelled videos.
             ``"val"`` is the cache's val split, or the carving the run used.
         out_dir: Where to write metrics.json, classification_report.txt and
-            confusion_matrix.png (default: the run directory).
+            confusion_matrix.png. Default: the run directory for its own test
+            split and cache, else ``RUN/eval-SPLIT/`` (another split) or
+            ``RUN/eval-SPLIT-CACHE/`` (another cache); see :func:`evaluation_dir`.
         num_clips: Temporal samples per video when the cache holds more rows
             per video than the run's frames (default: the run's eval_clips).
         baseline: Also fit the bag-of-frames baseline on the cache's training
@@ -359,14 +402,17 @@ def evaluate_run(
     start = time.perf_counter()
     if split not in ("train", "val", "test"):
         raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
+    if num_clips is not None:
+        num_clips = check_count("num_clips", num_clips, high=MAX_CLIPS)
     run = load_run(run_dir)
+    out_dir = evaluation_dir(run.path, run.config, cache, split, out_dir)
     if run.end_to_end:
         metrics = _evaluate_frames(run, cache, split, num_clips, min(batch_size, 8))
     else:
         metrics = _evaluate_cached(run, cache, split, num_clips, batch_size, baseline, streaming)
     metrics["run_dir"] = str(run.path.resolve())
     metrics["seconds"] = round(time.perf_counter() - start, 3)
-    files = write_evaluation(metrics, out_dir if out_dir is not None else run.path)
+    files = write_evaluation(metrics, out_dir)
     return EvaluationResult(metrics, [str(p) for p in files])
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from vidseq.outputs import atomic_output
+
 
 def plot_confusion_matrix(path, matrix, class_names, title="Confusion matrix"):
     """Saves a confusion-matrix heat map (rows: true class, columns: predicted)."""
@@ -31,7 +33,8 @@ def plot_confusion_matrix(path, matrix, class_names, title="Confusion matrix"):
                 color = "white" if matrix[i, j] > threshold else "black"
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=color)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as file:
+        fig.savefig(file, format="png", dpi=100)
     return Path(path)
 
 
@@ -50,7 +53,8 @@ def plot_training_curves(path, history):
         ax.legend()
     # Fixed labels, so fixed margins: tight_layout would draw the figure twice.
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.92, wspace=0.25)
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as file:
+        fig.savefig(file, format="png", dpi=100)
     return Path(path)
 
 
@@ -67,5 +71,6 @@ def plot_bars(path, names, values, lows, highs, *, reference, reference_label, y
     ax.set(ylim=(0, 1), ylabel=ylabel)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_output(path) as file:
+        fig.savefig(file, format="png", dpi=100)
     return Path(path)

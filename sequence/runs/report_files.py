@@ -10,12 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseq.bounds import json_safe
 from vidseq.errors import UsageError
+from vidseq.outputs import atomic_output
 
 
 def write_json(path, data):
-    """Writes ``data`` as indented JSON atomically (temporary file + rename)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+    """Writes ``data`` as indented JSON atomically (temporary file + rename).
+
+    NaN and infinities are written as ``null``: the file is always valid JSON.
+    """
+    text = json.dumps(
+        json_safe(data), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False
+    )
     return write_text(path, text + "\n")
 
 
@@ -63,7 +70,7 @@ def write_history_csv(path, history):
     keys = []
     for row in history:
         keys.extend(k for k in row if k not in keys)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_output(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)

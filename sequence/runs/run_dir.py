@@ -12,12 +12,16 @@ an interrupted run's state and settings. No TensorFlow here (see
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidseq.bounds import MAX_CLASSES, MAX_FEATURES, MAX_FRAMES, MAX_SIDE, check_count
 from vidseq.cache.schema import CacheMeta
-from vidseq.errors import UsageError
+from vidseq.errors import UsageError, VidseqError
+from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.outputs import refuse_inputs
 from vidseq.sequence.config import resumed_config
 from vidseq.sequence.runs.report_files import read_json, write_json
 
@@ -99,7 +103,54 @@ def read_run_config(run_dir):
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise UsageError(f"{path}: corrupt run config, missing {', '.join(missing)}")
+    try:
+        check_run_config_values(config)
+    except (UsageError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"{path}: corrupt run config ({problem})") from None
     return config
+
+
+CONFIG_TYPES = {
+    "backbone": str,
+    "weights": str,
+    "weights_sha256": str,
+    "engine": str,
+    "input_size": list,
+    "sampling": dict,
+    "class_names": list,
+    "dtype": str,
+    "head": (dict, str),
+    "train": dict,
+    "finetune": dict,
+    "cache_path": (str, list, type(None)),
+}
+"""config.json keys -> the JSON types they may hold (absent keys are not checked)."""
+
+
+def check_run_config_values(config):
+    """Checks the types of a run config's values and bounds its sizes (see ``vidseq.bounds``).
+
+    Raises:
+        UsageError: A value of the wrong type, or a size out of bounds (named).
+    """
+    for key, types in CONFIG_TYPES.items():
+        if key in config and not isinstance(config[key], types):
+            raise UsageError(f"{key} has the wrong type. Received: {key}={config[key]!r}")
+    check_count("frames", config["frames"], high=MAX_FRAMES)
+    check_count("feature_dim", config["feature_dim"], high=MAX_FEATURES)
+    check_count("num_classes", config["num_classes"], low=2, high=MAX_CLASSES)
+    if len(config["class_names"]) != config["num_classes"]:
+        raise UsageError(
+            f"class_names must list num_classes names. Received: {len(config['class_names'])} "
+            f"names, num_classes={config['num_classes']}"
+        )
+    if len(config["input_size"]) != 2:
+        raise UsageError(f"input_size must be [height, width]. Received: {config['input_size']}")
+    for side in config["input_size"]:
+        check_count("input_size", side, high=MAX_SIDE)
+    SamplingConfig.from_dict(config["sampling"])
+    split_settings(config)
 
 
 def is_end_to_end(config):
@@ -138,6 +189,7 @@ class RunState:
         lr: Learning rate of the last epoch.
         stopped_early: Early stopping (or ``model.stop_training``) ended training.
         finished: The run wrote its model and reports.
+        failed: Why training stopped without finishing (a NaN loss), or None.
         history: One dict per epoch (``epoch``, ``loss``, ``accuracy``,
             ``val_loss``, ``val_accuracy``, ``lr``).
     """
@@ -152,6 +204,7 @@ class RunState:
     plateau_wait: int = 0
     stopped_early: bool = False
     finished: bool = False
+    failed: str | None = None
     history: list = field(default_factory=list)
 
     def to_dict(self):
@@ -180,16 +233,39 @@ def write_state(run_path, state):
     return write_json(state_path(run_path), state.to_dict())
 
 
-def check_run_dir(out_dir, *, resume, overwrite, chief=True):
+def stop_if_diverged(run_path, state, row):
+    """Marks the run failed and raises when an epoch's loss is NaN or infinite.
+
+    Args:
+        run_path: The run directory.
+        state: Its :class:`RunState` (``failed`` is set and ``state.json`` written).
+        row: The epoch's history row (``epoch``, ``loss``, maybe ``val_loss``).
+
+    Raises:
+        VidseqError: A runtime failure (exit 1), naming the epoch and what to do.
+    """
+    bad = [k for k in ("loss", "val_loss") if k in row and not math.isfinite(row[k])]
+    if not bad:
+        return
+    state.failed = f"{bad[0]} became {row[bad[0]]} in epoch {row['epoch']}"
+    write_state(run_path, state)
+    raise VidseqError(
+        f"{run_path}: training failed, the {state.failed}; the run is marked failed in "
+        f"{state_path(run_path)}. Lower --lr, or check the cache's features"
+    )
+
+
+def check_run_dir(out_dir, *, resume, overwrite, chief=True, inputs=()):
     """Refuses an occupied run directory. Returns the state of a run to resume, or None.
 
     A worker that is not the chief (``chief=False``) only reads the state of a
     resume: the chief checks the directory, and may already be writing to it.
 
     Raises:
-        UsageError: ``out_dir`` is a file; a non-empty directory without
-            ``resume`` or ``overwrite``; a finished run asked to resume; a
-            resume without a checkpoint in a directory holding other files.
+        UsageError: ``out_dir`` is one of ``inputs`` (also with ``overwrite``);
+            ``out_dir`` is a file; a non-empty directory without ``resume`` or
+            ``overwrite``; a finished run asked to resume; a resume without a
+            checkpoint in a directory holding other files.
     """
     out_dir = Path(out_dir)
     path = state_path(out_dir)
@@ -197,6 +273,7 @@ def check_run_dir(out_dir, *, resume, overwrite, chief=True):
     if not chief:
         state = read_state(out_dir) if resumable else None
         return state if state and state.checkpoint and not state.finished else None
+    refuse_inputs(out_dir, inputs, flag="out_dir")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a directory. Received: out_dir={out_dir}")
     non_empty = out_dir.is_dir() and any(out_dir.iterdir())
@@ -263,7 +340,9 @@ class OpenedRun:
         return self.state is not None
 
 
-def open_run(out_dir, config, *, section, resume, overwrite, chief=True, end_to_end=False):
+def open_run(
+    out_dir, config, *, section, resume, overwrite, chief=True, end_to_end=False, inputs=()
+):
     """Checks ``out_dir`` for a training command; on resume, brings back the saved run.
 
     Args:
@@ -275,12 +354,13 @@ def open_run(out_dir, config, *, section, resume, overwrite, chief=True, end_to_
         overwrite: Replace the run files of a non-empty ``out_dir``.
         chief: This process writes ``out_dir`` (see :func:`check_run_dir`).
         end_to_end: The command trains end-to-end runs (refuses to resume another kind).
+        inputs: What the command reads (a source run, a dataset): never ``out_dir``.
 
     Returns:
         An :class:`OpenedRun`.
     """
     path = Path(out_dir)
-    state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief)
+    state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief, inputs=inputs)
     if state is None:
         return OpenedRun(path, config)
     saved_config = read_run_config(path)

@@ -12,15 +12,18 @@ that fails is recorded with its error; the others go on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vidseq.bounds import MAX_SEED, check_count
 from vidseq.cache.files import absolute_cache_spec
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
+from vidseq.outputs import atomic_output, check_output
 from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, HEAD_TYPES, HeadConfig, TrainConfig
 from vidseq.sequence.data.batches import StreamFeatures, mean_valid_features
 from vidseq.sequence.data.split_indices import splits_of
@@ -147,6 +150,8 @@ def _check(heads, seeds):
             raise UsageError(f"head must be one of {HEAD_TYPES}. Received: head={head!r}")
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise UsageError(f"seeds must be a non-empty list of integers. Received: seeds={seeds!r}")
+    for seed in seeds:
+        check_count("seeds", seed, low=0, high=MAX_SEED)
     return heads, seeds
 
 
@@ -208,6 +213,7 @@ def compare(
     heads=COMPARE_HEADS,
     seeds=COMPARE_SEEDS,
     config=None,
+    overwrite=False,
     verbose=0,
     log=None,
     report=True,
@@ -223,6 +229,8 @@ def compare(
         config: The :class:`~vidseq.sequence.config.TrainConfig` every run
             shares (default settings when None); its head options apply to
             the heads that take them, its seed is replaced by each seed.
+        overwrite: Replace the runs and files of a non-empty ``out_dir``
+            (without it a non-empty folder is refused before any work).
         verbose: Keras progress verbosity of each run.
         log: Called with one line per run (default: silent).
         report: Also write each run's page and the comparison's,
@@ -237,6 +245,8 @@ def compare(
     heads, seeds = _check(heads, seeds)
     config = (config or TrainConfig()).validate()
     log = log or (lambda line: None)
+    inputs = [cache] if isinstance(cache, (str, os.PathLike)) else cache
+    check_output(out_dir, inputs, overwrite=overwrite, folder=True, flag="out_dir")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline, split = _baseline(cache, config, seeds)
@@ -285,10 +295,11 @@ def write_comparison(result):
     out = Path(result.out_dir)
     paths = [out / "comparison.json", out / "comparison.md", out / "comparison.png"]
     reports.write_json(paths[0], result.to_dict())
-    paths[1].write_text(
-        f"# Head comparison on {result.cache}\n\n{result.split} accuracy over seeds "
-        f"{result.seeds}; training seconds per run.\n\n{comparison_table(result)}\n"
-    )
+    with atomic_output(paths[1], "w", encoding="utf-8") as file:
+        file.write(
+            f"# Head comparison on {result.cache}\n\n{result.split} accuracy over seeds "
+            f"{result.seeds}; training seconds per run.\n\n{comparison_table(result)}\n"
+        )
     plot_comparison(paths[2], result)
     return paths
 

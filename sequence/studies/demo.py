@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidseq.cache.store import FeatureStore
+from vidseq.errors import UsageError
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.sample_data import make_sample
+from vidseq.outputs import check_writable_folder
 from vidseq.sequence.config import TrainConfig
 from vidseq.sequence.infer.predict import Prediction, predict_videos
 from vidseq.sequence.report.build import ReportResult, report
@@ -78,18 +80,49 @@ class DemoResult:
         }
 
 
-def run_demo(workdir="vidseq-demo", *, seed: int = 0, log=print) -> DemoResult:
+DEMO_OUTPUTS = ("sample", "features.h5", "run")
+"""What the demo writes in its folder."""
+
+
+def check_demo_workdir(workdir, *, overwrite=False):
+    """Refuses a demo folder holding a sample, cache or run, unless ``overwrite``.
+
+    Raises:
+        UsageError: ``workdir`` is a file, or holds one of :data:`DEMO_OUTPUTS`
+            (named) and ``overwrite`` is False.
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise UsageError(f"workdir must be a folder; it is a file. Received: workdir={workdir}")
+    found = [name for name in DEMO_OUTPUTS if (workdir / name).exists()]
+    if found and not overwrite:
+        raise UsageError(
+            f"workdir must not hold a previous demo, and it holds {', '.join(found)}; choose "
+            "another folder, or replace "
+            f"them with --overwrite. Received: workdir={workdir}"
+        )
+    check_writable_folder(workdir / DEMO_OUTPUTS[0], flag="workdir")
+
+
+def run_demo(
+    workdir="vidseq-demo", *, seed: int = 0, overwrite: bool = False, log=print
+) -> DemoResult:
     """Runs every stage of vidseq offline on generated sample videos.
 
     Args:
-        workdir: Folder for the sample data, the cache and the run (created; a
-            previous demo in it is replaced).
+        workdir: Folder for the sample data, the cache and the run (created).
         seed: Seed of the sample data, the random-init CNN and training.
+        overwrite: Replace a previous demo's sample, cache and run in ``workdir``
+            (without it they are refused, before anything is written).
         log: Called with one line per stage.
 
     Returns:
         A :class:`DemoResult`.
+
+    Raises:
+        UsageError: ``workdir`` holds a previous demo and ``overwrite`` is False.
     """
+    check_demo_workdir(workdir, overwrite=overwrite)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"1/6 make-sample → {workdir / 'sample'}")

@@ -159,7 +159,7 @@ def preprocessing_of(backbone_model):
     return None
 
 
-def open_end_to_end_run(out_dir, config, *, resume, overwrite):
+def open_end_to_end_run(out_dir, config, *, resume, overwrite, inputs=()):
     """Validates the settings, makes the distribution, checks the output directory.
 
     Returns:
@@ -177,6 +177,7 @@ def open_end_to_end_run(out_dir, config, *, resume, overwrite):
         overwrite=overwrite,
         chief=dist.chief,
         end_to_end=True,
+        inputs=inputs,
     )
     return opened, dist
 

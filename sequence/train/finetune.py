@@ -14,6 +14,8 @@ threads while the network trains.
 
 from __future__ import annotations
 
+import os
+
 from vidseq.cache.files import absolute_cache_spec
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
@@ -104,7 +106,11 @@ def finetune(
             (``SourceReadError``).
     """
     opened, dist = open_end_to_end_run(
-        out_dir, config or FinetuneConfig(), resume=resume, overwrite=overwrite
+        out_dir,
+        config or FinetuneConfig(),
+        resume=resume,
+        overwrite=overwrite,
+        inputs=[p for p in (run_dir, cache) if isinstance(p, (str, os.PathLike))],
     )
     source = load_run(run_dir)
     if source.end_to_end:

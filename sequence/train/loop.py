@@ -158,6 +158,7 @@ class RunStateCallback(keras.callbacks.Callback):
             if key in (logs or {}):
                 row[key] = float(logs[key])
         row["lr"] = float(self.state.lr)
+        rd.stop_if_diverged(self.run_path, self.state, row)
         self.state.history.append(row)
         self._track_best(epoch, row.get("val_loss", row["loss"]))
         self._checkpoint(epoch)

@@ -204,7 +204,9 @@ def train_from_scratch(
             "a pretrained encoder: extract-features --backbone hub:PRESET, then finetune. "
             f"Received: backbone={config.backbone!r}"
         )
-    opened, dist = open_end_to_end_run(out_dir, config, resume=resume, overwrite=overwrite)
+    opened, dist = open_end_to_end_run(
+        out_dir, config, resume=resume, overwrite=overwrite, inputs=[data]
+    )
     config = opened.config
     size = tuple(int(v) for v in (config.input_size or get_spec(config.backbone).input_size))
     videos, extra = _read_data(data, config, size, opened.warnings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,12 @@ def _read_cache(store, cache_path, config, saved_config):
         store, val_fraction=config.val_fraction, seed=config.fit.seed, source=str(cache_path)
     )
     num_valid = np.asarray(store.num_valid, dtype=np.int64)
+    longest = int(np.max(store.lengths))
+    if config.frames is not None and config.frames > longest:
+        raise UsageError(
+            f"frames must be at most {longest}, the rows per video of {cache_path}. "
+            f"Received: frames={config.frames}"
+        )
     frames = config.frames or int(num_valid.max())
     if saved_config is not None and int(saved_config["frames"]) != frames:
         raise UsageError(
@@ -235,7 +242,13 @@ def train_sequence(
     require_tensorboard(config.fit)
     dist = make_distribution(config.fit.strategy)  # before any other TensorFlow op
     opened = rd.open_run(
-        out_dir, config, section="train", resume=resume, overwrite=overwrite, chief=dist.chief
+        out_dir,
+        config,
+        section="train",
+        resume=resume,
+        overwrite=overwrite,
+        chief=dist.chief,
+        inputs=[cache_path] if isinstance(cache_path, (str, os.PathLike)) else cache_path,
     )
     config, warnings = opened.config, opened.warnings
     with FeatureStore(cache_path) as store, write_dir(opened.path, dist) as write_path:

@@ -19,7 +19,10 @@ def test_cli_compares_heads_and_a_failing_head_exits_3(cache_factory, tmp_path, 
     (out / "runs").mkdir(parents=True)
     (out / "runs" / "pool-seed0").write_text("in the way")
     argv = ["compare", str(cache), "--out", str(out), "--heads", "tcn,pool", "--seeds", "0,1"]
-    assert main([*argv, *TINY, "--json"]) == 3
+    assert main([*argv, *TINY, "--json"]) == 2  # a non-empty --out: refused, nothing touched
+    assert (out / "runs" / "pool-seed0").read_text() == "in the way"
+    capsys.readouterr()
+    assert main([*argv, *TINY, "--json", "--overwrite"]) == 3
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
     assert printed["seeds"] == [0, 1]

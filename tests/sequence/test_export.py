@@ -247,6 +247,14 @@ def _corrupt(directory, how):
         manifest.write_text(json.dumps({**data, "manifest_version": 99}))
     elif how == "malformed":
         manifest.write_text(json.dumps({**data, "frame_spec": {"crop": "stretch"}}))
+    elif how == "a billion frames":
+        manifest.write_text(json.dumps({**data, "frames": 1_000_000_000}))
+    elif how == "more class names":
+        manifest.write_text(json.dumps({**data, "class_names": [*data["class_names"], "extra"]}))
+    elif how == "more class names and outputs":
+        outputs = [{**data["outputs"][0], "shape": [None, len(data["class_names"]) + 1]}]
+        names = [*data["class_names"], "extra"]
+        manifest.write_text(json.dumps({**data, "class_names": names, "outputs": outputs}))
     elif how == "missing model":
         (directory / "model.onnx").unlink()
     elif how == "truncated model":
@@ -261,6 +269,9 @@ def _corrupt(directory, how):
         ("foreign", ["not a vidseq export manifest"]),
         ("newer", ["manifest version 99 is newer", "upgrade vidseq"]),
         ("malformed", ["crop"]),
+        ("a billion frames", ["frames must be an integer between 1 and 4096"]),
+        ("more class names", ["names 3 classes but its output has 2"]),
+        ("more class names and outputs", ["output has shape", "names 3 classes"]),
         ("missing model", ["model.onnx is missing"]),
         ("truncated model", ["cannot load the onnx model"]),
     ],

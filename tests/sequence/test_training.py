@@ -165,7 +165,7 @@ def test_not_a_cache_and_bad_settings_are_usage_errors(tmp_path, cache_factory):
         (FitConfig(batch_size=0), "batch_size must be an integer >= 1. Received: batch_size=0"),
         (HeadConfig(dropout=1.0), r"dropout must be None or in \[0, 1\). Received: dropout=1.0"),
         (TrainConfig(eval_clips=0), "eval_clips must be an integer >= 1. Received: eval_clips=0"),
-        (TrainConfig(fit=FitConfig(seed=1.5)), "seed must be an integer. Received: seed=1.5"),
+        (TrainConfig(fit=FitConfig(seed=1.5)), "seed must be an integer >= 0. Received: seed=1.5"),
     ],
 )
 def test_every_setting_is_checked_once_and_quotes_what_it_received(config, message):

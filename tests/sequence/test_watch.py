@@ -68,7 +68,7 @@ def test_watch_survives_a_server_restart_mid_stream(run, server):
         window=1.0,
         stride=0.5,
         max_seconds=6,
-        reconnect=5,
+        max_reconnects=5,
         on_decision=on_decision,
         log=log.append,
     )
@@ -83,7 +83,9 @@ def test_watch_gives_up_after_its_reconnections_with_exit_1(run, server, capsys)
     def on_decision(decision):
         threading.Thread(target=server.stop, daemon=True).start()
 
-    summary = watch(run, server.url, window=1.0, stride=0.5, reconnect=2, on_decision=on_decision)
+    summary = watch(
+        run, server.url, window=1.0, stride=0.5, max_reconnects=2, on_decision=on_decision
+    )
     assert summary.status == "lost" and summary.decisions >= 1
 
 
