@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 from vidseq.bounds import json_safe
 from vidseq.errors import SourceReadError, UsageError, VidseqError
-from vidseq.extract.params import add_flags
+from vidseq.extract.params import OneLineParser, add_flags, as_flags, command_flags
 from vidseq.failures import describe_failure, resume_hint
 from vidseq.quiet import debug_requested, quiet_decoders, quiet_tensorflow
 from vidseq.version import __version__
@@ -31,10 +30,22 @@ EXIT_BROKEN_PIPE = 141  # as a Unix tool killed by SIGPIPE: its reader went away
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
 OUTPUT_FLAGS = ("json", "quiet", "verbose")
 """Flags that choose what is printed, not what is computed (no API keyword)."""
+OUTPUT_DESTS = ("out", "out_dir", "workdir")
+"""Where a command writes, named in its one-line OS errors."""
 
 
 def _print_json(value) -> None:
     print(json.dumps(json_safe(value), indent=2, ensure_ascii=False, default=str, allow_nan=False))
+
+
+def _print_result(result, as_json) -> None:
+    """A result's warnings on stderr, then its JSON or its summary on stdout."""
+    for warning in getattr(result, "warnings", ()):
+        print(f"warning: {warning}", file=sys.stderr)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        print(result.summary())
 
 
 def _api_kwargs(args, params) -> dict:
@@ -60,22 +71,15 @@ def cmd_make_sample(args) -> int:
 
 
 def cmd_extract_features(args) -> int:
-    from vidseq.extract.options import EXTRACT_PARAMS, FRAME_PARAMS, frame_spec
+    from vidseq.extract.options import extract_kwargs
     from vidseq.extract.pipeline import extract_features
-    from vidseq.extract.sharding import Shard
 
-    shard = Shard.resolve(args.num_shards, args.shard_index)
+    kwargs = extract_kwargs(vars(args))
+    shard = kwargs["shard"]
     if shard.num_shards > 1:
-        print(
-            f"shard {shard.index} of {shard.num_shards} → {shard.output_path(args.out)}",
-            file=sys.stderr,
-        )
-    composed = {p.name for p in FRAME_PARAMS} | {"num_shards", "shard_index", "quiet"}
-    kwargs = _api_kwargs(args, [p for p in EXTRACT_PARAMS if p.name not in composed])
-    frames = frame_spec(**vars(args))
-    summary = extract_features(
-        args.data, args.out, frames=frames, shard=shard, progress=not args.quiet, **kwargs
-    )
+        where = shard.output_path(args.out)
+        print(f"shard {shard.index} of {shard.num_shards} → {where}", file=sys.stderr)
+    summary = extract_features(args.data, args.out, **kwargs)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for failure in summary.failures:
@@ -94,11 +98,7 @@ def _cache_arg(values):
 def cmd_inspect(args) -> int:
     from vidseq.cache.inspection import inspect_cache
 
-    report = inspect_cache(_cache_arg(args.cache), video=args.video)
-    if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(report.summary())
+    _print_result(inspect_cache(_cache_arg(args.cache), video=args.video), args.json)
     return EXIT_OK
 
 
@@ -123,12 +123,10 @@ def _add_cache_parsers(commands) -> None:
 
 
 def _report_training(result) -> int:
-    """Prints a training result's warnings, replica digest and summary line."""
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    """Prints a training result's replica digest, warnings and summary line."""
     if result.replicas > 1 or not result.chief:
         print(f"final weights sha256 {result.weights_sha256}", file=sys.stderr)
-    print(result.summary())
+    _print_result(result, as_json=False)
     return EXIT_OK
 
 
@@ -166,13 +164,12 @@ def cmd_compare(args) -> int:
     config = TrainConfig.from_dict({**_settings(args, TrainConfig), "head": "lstm"})
     result = compare(
         _cache_arg(args.cache),
-        args.out,
+        args.out_dir,
         heads=_names(args.heads),
         seeds=_names(args.seeds, int, "--seeds"),
         config=config,
         overwrite=args.overwrite,
-        verbose=0,
-        log=(lambda line: None) if args.json or args.quiet else print,
+        log=None if args.json or args.quiet else print,
         report=not args.no_report,
     )
     if args.json:
@@ -186,30 +183,24 @@ def cmd_compare(args) -> int:
 
 
 def _add_compare_parser(commands) -> None:
-    from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS, COMPARE_SETTINGS, TrainConfig
+    from vidseq.sequence.command_params import COMPARE_PARAMS
+    from vidseq.sequence.config import COMPARE_SETTINGS, TrainConfig
 
-    parser = commands.add_parser(
+    parser = _add_command(
+        commands,
         "compare",
+        COMPARE_PARAMS,
+        cmd_compare,
         help="features.h5 → every head trained on the same splits and seeds, vs bag-of-frames",
         description="Train each head with each seed (one run after another), evaluate each on "
         "the test split, fit the bag-of-frames baseline, and write comparison.json, "
         "comparison.md and comparison.png. Exit 3 when a head failed (the others still ran).",
-    )
-    parser.add_argument("cache", nargs="+", help="feature cache (as for train-sequence)")
-    parser.add_argument("--out", required=True, help="folder for the runs and the comparison")
-    parser.add_argument(
-        "--heads", default=",".join(COMPARE_HEADS), help="comma-separated head names"
-    )
-    parser.add_argument(
-        "--seeds", default=",".join(map(str, COMPARE_SEEDS)), help="comma-separated seeds"
     )
     params = [p for p in TrainConfig.params() if p.name in COMPARE_SETTINGS]
     add_flags(parser, params, TrainConfig.defaults())
     parser.add_argument("--json", action="store_true", help="print per-seed accuracies as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-run lines")
     parser.add_argument("--no-report", action="store_true", help="do not write the report pages")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.set_defaults(func=cmd_compare)
 
 
 def cmd_tune(args) -> int:
@@ -221,12 +212,7 @@ def cmd_tune(args) -> int:
     kwargs["heads"] = _names(args.heads) if args.heads else None
     quiet = args.json or args.quiet
     result = tune(**kwargs, report=not args.no_report, log=None if quiet else print)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(result.summary())
+    _print_result(result, args.json)
     return EXIT_OK
 
 
@@ -235,13 +221,7 @@ def cmd_report(args) -> int:
     from vidseq.sequence.command_params import REPORT_PARAMS
     from vidseq.sequence.report.build import report
 
-    result = report(**_api_kwargs(args, REPORT_PARAMS))
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(result.summary())
+    _print_result(report(**_api_kwargs(args, REPORT_PARAMS)), args.json)
     return EXIT_OK
 
 
@@ -250,11 +230,7 @@ def cmd_evaluate(args) -> int:
     from vidseq.sequence.runs.evaluation import evaluate_run
 
     kwargs = {**_api_kwargs(args, EVALUATE_PARAMS), "cache": _cache_arg(args.cache)}
-    result = evaluate_run(**kwargs)
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        print(result.summary())
+    _print_result(evaluate_run(**kwargs), args.json)
     return EXIT_OK
 
 
@@ -283,7 +259,7 @@ def cmd_watch(args) -> int:
     from vidseq.sequence.infer.watch import watch
 
     def emit(decision):
-        text = json.dumps(decision.to_dict()) if args.json else decision.summary()
+        text = json.dumps(json_safe(decision.to_dict())) if args.json else decision.summary()
         print(text, flush=True)
 
     summary = watch(
@@ -383,36 +359,17 @@ def _add_train_parser(commands) -> None:
     parser.set_defaults(func=cmd_train_sequence)
 
 
-def _scratch_config(args):
-    """The ScratchConfig of ``finetune --from-scratch``: the flags, with the frames' settings."""
-    from vidseq.extract.options import frame_spec
-    from vidseq.sequence.config import ScratchConfig
-
-    frames = frame_spec(**{**vars(args), "num_frames": args.frames or 16})
-    # The default sampling: --frames uniform frames, or a FER-2013 clip's images.
-    sampling = frames.sampling if args.frames or args.sampling != "uniform" else None
-    settings = {**_settings(args, ScratchConfig), "sampling": sampling}
-    return ScratchConfig.from_dict({**settings, "face_crop": frames.face_crop})
-
-
 def cmd_finetune(args) -> int:
-    from vidseq.sequence.config import FinetuneConfig
+    from vidseq.sequence.config import FinetuneConfig, scratch_config_from_flags
     from vidseq.sequence.train.finetune import finetune
     from vidseq.sequence.train.scratch import train_from_scratch
 
+    source, out, options = args.source_path, args.out, _run_options(args)
     if args.from_scratch:
-        config = _scratch_config(args)
-        result = train_from_scratch(args.source_path, args.out, config, **_run_options(args))
-    else:
-        config = FinetuneConfig.from_dict(_settings(args, FinetuneConfig))
-        result = finetune(
-            args.source_path,
-            args.out,
-            config,
-            cache=args.cache,
-            **_run_options(args),
-        )
-    return _report_training(result)
+        config = scratch_config_from_flags(vars(args))
+        return _report_training(train_from_scratch(source, out, config, **options))
+    config = FinetuneConfig.from_dict(_settings(args, FinetuneConfig))
+    return _report_training(finetune(source, out, config, cache=args.cache, **options))
 
 
 def _add_finetune_parser(commands) -> None:
@@ -475,31 +432,18 @@ def _add_extract_parser(commands) -> None:
     parser.set_defaults(func=cmd_extract_features)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (``vidseq: error: ...``), exit 2."""
-
-    def error(self, message):
-        """Prints ``vidseq CMD: error: MESSAGE (see vidseq CMD --help)`` and exits with 2."""
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command that exists."""
     from vidseq.extract.options import MAKE_SAMPLE_PARAMS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vidseq",
         description="CNN-RNN video classification on cached frozen-CNN features.",
     )
     parser.add_argument("--version", action="version", version=f"vidseq {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_command(
-        commands,
-        "make-sample",
-        MAKE_SAMPLE_PARAMS,
-        cmd_make_sample,
-        help="write an offline sample dataset (UCF-101 layout)",
-    )
+    help_text = "write an offline sample dataset (UCF-101 layout)"
+    _add_command(commands, "make-sample", MAKE_SAMPLE_PARAMS, cmd_make_sample, help=help_text)
     _add_extract_parser(commands)
     _add_train_parser(commands)
     _add_compare_parser(commands)
@@ -512,25 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep TensorFlow's own log lines (as VIDSEQ_DEBUG=1 does)",
         )
-        actions = [a for a in reversed(command._actions) if a.option_strings]  # first flag wins
-        command.set_defaults(flags={a.dest: a.option_strings[0] for a in actions})
+        command.set_defaults(flags=command_flags(command))
     return parser
-
-
-FLAG_PATTERN = r"(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)|(?<=needs ){name}\b"
-"""Where a parameter's name is read as its flag in an error message."""
-
-
-def as_flags(message: str, flags: dict) -> str:
-    """A library error in the words of the command line.
-
-    The API names parameters (``num_clips must be >= 1. Received: num_clips=0``);
-    each parameter that is one of the command's ``flags`` (``{name: flag}``) is
-    named by its flag instead (``--clips must be >= 1. Received: --clips=0``).
-    """
-    for name, flag in flags.items():
-        message = re.sub(FLAG_PATTERN.format(name=re.escape(name)), flag, message)
-    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -564,10 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except Exception as error:  # OSError, MemoryError, ResourceExhaustedError: one line
-        where = next(
-            (getattr(args, k) for k in ("out", "out_dir", "workdir") if getattr(args, k, None)),
-            None,
-        )
+        where = next(filter(None, (getattr(args, k, None) for k in OUTPUT_DESTS)), None)
         line = describe_failure(error, where=where, command=args.command)
         if line is None or debug_requested(args.verbose):
             raise

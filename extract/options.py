@@ -19,6 +19,7 @@ from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
 from vidseq.extract.models.hub import HUB_PREFIX, POOLINGS, is_hub_name
 from vidseq.extract.params import Param, is_size, parse_size
+from vidseq.extract.sharding import Shard
 from vidseq.extract.sources.dataset import source_choices
 from vidseq.extract.sources.sample_data import DEFAULT_VIDEOS_PER_CLASS
 
@@ -271,3 +272,18 @@ def frame_spec(**options) -> FrameSpec:
     """The :class:`FrameSpec` of the :data:`FRAME_PARAMS` keywords (others are ignored)."""
     names = {param.name for param in FRAME_PARAMS}
     return FrameSpec.from_options(**{k: v for k, v in options.items() if k in names})
+
+
+def extract_kwargs(flags: dict) -> dict:
+    """``extract_features``' keyword arguments from extract-features' parsed flags.
+
+    The frame flags become one ``frames`` (:func:`frame_spec`), ``--num-shards``
+    and ``--shard-index`` one ``shard``, ``--quiet`` ``progress=False``; the other
+    declared parameters pass as they are.
+    """
+    composed = {p.name for p in FRAME_PARAMS} | {"num_shards", "shard_index", "quiet"}
+    kwargs = {p.name: flags[p.name] for p in EXTRACT_PARAMS if p.name not in composed}
+    kwargs["frames"] = frame_spec(**flags)
+    kwargs["shard"] = Shard.resolve(flags["num_shards"], flags["shard_index"])
+    kwargs["progress"] = not flags["quiet"]
+    return kwargs

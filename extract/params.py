@@ -27,6 +27,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -386,3 +387,43 @@ def parse_size(text: str) -> tuple[int, int]:
 def is_size(value) -> bool:
     """A ``(height, width)`` pair of integers >= 1."""
     return len(value) == 2 and all(is_int(x) and x >= 1 for x in value)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``vidseq: error: ...``), exit 2."""
+
+    def error(self, message):
+        """Prints ``vidseq CMD: error: MESSAGE (see vidseq CMD --help)`` and exits with 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+FLAG_PATTERN = (
+    r"(?<![\w.-]){name}=True\b|(?<![\w.-]){name}(?= must\b| should\b| needs\b| applies\b|=)"
+    r"|(?<=needs ){name}\b|(?<=another ){name}\b"
+)
+"""Where a parameter's name is read as its flag in an error message."""
+
+
+def as_flags(message: str, flags: dict) -> str:
+    """A library error in the words of the command line.
+
+    The API names parameters (``num_clips must be >= 1. Received: num_clips=0``);
+    each parameter that is one of the command's ``flags`` (``{name: flag}``) is
+    named by its flag instead (``--clips must be >= 1. Received: --clips=0``).
+    """
+    for name, flag in flags.items():
+        message = re.sub(FLAG_PATTERN.format(name=re.escape(name)), flag, message)
+    return message
+
+
+def command_flags(parser) -> dict:
+    """``{name: flag}`` of a command's parser, for :func:`as_flags`.
+
+    The first flag of each action names it; ``out_dir``, the API's name of
+    ``--out``, is read as ``--out`` too.
+    """
+    actions = [a for a in reversed(parser._actions) if a.option_strings]  # first flag wins
+    flags = {a.dest: a.option_strings[0] for a in actions}
+    if "out" in flags:
+        flags.setdefault("out_dir", flags["out"])
+    return flags

@@ -14,6 +14,7 @@ from __future__ import annotations
 from vidseq.cache.schema import ENGINES
 from vidseq.extract.decode.frame_stream import DEFAULT_MAX_RECONNECTS
 from vidseq.extract.params import Param
+from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS
 from vidseq.sequence.export.manifest import FORMATS, PARTS
 from vidseq.sequence.report.build import DEFAULT_MAX_VIDEOS
 from vidseq.sequence.studies.tune_space import STUDY_NAME
@@ -212,3 +213,23 @@ TUNE_PARAMS = (
     ),
 )
 """``vidseq.tune``."""
+
+COMPARE_PARAMS = (
+    Param("cache", positional=True, nargs="+", help="feature cache (as for train-sequence)"),
+    Param(
+        "out_dir",
+        kind=str,
+        flag="--out",
+        required=True,
+        help="folder for the runs and the comparison",
+    ),
+    Param("heads", kind=str, default=",".join(COMPARE_HEADS), help="comma-separated head names"),
+    Param(
+        "seeds",
+        kind=str,
+        default=",".join(map(str, COMPARE_SEEDS)),
+        help="comma-separated seeds",
+    ),
+    Param("overwrite", kind=bool, default=False, help="replace a non-empty --out"),
+)
+"""``vidseq.compare``'s own parameters; its training settings are ``TrainConfig``'s."""

@@ -31,6 +31,7 @@ from vidseq.sequence.config.commands import (
     ScratchConfig,
     TrainConfig,
     resumed_config,
+    scratch_config_from_flags,
 )
 from vidseq.sequence.config.fit import (
     AUTO_EPOCHS,
@@ -78,4 +79,5 @@ __all__ = [
     "ScratchConfig",
     "TrainConfig",
     "resumed_config",
+    "scratch_config_from_flags",
 ]

@@ -14,7 +14,7 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
-from vidseq.extract.options import is_backbone_name
+from vidseq.extract.options import frame_spec, is_backbone_name
 from vidseq.extract.params import is_size, parse_size, setting
 from vidseq.extract.sources.dataset import source_choices
 from vidseq.sequence.config.base import Config
@@ -264,3 +264,16 @@ def _flat_json(config):
         else:
             out[key] = value
     return out
+
+
+def scratch_config_from_flags(flags: dict) -> ScratchConfig:
+    """The :class:`ScratchConfig` of ``finetune --from-scratch``: its flags and frame settings.
+
+    The default sampling is ``--frames`` uniform frames, or a FER-2013 clip's images.
+    """
+    frames = frame_spec(**{**flags, "num_frames": flags["frames"] or 16})
+    custom = flags["frames"] or flags["sampling"] != "uniform"
+    names = ScratchConfig.setting_names()
+    settings = {key: value for key, value in flags.items() if key in names}
+    settings.update(sampling=frames.sampling if custom else None, face_crop=frames.face_crop)
+    return ScratchConfig.from_dict(settings)

@@ -33,7 +33,7 @@ from vidseq.sequence.runs import plots
 from vidseq.sequence.runs import report_files as reports
 from vidseq.sequence.runs.evaluation import bag_of_frames_baseline
 from vidseq.sequence.runs.saved_run import load_run
-from vidseq.sequence.train.loop import evaluation_split
+from vidseq.sequence.train.finish import evaluation_split
 from vidseq.sequence.train.training import train_sequence
 
 BASELINE = "bag-of-frames"

@@ -81,6 +81,12 @@ HEAD_SPACES = {
         "attention_units": [32, 64, 128],
         "positional": [True, False],
     },
+    "attentive": {
+        "units": [32, 64, 128],
+        "num_heads": [2, 4],
+        "ff_multiplier": [2, 4],
+        "dropout": {"low": 0.0, "high": 0.3},
+    },
     "pool": {"units": [32, 64, 128, 256]},
 }
 """Each head's own size options (the heads' defaults are one of the choices)."""

@@ -28,12 +28,10 @@ from vidseq.sequence.heads.layers import PaddingFrameMask
 from vidseq.sequence.runs import run_dir as rd
 from vidseq.sequence.runs.evaluation import evaluate_clips
 from vidseq.sequence.train.distribute import make_distribution, write_dir
+from vidseq.sequence.train.finish import evaluation_split, finish_run, model_to_evaluate
 from vidseq.sequence.train.loop import (
     class_weights,
-    evaluation_split,
-    finish_run,
     fit,
-    model_to_evaluate,
     new_state,
     require_tensorboard,
     resume_or_compile,

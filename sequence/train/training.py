@@ -22,12 +22,10 @@ from vidseq.sequence.data.split_indices import splits_of
 from vidseq.sequence.runs import run_dir as rd
 from vidseq.sequence.runs.evaluation import check_cache_matches_run, evaluate_features
 from vidseq.sequence.train.distribute import make_distribution, write_dir
+from vidseq.sequence.train.finish import evaluation_split, finish_run, model_to_evaluate
 from vidseq.sequence.train.loop import (
     class_weights,
-    evaluation_split,
-    finish_run,
     fit,
-    model_to_evaluate,
     new_state,
     require_tensorboard,
     resume_or_compile,
@@ -181,6 +179,19 @@ def _evaluate_trained(
     )
 
 
+def _new_run_config(store, config, data, cache_path, dist) -> dict:
+    """The ``config.json`` of a new run: the cache's meta, the settings, the strategy."""
+    run_config = build_run_config(
+        store.meta,
+        config,
+        frames=data.frames,
+        cache_path=cache_path,
+        splits=data.splits.sizes(),
+        num_classes=len(data.class_names),
+    )
+    return {**run_config, "distribute": dist.to_dict()}
+
+
 def train_sequence(
     cache_path,
     out_dir,
@@ -254,17 +265,7 @@ def train_sequence(
     with FeatureStore(cache_path) as store, write_dir(opened.path, dist) as write_path:
         data = _read_cache(store, cache_path, config, opened.saved_config)
         config = with_epochs(config, len(data.splits.train), dist)
-        run_config = opened.saved_config or {
-            **build_run_config(
-                store.meta,
-                config,
-                frames=data.frames,
-                cache_path=cache_path,
-                splits=data.splits.sizes(),
-                num_classes=len(data.class_names),
-            ),
-            "distribute": dist.to_dict(),
-        }
+        run_config = opened.saved_config or _new_run_config(store, config, data, cache_path, dist)
         if not opened.resuming:
             rd.start_run_files(write_path, run_config)
         seed_everything(config.fit.seed)

@@ -33,6 +33,7 @@ OPTIONS = {  # small heads; the rest of each head's options are its defaults
     "tcn": {"units": 8, "dilations": (1, 2)},
     "transformer": {"units": 8, "num_heads": 2},
     "attention": {"units": 8, "attention_units": 4},
+    "attentive": {"units": 8, "num_heads": 2},
     "pool": {"units": 8},
 }
 
