@@ -26,6 +26,7 @@ from tqdm import tqdm
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.decode.cheap_motion import SIGNAL_NAMES
 from vidseq.extract.decode.frames import SampledFrames, read_frames
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.models.backbones import Backbone, get_spec, load_backbone
@@ -441,13 +442,12 @@ def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
                 writer.add_failure(failure)
                 summary.failures.append(failure)
             else:
-                face_found = result.frames.face_found
                 writer.add(
                     _record(result),
                     result.features,
                     result.frames.frame_indices,
                     result.frames.timestamps_ms,
-                    row_extras=None if face_found is None else {"face_found": face_found},
+                    row_extras=_row_extras(result.frames),
                 )
                 summary.done += 1
             bar.update(1)
@@ -470,6 +470,17 @@ def _record(video: VideoFeatures) -> VideoRecord:
         fps=frames.fps,
         num_source_frames=frames.num_source_frames,
     )
+
+
+def _row_extras(frames: SampledFrames) -> dict | None:
+    """Per-frame facts beside the features: face found, and the motion signal that chose it."""
+    extras = {}
+    if frames.face_found is not None:
+        extras["face_found"] = frames.face_found
+    if frames.motion_signal is not None:
+        code = SIGNAL_NAMES.index(frames.motion_signal)
+        extras["motion_signal"] = np.full(len(frames.frame_indices), code, dtype=np.uint8)
+    return extras or None
 
 
 def _source_text(source: str | tuple[str, ...]) -> str:

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.decode.cheap_motion import FULL_SCAN
 from vidseq.extract.decode.decode_plan import plan_decode
 from vidseq.extract.decode.faces import FaceCrop, FaceTracker
 from vidseq.extract.decode.packet_index import IndexUnavailable
@@ -85,6 +86,8 @@ class SampledFrames:
             (clips, frame directories), never the container header's claim.
         face_found: (K,) bool, whether a face was found in each row's frame;
             None unless the geometry asks for a face crop.
+        motion_signal: ``motion`` sampling: the signal that chose the frames
+            (see :mod:`vidseq.extract.decode.cheap_motion`); else None.
     """
 
     frames: np.ndarray
@@ -94,6 +97,7 @@ class SampledFrames:
     fps: float
     num_source_frames: int
     face_found: np.ndarray | None = None
+    motion_signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,11 @@ def _read_video(path, sampling, geometry, rng, requested):
             report_fallback(path, error)
     if requested is None and sampling.mode in SIGNAL_MODES:
         # No usable packet index: the scan chooses, the sequential reader reads.
-        requested = scan_video(path, sampling, rng).selection.indices
+        frames = _read_video_sequential(
+            path, sampling, geometry, rng, scan_video(path, sampling, rng).selection.indices
+        )
+        frames.motion_signal = FULL_SCAN if sampling.mode == "motion" else None
+        return frames
     return _read_video_sequential(path, sampling, geometry, rng, requested)
 
 
@@ -308,7 +316,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
     with IndexedVideo(path) as video:
         index = video.index
         fps = index.fps or DEFAULT_FPS
-        held = None
+        held = signal = None
         if requested is not None:
             if requested.max() >= index.num_frames:
                 raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
@@ -321,6 +329,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
                     f"the scan decoded {scan.count} frames, the index lists {index.num_frames}"
                 )
             selection, held = scan.selection, scan.held
+            signal = scan.signal if sampling.mode == "motion" else None
         else:
             selection = select_frames(sampling, index.num_frames, fps, rng)
         needed = np.unique(selection.indices)
@@ -337,7 +346,9 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
             planned = video.decode(plan_decode(index, targets), needed.tolist(), process)
     stamps = planned.stamps_ms
     decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
-    return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+    frames = _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+    frames.motion_signal = signal
+    return frames
 
 
 def _video_frames(decoded, selection, fps, count, path, geometry):
@@ -471,6 +482,7 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None
         fps=float(fps),
         num_source_frames=count,
         face_found=_face_found(found, selection.indices, geometry),
+        motion_signal=FULL_SCAN if requested is None and sampling.mode == "motion" else None,
     )
 
 
