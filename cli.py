@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 # Commands that never import TensorFlow (inspecting a cache must stay fast).
 WITHOUT_TENSORFLOW = ("make-sample", "inspect", "cache")
+PRECISION_HELP = "fp32; bf16 (CPUs with AVX512_BF16 or AMX); int8 (--engine openvino)"
 LR_HELP = "Adam's learning rate (default: 3e-3 for lstm and gru, 1e-3 for the other heads)"
 
 
@@ -146,6 +147,9 @@ def cmd_extract_features(args) -> int:
         strict=args.strict,
         seed=args.seed,
         progress=not args.quiet,
+        precision=args.precision,
+        calibration_videos=args.calibration_videos,
+        agreement_probe=_top1_probe(args.check_against),
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -153,6 +157,15 @@ def cmd_extract_features(args) -> int:
         print(f"failed: {failure.path}: {failure.error}", file=sys.stderr)
     print(summary.summary())
     return EXIT_PARTIAL if summary.failures else EXIT_OK
+
+
+def _top1_probe(run_dir):
+    """``--check-against RUN``: the probe that counts top-1 changes under RUN (None: no run)."""
+    if run_dir is None:
+        return None
+    from vidseq.sequence.infer.precision_agreement import top1_probe
+
+    return top1_probe(run_dir)
 
 
 def _cache_arg(values):
@@ -308,7 +321,9 @@ def cmd_predict(args) -> int:
             raise UsageError(f"{flag} needs --window. Received: {flag} {value}")
     if is_export_dir(args.run):
         return cmd_predict_export(args)
-    predictions = predict_videos(args.run, args.videos, top_k=args.top_k, engine=args.engine)
+    predictions = predict_videos(
+        args.run, args.videos, top_k=args.top_k, engine=args.engine, precision=args.precision
+    )
     return _report_predictions(predictions, args.json)
 
 
@@ -339,6 +354,7 @@ def cmd_predict_windows(args) -> int:
         top_k=args.top_k,
         engine=args.engine,
         progress=sys.stderr.isatty() and not args.json,
+        precision=args.precision,
     )
     if args.json:
         _print_json(result.to_dict())
@@ -372,6 +388,7 @@ def cmd_watch(args) -> int:
         top_k=args.top_k,
         engine=args.engine,
         on_decision=emit,
+        precision=args.precision,
         log=lambda line: print(f"vidseq watch: {line}", file=sys.stderr, flush=True),
     )
     print(f"vidseq watch: {summary.summary()}", file=sys.stderr)
@@ -392,6 +409,9 @@ def _add_watch_parser(commands) -> None:
     watch.add_argument("--reconnect", type=int, default=3, help="reconnection attempts in a row")
     watch.add_argument("--top-k", type=int, default=3)
     watch.add_argument("--engine", choices=["tf", "openvino"], default="tf")
+    watch.add_argument(
+        "--precision", choices=["fp32", "bf16", "int8"], default="fp32", help=PRECISION_HELP
+    )
     watch.add_argument("--json", action="store_true", help="one JSON object per decision")
     watch.set_defaults(func=cmd_watch)
 
@@ -838,6 +858,21 @@ def _add_extract_parser(commands) -> None:
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
     )
     parser.add_argument(
+        "--precision", choices=["fp32", "bf16", "int8"], default="fp32", help=PRECISION_HELP
+    )
+    parser.add_argument(
+        "--calibration-videos",
+        type=int,
+        default=16,
+        help="int8: videos whose frames calibrate the quantisation",
+    )
+    parser.add_argument(
+        "--check-against",
+        default=None,
+        metavar="RUN",
+        help="bf16/int8: also record how often RUN's top-1 label changes on held-out videos",
+    )
+    parser.add_argument(
         "--commit-every", type=int, default=32, help="videos per commit (work lost on a crash)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of random-init weights")
@@ -908,6 +943,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="what runs the CNN: tf, or openvino (faster on CPUs; pip install 'vidseq[openvino]')",
     )
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--precision", choices=["fp32", "bf16", "int8"], default="fp32", help=PRECISION_HELP
+    )
     _add_window_arguments(predict)
     predict.set_defaults(func=cmd_predict)
     _add_watch_parser(commands)

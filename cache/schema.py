@@ -40,6 +40,10 @@ ATTR_CLASS_NAMES = "class_names"
 ATTR_VIDSEQ_VERSION = "vidseq_version"
 ATTR_WEIGHTS_SEED = "weights_seed"
 """Optional root attribute: the seed of random-init weights (``weights == "none"``)."""
+ATTR_PRECISION = "precision"
+"""Optional root attribute: the arithmetic the network ran in (absent: ``"fp32"``)."""
+ATTR_PRECISION_CHECK = "precision_check"
+"""Optional root attribute (JSON object): agreement of bf16 or INT8 features with FP32 ones."""
 
 ROOT_ATTRIBUTES = (
     ATTR_FORMAT,
@@ -70,6 +74,9 @@ FEATURE_DTYPES = ("float16", "float32")
 
 ENGINES = ("tf", "openvino")
 """What may have run the network of a cache (its ``engine`` attribute): TensorFlow or OpenVINO."""
+
+PRECISIONS = ("fp32", "bf16", "int8")
+"""Arithmetic the network may have run in (the ``precision`` attribute)."""
 
 STRING_DTYPE = h5py.string_dtype("utf-8")
 """Every text dataset: variable-length UTF-8."""
@@ -115,6 +122,7 @@ COMPARED_FIELDS = (
     "sampling",
     "class_names",
     "dtype",
+    "precision",
 )
 """Fields of :class:`CacheMeta` that must agree for two caches to be mixed.
 
@@ -157,6 +165,11 @@ class CacheMeta:
         dtype: Storage type of ``features``: ``"float16"`` or ``"float32"``.
         weights_seed: Seed that initialised random weights, so that a later stage can
             rebuild the very same network (not compared: the SHA-256 is).
+        precision: The arithmetic the network ran in: ``"fp32"``, ``"bf16"``
+            or ``"int8"`` (OpenVINO, post-training quantised).
+        precision_check: For bf16 and INT8, how far the features agree with
+            FP32 ones on held-out frames (JSON-serialisable dict, e.g.
+            ``{"cosine_mean": 0.998, ...}``; not compared); empty for FP32.
     """
 
     backbone: str
@@ -169,6 +182,8 @@ class CacheMeta:
     class_names: list[str] = field(default_factory=list)
     dtype: str = "float16"
     weights_seed: int = 0
+    precision: str = "fp32"
+    precision_check: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         size = tuple(int(v) for v in np.asarray(self.input_size).reshape(-1))
@@ -194,6 +209,13 @@ class CacheMeta:
                 f"engine must be one of {list(ENGINES)}. Received: engine={self.engine!r}"
             )
         object.__setattr__(self, "weights_seed", int(self.weights_seed))
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(PRECISIONS)}. "
+                f"Received: precision={self.precision!r}"
+            )
+        check = json.loads(json.dumps(dict(self.precision_check), sort_keys=True))
+        object.__setattr__(self, "precision_check", check)
         # A JSON round trip makes the in-memory value equal what a reader gets back
         # (tuples become lists, keys are sorted).
         try:
@@ -304,6 +326,9 @@ def write_meta(h5: h5py.File, meta: CacheMeta) -> None:
     attrs[ATTR_CLASS_NAMES] = json.dumps(meta.class_names, ensure_ascii=False)
     attrs[ATTR_VIDSEQ_VERSION] = __version__
     attrs[ATTR_WEIGHTS_SEED] = np.int64(meta.weights_seed)
+    attrs[ATTR_PRECISION] = meta.precision
+    if meta.precision_check:
+        attrs[ATTR_PRECISION_CHECK] = json.dumps(meta.precision_check, sort_keys=True)
 
 
 def _text_attr(h5: h5py.File, name: str) -> str:
@@ -360,9 +385,24 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
             weights_seed=_int_attr(h5, ATTR_WEIGHTS_SEED, where)
             if ATTR_WEIGHTS_SEED in attrs
             else 0,
+            precision=_text_attr(h5, ATTR_PRECISION) if ATTR_PRECISION in attrs else "fp32",
+            precision_check=_precision_check(h5, where),
         )
     except ValueError as exc:
         raise CacheError(f"{where}: bad root attributes ({exc})") from exc
+
+
+def _precision_check(h5: h5py.File, where: str) -> dict:
+    """The optional ``precision_check`` root attribute (a JSON object), or an empty dict."""
+    if ATTR_PRECISION_CHECK not in h5.attrs:
+        return {}
+    try:
+        check = json.loads(_text_attr(h5, ATTR_PRECISION_CHECK))
+    except ValueError as exc:
+        raise CacheError(f"{where}: root attribute is not valid JSON text ({exc})") from exc
+    if not isinstance(check, dict):
+        raise CacheError(f"{where}: root attribute 'precision_check' must be a JSON object")
+    return check
 
 
 def _check_format(h5: h5py.File, where: str) -> None:

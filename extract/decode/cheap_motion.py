@@ -21,10 +21,14 @@ it needs. Two signals avoid that, chosen per video by :func:`cheap_motion`:
   e.g.) do not qualify.
 * ``reduced_jpeg``, for Motion-JPEG: each packet is a JPEG, which libjpeg
   decodes at 1/2, 1/4 or 1/8 of its size from the DCT coefficients without
-  the full inverse transform (OpenCV's ``IMREAD_REDUCED_GRAYSCALE_*``); the
-  grey thumbnails are compared as the full scan compares its own. A packet
-  libjpeg cannot read (e.g. an AVI1 JPEG without Huffman tables it does not
-  default) disqualifies the video.
+  the full inverse transform (OpenCV's ``IMREAD_REDUCED_GRAYSCALE_*``; the
+  largest reduction that leaves 16 pixels a side). A strided scan: every
+  :data:`JPEG_STRIDE`-th frame is decoded, and the motion between two decoded
+  frames is shared by the frames between them (as the reference-frames-only
+  full scan does). The grey thumbnails are compared as the full scan compares
+  its own; block averages move a little less than the full scan's point
+  samples, so fine texture weighs slightly less. A packet libjpeg cannot read
+  (e.g. an AVI1 JPEG without Huffman tables) disqualifies the video.
 
 Everything else (and every video without a packet index) keeps the full scan,
 ``full_scan``. The cache records the policy (``motion_signal`` in the
@@ -49,6 +53,8 @@ REDUCED_JPEG = "reduced_jpeg"
 SIGNAL_NAMES = (FULL_SCAN, PACKET_SIZE, REDUCED_JPEG)
 """The motion signals; a cache's ``motion_signal`` row dataset holds their positions here."""
 
+JPEG_STRIDE = 2
+"""Motion-JPEG: one frame in this many is decoded (at reduced size) for the signal."""
 INTRA_CODECS = frozenset({"mjpeg"})
 """Codecs whose every packet is a picture of its own (JPEG): the reduced decode applies."""
 BASE_PERCENTILE = 10.0
@@ -130,6 +136,8 @@ def reduced_jpeg_motion(path: str, index: PacketIndex) -> np.ndarray | None:
                 position = index.frame_of(packet.pts)
                 if position < count:
                     return None  # out of order: not a plain intra-only stream
+                if position % JPEG_STRIDE and position != index.num_frames - 1:
+                    continue
                 image = cv2.imdecode(np.frombuffer(bytes(packet), np.uint8), flag)
                 if image is None:
                     return None
