@@ -326,7 +326,8 @@ def write_meta(h5: h5py.File, meta: CacheMeta) -> None:
     attrs[ATTR_CLASS_NAMES] = json.dumps(meta.class_names, ensure_ascii=False)
     attrs[ATTR_VIDSEQ_VERSION] = __version__
     attrs[ATTR_WEIGHTS_SEED] = np.int64(meta.weights_seed)
-    attrs[ATTR_PRECISION] = meta.precision
+    if meta.precision != "fp32":  # FP32 caches keep the attributes they always had
+        attrs[ATTR_PRECISION] = meta.precision
     if meta.precision_check:
         attrs[ATTR_PRECISION_CHECK] = json.dumps(meta.precision_check, sort_keys=True)
 

@@ -87,8 +87,11 @@ def bfloat16_model(model):
     """A copy of a Keras backbone model that computes in bfloat16 (same weights).
 
     Every layer but the input and the preprocessing is rebuilt under the
-    ``mixed_bfloat16`` policy (float32 weights, bfloat16 arithmetic), nested
-    models included, so any Keras functional backbone qualifies.
+    ``mixed_bfloat16`` policy (float32 weights, bfloat16 arithmetic). A nested
+    plain functional model (a ``keras.applications`` network) is rebuilt layer
+    by layer; a nested model that serialises its constructor arguments (a
+    keras-hub backbone) is rebuilt whole from them. So any Keras backbone
+    qualifies.
 
     Args:
         model: A :class:`~vidseq.extract.models.backbones.Backbone`'s ``model``.
@@ -100,11 +103,13 @@ def bfloat16_model(model):
 
     def rebuild(layer):
         config = layer.get_config()
+        if isinstance(layer, keras.Model) and "layers" in config:
+            return keras.models.clone_model(layer, clone_function=rebuild)
         if not isinstance(layer, keras.layers.InputLayer) and layer.name != "preprocessing":
             config["dtype"] = "mixed_bfloat16"
         return layer.__class__.from_config(config)
 
-    clone = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+    clone = keras.models.clone_model(model, clone_function=rebuild)
     clone.set_weights(model.get_weights())
     clone.trainable = False
     return clone
