@@ -67,6 +67,7 @@ def _sampling_config(args, num_frames):
         num_frames=num_frames,
         frame_rate=args.frame_rate,
         motion_floor=args.motion_floor,
+        motion_signal=args.motion_signal,
         cut_threshold=args.cut_threshold,
         cut_ratio=args.cut_ratio,
     )
@@ -89,6 +90,13 @@ def _add_sampling_arguments(parser) -> None:
         type=float,
         default=defaults.motion_floor,
         help="motion mode: least weight of a frame, in grey levels of mean frame difference",
+    )
+    parser.add_argument(
+        "--motion-signal",
+        choices=("auto", "full"),
+        default=defaults.motion_signal,
+        help="motion mode: auto reads packet sizes (H.264, HEVC, VP9, MPEG-4) or reduced JPEG "
+        "decodes (MJPEG) where it can; full decodes every frame",
     )
     parser.add_argument(
         "--cut-threshold",
@@ -125,6 +133,7 @@ def cmd_extract_features(args) -> int:
         face_margin=args.face_margin,
         clip_length=args.clip_length,
         motion_floor=args.motion_floor,
+        motion_signal=args.motion_signal,
         cut_threshold=args.cut_threshold,
         cut_ratio=args.cut_ratio,
     )
@@ -657,6 +666,7 @@ def _scratch_config(args):
         face_gray=args.face_gray,
         face_margin=args.face_margin,
         motion_floor=args.motion_floor,
+        motion_signal=args.motion_signal,
         cut_threshold=args.cut_threshold,
         cut_ratio=args.cut_ratio,
     )

@@ -23,12 +23,14 @@ it needs. Two signals avoid that, chosen per video by :func:`cheap_motion`:
   decodes at 1/2, 1/4 or 1/8 of its size from the DCT coefficients without
   the full inverse transform (OpenCV's ``IMREAD_REDUCED_GRAYSCALE_*``; the
   largest reduction that leaves 16 pixels a side). A strided scan: every
-  :data:`JPEG_STRIDE`-th frame is decoded, and the motion between two decoded
-  frames is shared by the frames between them (as the reference-frames-only
-  full scan does). The grey thumbnails are compared as the full scan compares
-  its own; block averages move a little less than the full scan's point
-  samples, so fine texture weighs slightly less. A packet libjpeg cannot read
-  (e.g. an AVI1 JPEG without Huffman tables) disqualifies the video.
+  :data:`JPEG_STRIDE`-th frame is decoded, and the frames skipped between two
+  decoded ones are decoded too only when those two differ by more than
+  :data:`REFINE_LEVEL` (sharing the change equally would halve a small fast
+  object's motion); still stretches cost half the decodes. The grey thumbnails
+  are compared as the full scan compares its own; block averages move a little
+  less than the full scan's point samples, so fine texture weighs slightly less.
+  A packet libjpeg cannot read (e.g. an AVI1 JPEG without Huffman tables)
+  disqualifies the video.
 
 Everything else (and every video without a packet index) keeps the full scan,
 ``full_scan``. The cache records the policy (``motion_signal`` in the
@@ -55,6 +57,10 @@ SIGNAL_NAMES = (FULL_SCAN, PACKET_SIZE, REDUCED_JPEG)
 
 JPEG_STRIDE = 2
 """Motion-JPEG: one frame in this many is decoded (at reduced size) for the signal."""
+REFINE_LEVEL = 1.0
+"""Motion-JPEG: grey levels of change across a stride above which the frames skipped
+in it are decoded too (the default ``motion_floor``): a still stretch costs one
+decode in :data:`JPEG_STRIDE`, a moving one every frame."""
 INTRA_CODECS = frozenset({"mjpeg"})
 """Codecs whose every packet is a picture of its own (JPEG): the reduced decode applies."""
 BASE_PERCENTILE = 10.0
@@ -124,31 +130,66 @@ def reduced_jpeg_motion(path: str, index: PacketIndex) -> np.ndarray | None:
         (n,) float64 motion in grey levels, or None when a packet is not a
         JPEG that OpenCV reads.
     """
-    signal = MotionSignal()
-    count = 0
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             flag = _reduction_flag(stream.codec_context.height, stream.codec_context.width)
+            scan = _StridedJpegScan(flag, index.num_frames)
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue
-                position = index.frame_of(packet.pts)
-                if position < count:
-                    return None  # out of order: not a plain intra-only stream
-                if position % JPEG_STRIDE and position != index.num_frames - 1:
-                    continue
-                image = cv2.imdecode(np.frombuffer(bytes(packet), np.uint8), flag)
-                if image is None:
+                if not scan.add(index.frame_of(packet.pts), bytes(packet)):
                     return None
-                signal.add(_thumbnail(image), position)
-                count = position + 1
     except av.FFmpegError:
         return None
-    if count == 0:
-        return None
-    signal.pad_to(index.num_frames)
-    return signal.values()
+    return scan.values()
+
+
+class _StridedJpegScan:
+    """Every :data:`JPEG_STRIDE`-th JPEG decoded small; the ones between only where it moved."""
+
+    def __init__(self, flag: int, num_frames: int):
+        self.flag = flag
+        self.num_frames = num_frames
+        self.signal = MotionSignal()
+        self.previous = None  # the last decoded thumbnail
+        self.skipped = []  # (position, JPEG bytes) of the frames skipped since
+        self.count = 0  # frames seen
+
+    def add(self, position: int, data: bytes) -> bool:
+        """Takes the next frame's JPEG; False if the stream cannot be scanned this way."""
+        if position < self.count:
+            return False  # out of order: not a plain intra-only stream
+        self.count = position + 1
+        if position % JPEG_STRIDE and position != self.num_frames - 1:
+            self.skipped.append((position, data))
+            return True
+        thumbnail = self._decode(data)
+        if thumbnail is None:
+            return False
+        moved = self.previous is not None and (
+            cv2.norm(thumbnail, self.previous, cv2.NORM_L1) / thumbnail.size > REFINE_LEVEL
+        )
+        for skipped_position, skipped in self.skipped if moved else ():
+            between = self._decode(skipped)
+            if between is None:
+                return False
+            self.signal.add(between, skipped_position)
+        self.skipped = []
+        self.signal.add(thumbnail, position)
+        self.previous = thumbnail
+        return True
+
+    def _decode(self, data: bytes) -> np.ndarray | None:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), self.flag)
+        return None if image is None else _thumbnail(image)
+
+    def values(self) -> np.ndarray | None:
+        """(n,) motion of every frame, or None when no frame was decoded."""
+        if self.previous is None:
+            return None
+        self.signal.pad_to(self.num_frames)
+        return self.signal.values()
 
 
 def _reduction_flag(height: int, width: int) -> int:
