@@ -22,7 +22,8 @@ it needs. Two signals avoid that, chosen per video by :func:`cheap_motion`:
 * ``reduced_jpeg``, for Motion-JPEG: each packet is a JPEG, which libjpeg
   decodes at 1/2, 1/4 or 1/8 of its size from the DCT coefficients without
   the full inverse transform (OpenCV's ``IMREAD_REDUCED_GRAYSCALE_*``; the
-  largest reduction that leaves 16 pixels a side). A strided scan: every
+  largest reduction that still leaves the full scan's 32 pixels a side, so
+  the thumbnail is sampled from it as the full scan samples the frame). A strided scan: every
   :data:`JPEG_STRIDE`-th frame is decoded, and the frames skipped between two
   decoded ones are decoded too only when those two differ by more than
   :data:`REFINE_LEVEL` (sharing the change equally would halve a small fast
@@ -193,8 +194,8 @@ class _StridedJpegScan:
 
 
 def _reduction_flag(height: int, width: int) -> int:
-    """The largest JPEG reduction that leaves both sides at least half the thumbnail's."""
-    smallest = min(THUMB_SIZE) // 2
+    """The largest JPEG reduction that leaves both sides at least the thumbnail's."""
+    smallest = min(THUMB_SIZE)
     for factor, flag in _REDUCTIONS:
         if min(height, width) // factor >= smallest:
             return flag
