@@ -116,7 +116,8 @@ def engines_for(net, batch, work):
 
 def cosine(a, b):
     a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
 def network_rows(net, batch, rounds, work):

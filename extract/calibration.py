@@ -65,7 +65,7 @@ class PrecisionCheck:
         a = np.concatenate([p[0] for p in pairs]).astype(np.float64)
         b = np.concatenate([p[1] for p in pairs]).astype(np.float64)
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+        return (a * b).sum(axis=1) / np.maximum(norms, np.finfo(np.float64).tiny)
 
     def to_dict(self) -> dict:
         """The figures the cache records (JSON-ready)."""
