@@ -40,10 +40,8 @@ ATTR_CLASS_NAMES = "class_names"
 ATTR_VIDSEQ_VERSION = "vidseq_version"
 ATTR_WEIGHTS_SEED = "weights_seed"
 """Optional root attribute: the seed of random-init weights (``weights == "none"``)."""
-ATTR_PRECISION = "precision"
-"""Optional root attribute: the arithmetic the network ran in (absent: ``"fp32"``)."""
-ATTR_PRECISION_CHECK = "precision_check"
-"""Optional root attribute (JSON object): agreement of bf16 or INT8 features with FP32 ones."""
+ATTR_PRECISION = "precision"  # optional: the arithmetic the network ran in (absent: "fp32")
+ATTR_PRECISION_CHECK = "precision_check"  # optional JSON object: agreement with FP32 features
 
 ROOT_ATTRIBUTES = (
     ATTR_FORMAT,
@@ -165,11 +163,9 @@ class CacheMeta:
         dtype: Storage type of ``features``: ``"float16"`` or ``"float32"``.
         weights_seed: Seed that initialised random weights, so that a later stage can
             rebuild the very same network (not compared: the SHA-256 is).
-        precision: The arithmetic the network ran in: ``"fp32"``, ``"bf16"``
-            or ``"int8"`` (OpenVINO, post-training quantised).
-        precision_check: For bf16 and INT8, how far the features agree with
-            FP32 ones on held-out frames (JSON-serialisable dict, e.g.
-            ``{"cosine_mean": 0.998, ...}``; not compared); empty for FP32.
+        precision: The arithmetic the network ran in: ``"fp32"``, ``"bf16"`` or ``"int8"``.
+        precision_check: bf16/INT8: agreement of the features with FP32 ones on
+            held-out frames (JSON-ready dict; not compared); empty for FP32.
     """
 
     backbone: str
@@ -209,12 +205,12 @@ class CacheMeta:
                 f"engine must be one of {list(ENGINES)}. Received: engine={self.engine!r}"
             )
         object.__setattr__(self, "weights_seed", int(self.weights_seed))
-        if self.precision not in PRECISIONS:
+        if self.precision not in PRECISIONS or not isinstance(self.precision_check, dict):
             raise ValueError(
-                f"precision must be one of {list(PRECISIONS)}. "
-                f"Received: precision={self.precision!r}"
+                f"precision must be one of {list(PRECISIONS)}, precision_check a dict. Received: "
+                f"precision={self.precision!r}, precision_check={self.precision_check!r}"
             )
-        check = json.loads(json.dumps(dict(self.precision_check), sort_keys=True))
+        check = json.loads(json.dumps(self.precision_check, sort_keys=True))
         object.__setattr__(self, "precision_check", check)
         # A JSON round trip makes the in-memory value equal what a reader gets back
         # (tuples become lists, keys are sorted).
@@ -387,23 +383,12 @@ def validate_file(h5: h5py.File, where: str | None = None) -> CacheMeta:
             if ATTR_WEIGHTS_SEED in attrs
             else 0,
             precision=_text_attr(h5, ATTR_PRECISION) if ATTR_PRECISION in attrs else "fp32",
-            precision_check=_precision_check(h5, where),
+            precision_check=json.loads(_text_attr(h5, ATTR_PRECISION_CHECK))
+            if ATTR_PRECISION_CHECK in attrs
+            else {},
         )
     except ValueError as exc:
         raise CacheError(f"{where}: bad root attributes ({exc})") from exc
-
-
-def _precision_check(h5: h5py.File, where: str) -> dict:
-    """The optional ``precision_check`` root attribute (a JSON object), or an empty dict."""
-    if ATTR_PRECISION_CHECK not in h5.attrs:
-        return {}
-    try:
-        check = json.loads(_text_attr(h5, ATTR_PRECISION_CHECK))
-    except ValueError as exc:
-        raise CacheError(f"{where}: root attribute is not valid JSON text ({exc})") from exc
-    if not isinstance(check, dict):
-        raise CacheError(f"{where}: root attribute 'precision_check' must be a JSON object")
-    return check
 
 
 def _check_format(h5: h5py.File, where: str) -> None:
