@@ -73,18 +73,19 @@ def cmd_make_sample(args) -> int:
 def cmd_extract_features(args) -> int:
     from vidseq.extract.options import extract_kwargs
     from vidseq.extract.pipeline import extract_features
+    from vidseq.sequence.infer.precision_agreement import top1_probe
 
     kwargs = extract_kwargs(vars(args))
+    if args.check_against is not None:  # top-1 labels of a run, FP32 against this precision
+        kwargs["agreement_probe"] = top1_probe(args.check_against)
     shard = kwargs["shard"]
     if shard.num_shards > 1:
         where = shard.output_path(args.out)
         print(f"shard {shard.index} of {shard.num_shards} → {where}", file=sys.stderr)
     summary = extract_features(args.data, args.out, **kwargs)
-    for warning in summary.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     for failure in summary.failures:
         print(f"failed: {failure.path}: {failure.error}", file=sys.stderr)
-    print(summary.summary())
+    _print_result(summary, as_json=False)
     return EXIT_PARTIAL if summary.failures else EXIT_OK
 
 

@@ -22,7 +22,7 @@ uniform; 1.0 = as fast; the target is >= 0.8). Figures are printed, never
 asserted. Usage::
 
     python bench/motion_cost.py [--videos 4] [--hd-seconds 10 30] [--repeats 3]
-        [--backbones tiny mobilenetv2] [--extra-videos REAL.mp4 ...]
+        [--backbones tiny mobilenetv2] [--extra-videos REAL.mp4 ...] [--smoke]
 
 ``--extra-videos`` adds real files (decode-only rows; e.g. the workspace's real
 sample clips).
@@ -45,7 +45,8 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
 
-DECODE_MODES = ("uniform", "uniform-opencv", "motion", "keyframes")
+DECODE_MODES = ("uniform", "uniform-opencv", "motion", "motion-full", "keyframes")
+"""``motion`` picks its signal per video; ``motion-full`` always scans every frame for it."""
 
 
 def write_video(path, width, height, frames, codec, gop, seed):
@@ -73,7 +74,8 @@ def reader_for(mode, frames):
     previous = os.environ.get("VIDSEQ_DECODER")
     os.environ["VIDSEQ_DECODER"] = "opencv" if mode.endswith("-opencv") else "planned"
     try:
-        yield SamplingConfig(mode=mode.split("-")[0], num_frames=frames)
+        signal = {"motion_signal": "full"} if mode == "motion-full" else {}
+        yield SamplingConfig(mode=mode.split("-")[0], num_frames=frames, **signal)
     finally:
         if previous is None:
             del os.environ["VIDSEQ_DECODER"]

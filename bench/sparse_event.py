@@ -29,9 +29,12 @@ does. Uniform sampling puts about ``F x K`` of its K frames on the event.
 
 Protocol (all settings explicit below, easy to change):
 
-1. write the videos (Motion-JPEG ``.avi``, UCF-101 layout with groups, ``--size``
-   pixels square; a third of the groups are the test split);
-2. extract features with the ``tiny`` CNN (random init, seed 0) for each mode;
+1. write the videos (``--codec mjpeg``: Motion-JPEG ``.avi``; ``--codec h264``:
+   H.264 ``.mp4`` from libx264 at its defaults; UCF-101 layout with groups,
+   ``--size`` pixels square; a third of the groups are the test split);
+2. extract features with the ``tiny`` CNN (random init, seed 0) for each mode
+   (``motion`` picks its signal per video, ``motion-full`` always decodes every
+   frame for it, as every motion extraction did before the cheap signals);
 3. standardise the features by the training split's mean and std (a copy of
    the cache; the bench does this, not the library);
 4. train the default head (``train_sequence``, default ``TrainConfig`` but
@@ -45,6 +48,7 @@ Figures are printed, never asserted. Usage::
 
     python bench/sparse_event.py [--videos-per-class 30] [--length 120]
         [--event-fraction 0.1] [--frames 16] [--seeds 0 1 2] [--workdir DIR]
+        [--codec mjpeg|h264] [--smoke]
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import cv2
 import h5py
 import numpy as np
@@ -123,7 +128,24 @@ def make_video(class_index, group, clip, length, event_fraction, size, seed):
     return [still] * start + event + [still] * (length - event_length - start)
 
 
-def write_dataset(root, videos_per_class, length, event_fraction, size, seed):
+def write_video(path, frames, codec):
+    """Writes BGR frames at 25 fps: Motion-JPEG with OpenCV, or H.264 with PyAV (libx264)."""
+    height, width = frames[0].shape[:2]
+    if codec == "mjpeg":
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (width, height))
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+        return
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode())
+
+
+def write_dataset(root, videos_per_class, length, event_fraction, size, seed, codec="mjpeg"):
     classes = [name for pair in PAIRS for name in pair]
     groups = -(-videos_per_class // CLIPS_PER_GROUP)
     test_groups = max(1, round(groups / 3))
@@ -134,13 +156,10 @@ def write_dataset(root, videos_per_class, length, event_fraction, size, seed):
         (root / name).mkdir()
         for number in range(videos_per_class):
             group, clip = number // CLIPS_PER_GROUP + 1, number % CLIPS_PER_GROUP + 1
-            rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"
-            writer = cv2.VideoWriter(
-                str(root / rel), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (size, size)
-            )
-            for frame in make_video(index, group, clip, length, event_fraction, size, seed):
-                writer.write(frame)
-            writer.release()
+            suffix = ".avi" if codec == "mjpeg" else ".mp4"
+            rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}{suffix}"
+            frames = make_video(index, group, clip, length, event_fraction, size, seed)
+            write_video(root / rel, frames, codec)
             if group <= test_groups:
                 test.append(rel)
             else:
@@ -162,6 +181,13 @@ def standardised_copy(cache, out):
     return out
 
 
+def _sampling(mode, num_frames):
+    """The sampling of a bench mode: a sampling mode, or ``motion-full`` (the full-scan signal)."""
+    if mode == "motion-full":
+        return SamplingConfig(mode="motion", num_frames=num_frames, motion_signal="full")
+    return SamplingConfig(mode=mode, num_frames=num_frames)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos-per-class", type=int, default=30)
@@ -170,11 +196,14 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=96, help="video side in pixels")
     parser.add_argument("--frames", type=int, default=16, help="K frames sampled per video")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--modes", nargs="+", default=["uniform", "motion", "keyframes"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["uniform", "motion", "motion-full", "keyframes"]
+    )
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--raw", action="store_true", help="train on unstandardised features")
+    parser.add_argument("--codec", choices=("mjpeg", "h264"), default="mjpeg")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
@@ -186,7 +215,13 @@ def main(argv=None):
     data = work / "data"
     if not data.exists():
         write_dataset(
-            data, args.videos_per_class, args.length, args.event_fraction, args.size, seed=0
+            data,
+            args.videos_per_class,
+            args.length,
+            args.event_fraction,
+            args.size,
+            seed=0,
+            codec=args.codec,
         )
     results = {}
     for mode in args.modes:
@@ -196,7 +231,7 @@ def main(argv=None):
             data,
             cache,
             input_size=(args.size, args.size),
-            frames=FrameSpec(SamplingConfig(mode=mode, num_frames=args.frames)),
+            frames=FrameSpec(_sampling(mode, args.frames)),
             overwrite=True,
             backbone="tiny",
             progress=False,

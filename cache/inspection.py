@@ -35,7 +35,8 @@ def summarize(path) -> dict[str, Any]:
     Returns:
         A dict with ``path``, ``files`` (the cache files), ``file_size`` (their
         total), ``schema_version``, ``vidseq_version``,
-        ``backbone``, ``weights``, ``weights_sha256``, ``engine``, ``input_size``,
+        ``backbone``, ``weights``, ``weights_sha256``, ``engine``, ``precision``,
+        ``precision_check`` (agreement with FP32 features; empty for FP32), ``input_size``,
         ``feature_dim``, ``dtype``, ``sampling``, ``backbone_config`` (keras-hub
         backbones; else empty), ``class_names``, ``num_videos``,
         ``num_rows``, ``videos_per_split``, ``videos_per_class``,
@@ -65,6 +66,8 @@ def summarize(path) -> dict[str, Any]:
             "weights": meta.weights,
             "weights_sha256": meta.weights_sha256,
             "engine": meta.engine,
+            "precision": meta.precision,
+            "precision_check": meta.precision_check,
             "input_size": list(meta.input_size),
             "feature_dim": meta.feature_dim,
             "dtype": meta.dtype,
@@ -173,12 +176,13 @@ def format_summary(d: dict[str, Any]) -> str:
         f"cache:          {d['path']} ({where}{_size(d['file_size'])})",
         f"format:         schema_version {d['schema_version']}, "
         f"written by vidseq {d['vidseq_version']}",
-        f"backbone:       {d['backbone']} ({d['engine']}), input {d['input_size'][0]}x"
-        f"{d['input_size'][1]}",
+        f"backbone:       {d['backbone']} ({d['engine']}, {d.get('precision', 'fp32')}), "
+        f"input {d['input_size'][0]}x{d['input_size'][1]}",
         f"weights:        {d['weights']} (sha256 {d['weights_sha256']})",
         *_hub_lines(d.get("backbone_config") or {}),
         f"features:       {d['feature_dim']} x {d['dtype']}, {d['num_rows']} rows",
         f"sampling:       {sampling}",
+        *([describe_check(d["precision_check"])] if d.get("precision_check") else []),
         f"videos:         {d['num_videos']} in {len(d['class_names'])} classes",
         f"frames/video:   min {frames['min']}, mean {frames['mean']:.1f}, max {frames['max']}"
         f" (rows min {rows['min']}, mean {rows['mean']:.1f}, max {rows['max']})",
@@ -197,6 +201,23 @@ def format_summary(d: dict[str, Any]) -> str:
     if d["num_failed"] > 20:
         lines.append(f"    ... {d['num_failed'] - 20} more")
     return "\n".join(lines)
+
+
+def describe_check(check: dict[str, Any]) -> str:
+    """One line on a ``precision_check``: cosine to FP32 features, and top-1 changes if measured."""
+    line = (
+        f"agreement:      {check.get('precision')} vs {check.get('reference', 'fp32')}: cosine "
+        f"mean {check.get('cosine_mean', float('nan')):.4f}, "
+        f"1st percentile {check.get('cosine_p01', float('nan')):.4f}, "
+        f"min {check.get('cosine_min', float('nan')):.4f} "
+        f"({check.get('frames', 0)} frames of {check.get('videos', 0)} held-out videos)"
+    )
+    if "top1_changed" in check:
+        line += (
+            f"; top-1 changed for {check['top1_changed']:.3f} of "
+            f"{check.get('top1_videos', 0)} videos under {check.get('check_against')}"
+        )
+    return line
 
 
 def _short(values: list, limit: int = 32) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vidseq.cache import schema, storage
+from vidseq.cache import reading, schema, storage
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.errors import CacheError, StorageError
 
@@ -84,7 +84,7 @@ class FileSource(_Source):
         self.path = Path(path)
         self.name = str(path)
         self._h5 = None
-        h5, self.meta = schema.open_cache(self.path)
+        h5, self.meta = reading.open_cache(self.path)
         try:
             self.columns = {}
             group = h5[schema.VIDEOS]

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vidseq.cache import schema
+from vidseq.cache import reading, schema
 from vidseq.cache.files import cache_files, check_unique_ids, is_single_cache
 from vidseq.cache.packing import check_index, read_column
 from vidseq.cache.schema import FailedRecord
@@ -93,7 +93,7 @@ class FeatureStore:
             path = files[0]
         self.path = Path(path)
         self.files = [self.path]
-        self._h5, self.meta = schema.open_cache(self.path)
+        self._h5, self.meta = reading.open_cache(self.path)
         try:
             h5 = self._h5
             videos = h5[schema.VIDEOS]
@@ -109,7 +109,7 @@ class FeatureStore:
             raise CacheError(f"{self.path}: damaged vidseq cache ({exc})") from exc
         try:
             check_index(str(self.path), columns, self.num_rows)
-            schema.check_labels(str(self.path), columns[schema.LABEL], len(self.meta.class_names))
+            reading.check_labels(str(self.path), columns[schema.LABEL], len(self.meta.class_names))
         except CacheError:
             self._h5.close()
             raise

@@ -12,10 +12,11 @@ keywords as the command line gives them; :data:`MAKE_SAMPLE_PARAMS`,
 
 from __future__ import annotations
 
-from vidseq.cache.schema import ENGINES, FEATURE_DTYPES
+from vidseq.cache.schema import ENGINES, FEATURE_DTYPES, PRECISIONS
+from vidseq.extract.calibration import DEFAULT_CALIBRATION_VIDEOS
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
-from vidseq.extract.decode.sampling import SAMPLING_MODES, SamplingConfig
+from vidseq.extract.decode.sampling import MOTION_SIGNALS, SAMPLING_MODES, SamplingConfig
 from vidseq.extract.models.backbones import backbone_names
 from vidseq.extract.models.hub import HUB_PREFIX, POOLINGS, is_hub_name
 from vidseq.extract.params import Param, is_size, parse_size
@@ -26,6 +27,16 @@ from vidseq.extract.sources.sample_data import DEFAULT_VIDEOS_PER_CLASS
 DEFAULT_BACKBONE = "resnet50"
 """The tutorial's network, with ImageNet weights: what ``extract-features`` runs by default."""
 _SAMPLING = SamplingConfig()
+PRECISION_HELP = "fp32; bf16 (CPUs with AVX512_BF16 or AMX); int8 (--engine openvino)"
+"""The help of every ``--precision`` flag."""
+PRECISION_DOC = (
+    "`bf16` (either engine; CPUs with AVX512_BF16 or AMX, refused in one line elsewhe"
+    "re) or `int8` (`--engine openvino`: NNCF post-training quantisation calibrated o"
+    'n the dataset\'s own frames, `pip install "vidseq[openvino]"`); recorded in the c'
+    "ache with its agreement with FP32 features on up to 16 held-out videos (cosine; "
+    "`vidseq inspect` shows it), never mixed with another precision's features"
+)
+"""Its meaning in docs/cli.md."""
 
 SAMPLING_PARAMS = (
     Param(
@@ -51,6 +62,20 @@ SAMPLING_PARAMS = (
         kind=float,
         default=_SAMPLING.motion_floor,
         help="motion mode: least weight of a frame, in grey levels of mean frame difference",
+    ),
+    Param(
+        "motion_signal",
+        default=_SAMPLING.motion_signal,
+        choices=MOTION_SIGNALS,
+        help="motion mode: auto reads packet sizes (H.264, HEVC, VP9, MPEG-4) or reduced JPEG "
+        "decodes (MJPEG) where it can; full decodes every frame",
+        doc=(
+            "motion: `auto` reads the signal without a full decode where it can: P/B packet s"
+            "izes of inter-coded streams (H.264, HEVC, VP9, MPEG-4; nothing decoded), every o"
+            "ther frame of Motion-JPEG decoded at 1/2-1/8 size; else (and with `full`) every "
+            "frame is decoded. The signal of each frame is recorded (`motion_signal` rows); s"
+            "ee [performance.md](performance.md)"
+        ),
     ),
     Param(
         "cut_threshold",
@@ -210,6 +235,37 @@ EXTRACT_PARAMS = (
         "engine's; see [performance.md](performance.md))",
     ),
     Param(
+        "precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help=PRECISION_HELP,
+        doc=PRECISION_DOC,
+    ),
+    Param(
+        "calibration_videos",
+        kind=int,
+        low=1,
+        default=DEFAULT_CALIBRATION_VIDEOS,
+        help="int8: videos whose frames calibrate the quantisation",
+        doc=(
+            "int8: videos (training split first, spread evenly) whose sampled frames calibrat"
+            "e the quantisation; the quantised model is kept in `.vidseq-int8/` beside the ca"
+            "che, keyed by backbone, input size, weights hash and calibration set, so a rerun"
+            " does not calibrate again"
+        ),
+    ),
+    Param(
+        "check_against",
+        kind=str,
+        optional=True,
+        metavar="RUN",
+        help="bf16/int8: also record how often RUN's top-1 label changes on held-out videos",
+        doc=(
+            "bf16/int8: also record the fraction of held-out videos whose top-1 label under R"
+            "UN (trained on FP32 features of the same network) changes"
+        ),
+    ),
+    Param(
         "commit_every",
         kind=int,
         low=1,
@@ -282,6 +338,7 @@ def extract_kwargs(flags: dict) -> dict:
     declared parameters pass as they are.
     """
     composed = {p.name for p in FRAME_PARAMS} | {"num_shards", "shard_index", "quiet"}
+    composed.add("check_against")  # a run: the caller turns it into agreement_probe
     kwargs = {p.name: flags[p.name] for p in EXTRACT_PARAMS if p.name not in composed}
     kwargs["frames"] = frame_spec(**flags)
     kwargs["shard"] = Shard.resolve(flags["num_shards"], flags["shard_index"])

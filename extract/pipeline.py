@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,15 @@ from tqdm import tqdm
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.cache.writer import CacheWriter
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.calibration import DEFAULT_CALIBRATION_VIDEOS, lowered_engine
+from vidseq.extract.decode.cheap_motion import SIGNAL_NAMES
 from vidseq.extract.decode.frames import SampledFrames, read_frames
 from vidseq.extract.decode.framespec import FrameSpec
+from vidseq.extract.extraction_summary import ExtractionSummary
 from vidseq.extract.models.backbones import Backbone, default_weights, load_backbone
 from vidseq.extract.models.engines import check_engine, load_engine
 from vidseq.extract.models.network import pad_to_groups
+from vidseq.extract.models.precision import check_precision
 from vidseq.extract.options import DEFAULT_BACKBONE, EXTRACT_PARAMS
 from vidseq.extract.params import check_values
 from vidseq.extract.sharding import Shard
@@ -39,66 +43,6 @@ from vidseq.extract.sources.items import Dataset, RejectedInput, VideoItem
 from vidseq.outputs import check_writable_folder, refuse_inputs
 
 """Storage types of the cached features."""
-
-
-@dataclass
-class ExtractionSummary:
-    """What one extraction run did.
-
-    Attributes:
-        out: The cache file written.
-        done: Videos extracted by this run.
-        skipped: Videos already in the cache (resumed or extracted before).
-        failures: Videos that could not be read by this run.
-        frames: Frames that went through the CNN.
-        seconds: Wall-clock time of the run.
-        setup_seconds: The part of ``seconds`` spent before the first video:
-            reading the dataset, building the backbone and compiling it
-            (TensorFlow: one traced call on a single frame; OpenVINO: the
-            conversion, the first time, and compilation).
-            ``frames / (seconds - setup_seconds)`` is the steady throughput a
-            longer run converges to.
-        warnings: Notes from the dataset source (e.g. unknown groups).
-        shard: The part of the dataset this run extracted.
-    """
-
-    out: Path
-    done: int = 0
-    skipped: int = 0
-    failures: list[FailedRecord] = field(default_factory=list)
-    frames: int = 0
-    seconds: float = 0.0
-    setup_seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    shard: Shard = field(default_factory=Shard)
-
-    @property
-    def frames_per_second(self) -> float:
-        """CNN frames per second over the whole run."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line for humans: videos done / failed / skipped, seconds, frames/s."""
-        return (
-            f"{self.done} videos extracted, {len(self.failures)} failed, "
-            f"{self.skipped} skipped (already cached); {self.frames} frames in "
-            f"{self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s) → {self.out}"
-        )
-
-    def to_dict(self) -> dict:
-        """The summary as JSON-ready values (the failures as dicts)."""
-        return {
-            "out": str(self.out),
-            "done": self.done,
-            "skipped": self.skipped,
-            "failures": [dataclasses.asdict(failure) for failure in self.failures],
-            "frames": self.frames,
-            "seconds": self.seconds,
-            "setup_seconds": self.setup_seconds,
-            "frames_per_second": self.frames_per_second,
-            "warnings": list(self.warnings),
-            "shard": self.shard.to_dict(),
-        }
 
 
 def default_decode_workers(gpu: bool = False) -> int:
@@ -322,6 +266,9 @@ def extract_features(
     strict: bool = False,
     seed: int = 0,
     progress: bool = True,
+    precision: str = "fp32",
+    calibration_videos: int = DEFAULT_CALIBRATION_VIDEOS,
+    agreement_probe=None,
 ) -> ExtractionSummary:
     """Extracts frozen-CNN features of every video of a dataset into an HDF5 cache.
 
@@ -366,6 +313,17 @@ def extract_features(
         strict: Stop at the first unreadable video instead of recording it.
         seed: Seed of random-init weights and of the group-aware split.
         progress: Show a tqdm progress bar on stderr.
+        precision: ``"fp32"``; ``"bf16"`` (either engine, CPUs with AVX512_BF16
+            or AMX) or ``"int8"`` (``engine="openvino"``, NNCF quantisation
+            calibrated on this dataset; see :mod:`vidseq.extract.calibration`).
+            Recorded in the cache with the agreement of its features with
+            FP32 ones on held-out videos (``precision_check``).
+        calibration_videos: INT8: videos whose sampled frames calibrate the
+            quantisation (the quantised model is kept beside the cache, so a
+            rerun does not calibrate again).
+        agreement_probe: Optional ``probe(check) -> dict`` adding figures to
+            the agreement check (see
+            :func:`vidseq.sequence.infer.precision_agreement.top1_probe`).
 
     Returns:
         An :class:`ExtractionSummary`. Malformed dataset rows (FER-2013 CSV)
@@ -379,6 +337,7 @@ def extract_features(
     started = time.perf_counter()
     frames = FrameSpec() if frames is None else _check_frames(frames)
     check_engine(engine)
+    check_precision(engine, precision)
     given = {"source": source, "split": split, "batch_size": batch_size, "dtype": dtype}
     check_values(EXTRACT_PARAMS, {**given, "commit_every": commit_every, "seed": seed})
     shard = Shard.resolve() if shard is None else shard
@@ -389,20 +348,32 @@ def extract_features(
     if strict and rejected:
         raise SourceReadError(rejected[0].path, rejected[0].reason)
     net = _load_network(backbone, weights, input_size, seed, pooling)
-    extractor = FeatureExtractor(
-        net, frames, batch_size=batch_size, decode_workers=decode_workers, engine=engine
-    )
-    extractor.load_engine()  # OpenVINO: converted (once) and compiled before any write
-    meta = _cache_meta(net, frames, dataset, engine=engine, dtype=dtype)
     summary = ExtractionSummary(
         out=Path(shard.output_path(out)), warnings=list(dataset.warnings), shard=shard
     )
+    runner, summary.precision_check = lowered_engine(
+        net,
+        frames,
+        dataset,
+        summary.out,
+        engine,
+        precision,
+        batch_size,
+        calibration_videos,
+        agreement_probe,
+    )
+    extractor = FeatureExtractor(
+        net, frames, batch_size=batch_size, decode_workers=decode_workers, engine=runner
+    )
+    extractor.load_engine()  # OpenVINO: converted (once) and compiled before any write
+    meta = _cache_meta(net, frames, dataset, engine=engine, dtype=dtype)
+    meta = dataclasses.replace(meta, precision=precision, precision_check=summary.precision_check)
     with CacheWriter(summary.out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
         todo = [item for item in items if item.video_id not in writer.done_ids]
         summary.skipped = len(items) - len(todo)
         _record_rejected(writer, rejected, summary)
         if todo and extractor.engine.name == "tf":  # trace now: setup_seconds holds it
-            net.extract(np.zeros((1, *net.input_size, 3), dtype=np.uint8))
+            extractor.engine.extract(np.zeros((1, *net.input_size, 3), dtype=np.uint8))
         summary.setup_seconds = time.perf_counter() - started
         _extract_into(writer, todo, extractor, summary, strict, progress)
         summary.out = writer.finalize()
@@ -472,13 +443,12 @@ def _extract_into(writer, todo, extractor, summary, strict, progress) -> None:
                 writer.add_failure(failure)
                 summary.failures.append(failure)
             else:
-                face_found = result.frames.face_found
                 writer.add(
                     _record(result),
                     result.features,
                     result.frames.frame_indices,
                     result.frames.timestamps_ms,
-                    row_extras=None if face_found is None else {"face_found": face_found},
+                    row_extras=_row_extras(result.frames),
                 )
                 summary.done += 1
             bar.update(1)
@@ -501,6 +471,17 @@ def _record(video: VideoFeatures) -> VideoRecord:
         fps=frames.fps,
         num_source_frames=frames.num_source_frames,
     )
+
+
+def _row_extras(frames: SampledFrames) -> dict | None:
+    """Per-frame facts beside the features: face found, and the motion signal that chose it."""
+    extras = {}
+    if frames.face_found is not None:
+        extras["face_found"] = frames.face_found
+    if frames.motion_signal is not None:
+        code = SIGNAL_NAMES.index(frames.motion_signal)
+        extras["motion_signal"] = np.full(len(frames.frame_indices), code, dtype=np.uint8)
+    return extras or None
 
 
 def _source_text(source: str | tuple[str, ...]) -> str:

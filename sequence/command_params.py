@@ -11,8 +11,9 @@ This module imports no TensorFlow (the command line's help stays fast).
 
 from __future__ import annotations
 
-from vidseq.cache.schema import ENGINES
+from vidseq.cache.schema import ENGINES, PRECISIONS
 from vidseq.extract.decode.frame_stream import DEFAULT_MAX_RECONNECTS
+from vidseq.extract.options import PRECISION_HELP
 from vidseq.extract.params import Param
 from vidseq.sequence.config import COMPARE_HEADS, COMPARE_SEEDS
 from vidseq.sequence.export.manifest import FORMATS, PARTS
@@ -54,6 +55,7 @@ PREDICT_PARAMS = (
     Param("videos", positional=True, nargs="+", metavar="VIDEO", help="video files"),
     Param("top_k", kind=int, low=1, default=5, help="classes listed per video or window"),
     Param("engine", choices=ENGINES, default="tf", help=ENGINE_HELP),
+    Param("precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP),
     Param(
         "window",
         **_SECONDS,
@@ -109,6 +111,7 @@ WATCH_PARAMS = (
     ),
     Param("top_k", kind=int, low=1, default=3, help="labels per decision"),
     Param("engine", choices=ENGINES, default="tf", help=ENGINE_HELP),
+    Param("precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP),
 )
 """``vidseq.watch``."""
 

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError, UsageError
+from vidseq.extract.decode.cheap_motion import FULL_SCAN
 from vidseq.extract.decode.decode_plan import plan_decode
 from vidseq.extract.decode.faces import FaceTracker
 from vidseq.extract.decode.geometry import (
@@ -157,7 +158,11 @@ def _read_video(path, sampling, geometry, rng, requested):
             report_fallback(path, error)
     if requested is None and sampling.mode in SIGNAL_MODES:
         # No usable packet index: the scan chooses, the sequential reader reads.
-        requested = scan_video(path, sampling, rng).selection.indices
+        frames = _read_video_sequential(
+            path, sampling, geometry, rng, scan_video(path, sampling, rng).selection.indices
+        )
+        frames.motion_signal = FULL_SCAN if sampling.mode == "motion" else None
+        return frames
     return _read_video_sequential(path, sampling, geometry, rng, requested)
 
 
@@ -237,7 +242,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
     with IndexedVideo(path) as video:
         index = video.index
         fps = index.fps or DEFAULT_FPS
-        held = None
+        held = signal = None
         if requested is not None:
             if requested.max() >= index.num_frames:
                 raise IndexUnavailable("a requested frame lies past the indexed ones", broken=False)
@@ -250,6 +255,7 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
                     f"the scan decoded {scan.count} frames, the index lists {index.num_frames}"
                 )
             selection, held = scan.selection, scan.held
+            signal = scan.signal if sampling.mode == "motion" else None
         else:
             selection = select_frames(sampling, index.num_frames, fps, rng)
         needed = np.unique(selection.indices)
@@ -266,7 +272,9 @@ def _read_video_planned(path, sampling, geometry, rng, requested):
             planned = video.decode(plan_decode(index, targets), needed.tolist(), process)
     stamps = planned.stamps_ms
     decoded = _Decoded(planned.kept, stamps, stamps[0], index.num_frames, found)
-    return _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+    frames = _video_frames(decoded, selection, fps, index.num_frames, path, geometry)
+    frames.motion_signal = signal
+    return frames
 
 
 def _video_frames(decoded, selection, fps, count, path, geometry):
@@ -400,6 +408,7 @@ def _read_images(paths, name, sampling, geometry, rng, requested, fps, load=None
         fps=float(fps),
         num_source_frames=count,
         face_found=face_flags(found, selection.indices, geometry),
+        motion_signal=FULL_SCAN if requested is None and sampling.mode == "motion" else None,
     )
 
 

@@ -46,6 +46,8 @@ class SampledFrames:
             (clips, frame directories), never the container header's claim.
         face_found: (K,) bool, whether a face was found in each row's frame;
             None unless the geometry asks for a face crop.
+        motion_signal: ``motion`` sampling: the signal that chose the frames
+            (see :mod:`vidseq.extract.decode.cheap_motion`); else None.
     """
 
     frames: np.ndarray
@@ -55,6 +57,7 @@ class SampledFrames:
     fps: float
     num_source_frames: int
     face_found: np.ndarray | None = None
+    motion_signal: str | None = None
 
 
 @dataclass(frozen=True)

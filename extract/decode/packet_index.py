@@ -3,8 +3,8 @@
 :func:`read_packet_index` demuxes the video stream of a file with PyAV (no
 decoding: it reads packet headers, a few milliseconds even for long HD videos)
 and returns a :class:`PacketIndex`: the presentation timestamp of every frame in
-display order, which of them are keyframes (where decoding may start), and the
-container facts that timestamps are computed from.
+display order, which of them are keyframes (where decoding may start), the
+size of each frame's packet, and the container facts that timestamps are computed from.
 
 The frame count comes from the packets, not from the container header's claim.
 That count equals what sequential decoding yields only when every packet
@@ -71,6 +71,8 @@ class PacketIndex:
         fps: The frame rate OpenCV reports for this file (FFmpeg's guess from
             the stream), or 0.0 when there is none.
         codec: The codec's FFmpeg name.
+        sizes: (N,) int64 packet size in bytes of each frame, in display
+            order (what the compressed-domain motion signal reads), or None.
     """
 
     pts: np.ndarray
@@ -79,6 +81,7 @@ class PacketIndex:
     start_time: int
     fps: float
     codec: str
+    sizes: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -132,7 +135,7 @@ def index_stream(container, stream) -> PacketIndex:
     """
     codec = stream.codec_context.name
     _check_supported(container, stream, codec)
-    pts, keys = [], []
+    pts, keys, sizes = [], [], []
     for packet in container.demux(stream):
         if packet.size == 0 or packet.is_discard:
             continue  # the flush packet at the end; frames the edit list drops
@@ -142,6 +145,7 @@ def index_stream(container, stream) -> PacketIndex:
             raise IndexUnavailable("a packet has no presentation timestamp")
         pts.append(packet.pts)
         keys.append(packet.is_keyframe)
+        sizes.append(packet.size)
     if not pts:
         raise IndexUnavailable("no video packet")
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
@@ -160,6 +164,7 @@ def index_stream(container, stream) -> PacketIndex:
         start_time=int(stream.start_time),
         fps=_opencv_fps(stream),
         codec=codec,
+        sizes=np.asarray(sizes, dtype=np.int64)[order],
     )
 
 

@@ -35,6 +35,8 @@ from vidseq.errors import UsageError
 SAMPLING_MODES = ("uniform", "fps", "motion", "keyframes")
 SIGNAL_MODES = ("motion", "keyframes")
 """The modes that choose frames from a per-frame signal of the whole video."""
+MOTION_SIGNALS = ("auto", "full")
+"""``motion`` mode's signal policies: the cheapest per video, or always the full scan."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,16 @@ class SamplingConfig:
         cut_threshold: ``keyframes`` mode: least HSV-histogram change (0-1) of a cut.
         cut_ratio: ``keyframes`` mode: least ratio of a cut's change to the
             mean change of its neighbours (the adaptive threshold).
+        motion_signal: ``motion`` mode: ``"auto"`` takes, per video, a signal
+            that needs no full decode where one applies (packet sizes of
+            inter-coded streams, reduced JPEG decodes of Motion-JPEG; see
+            :mod:`vidseq.extract.decode.cheap_motion`), else the full scan;
+            ``"full"`` always decodes every frame for it (what caches written
+            before the choice existed used; they read back as ``"full"``).
 
     Raises:
-        UsageError: For an unknown mode, ``num_frames < 1`` or a rate, floor,
-            threshold or ratio that is not a positive finite number.
+        UsageError: For an unknown mode or motion signal, ``num_frames < 1`` or
+            a rate, floor, threshold or ratio that is not a positive finite number.
     """
 
     mode: str = "uniform"
@@ -66,12 +74,18 @@ class SamplingConfig:
     motion_floor: float = 1.0
     cut_threshold: float = 0.3
     cut_ratio: float = 3.0
+    motion_signal: str = "auto"
 
     def __post_init__(self):
         if self.mode not in SAMPLING_MODES:
             raise UsageError(
                 f"Unknown sampling mode. Expected one of {list(SAMPLING_MODES)}. "
                 f"Received: mode={self.mode!r}"
+            )
+        if self.motion_signal not in MOTION_SIGNALS:
+            raise UsageError(
+                f"Unknown motion signal. Expected one of {list(MOTION_SIGNALS)}. "
+                f"Received: motion_signal={self.motion_signal!r}"
             )
         if isinstance(self.num_frames, bool) or not isinstance(self.num_frames, (int, np.integer)):
             raise UsageError(
@@ -97,7 +111,7 @@ class SamplingConfig:
         """
         recorded = asdict(self)
         if self.mode != "motion":
-            del recorded["motion_floor"]
+            del recorded["motion_floor"], recorded["motion_signal"]
         if self.mode != "keyframes":
             del recorded["cut_threshold"], recorded["cut_ratio"]
         return recorded
@@ -107,7 +121,9 @@ class SamplingConfig:
         """Builds a configuration from :meth:`to_dict`'s output.
 
         Keys this class does not know (e.g. facts another module stored beside
-        the sampling in a cache) are ignored; missing keys take their defaults.
+        the sampling in a cache) are ignored; missing keys take their defaults,
+        except a ``motion`` configuration without ``motion_signal``: it was
+        written before the cheap signals existed and reads as ``"full"``.
 
         Args:
             d: A mapping such as ``{"mode": "uniform", "num_frames": 16}``.
@@ -116,7 +132,10 @@ class SamplingConfig:
             The configuration.
         """
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in d.items() if key in known})
+        options = {key: value for key, value in d.items() if key in known}
+        if options.get("mode") == "motion":
+            options.setdefault("motion_signal", "full")
+        return cls(**options)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from vidseq.errors import SourceReadError
+from vidseq.extract.decode.cheap_motion import FULL_SCAN, cheap_motion
 from vidseq.extract.decode.motion import THUMB_SIZE, MotionSignal, motion_indices
 from vidseq.extract.decode.packet_index import IndexUnavailable, PacketIndex
 from vidseq.extract.decode.sampling import FrameSelection, SamplingConfig
@@ -57,11 +58,14 @@ class ScannedVideo:
         count: Frames decoded.
         held: Display index -> decoded ``av.VideoFrame`` of every frame when the
             scan held them, else None.
+        signal: The signal the frames were chosen from: ``"full_scan"``, or
+            for ``motion`` one of :data:`~vidseq.extract.decode.cheap_motion.SIGNAL_NAMES`.
     """
 
     selection: FrameSelection
     count: int
     held: dict | None
+    signal: str = FULL_SCAN
 
 
 class FrameSignal:
@@ -139,9 +143,11 @@ def scan_video(
         rng: Optional ``numpy.random.Generator`` (random variant).
         hold: Decode exactly and hold every decoded frame (see the module's
             description); the caller checks that they fit.
-        index: The video's packet index, if it has one. ``motion`` sampling of
-            a video that is not held then decodes reference frames only (see
-            the module's description).
+        index: The video's packet index, if it has one. ``motion`` sampling
+            with ``motion_signal="auto"`` then first tries a signal that needs
+            no full decode (:func:`~vidseq.extract.decode.cheap_motion.cheap_motion`:
+            nothing is held); else a video that is not held decodes reference
+            frames only (see the module's description).
 
     Returns:
         A :class:`ScannedVideo`.
@@ -151,6 +157,12 @@ def scan_video(
             decodable frame, or decoding fails partway (the error names the frame).
         IndexUnavailable: A frame decoded with ``index`` is not in it.
     """
+    if index is not None and config.mode == "motion" and config.motion_signal == "auto":
+        cheap = cheap_motion(str(path), index)
+        if cheap is not None:
+            values, name = cheap
+            selection = motion_indices(values, config.num_frames, config.motion_floor, rng=rng)
+            return ScannedVideo(selection=selection, count=index.num_frames, held=None, signal=name)
     signal = FrameSignal(config)
     held = {} if hold else None
     skipping = index is not None and not hold and not signal.colour

@@ -13,9 +13,15 @@
   by backbone, weights hash, input size, batch size and OpenVINO version: the
   conversion runs once.
 
+Both run in a ``precision`` (:mod:`vidseq.extract.models.precision`):
+``"fp32"`` (default), ``"bf16"`` (both engines, on CPUs with native bfloat16)
+or ``"int8"`` (OpenVINO, a model quantised by
+:mod:`vidseq.extract.models.quantize`, given as ``quantized_path``).
+
 Both take ``(N, H, W, 3)`` uint8 RGB frames and return ``(N, D)`` float32.
-The cache records which engine made its features (``CacheMeta.engine``), and
-a cache is never resumed or merged with another engine's features.
+The cache records which engine and precision made its features
+(``CacheMeta.engine``, ``CacheMeta.precision``), and a cache is never resumed
+or merged with another engine's or precision's features.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 
 from vidseq.cache.schema import ENGINES  # the engine names a cache may record
 from vidseq.errors import UsageError
+from vidseq.extract.models.precision import bfloat16_model, check_precision
 
 OPENVINO_CONFIG = {
     "PERFORMANCE_HINT": "LATENCY",
@@ -76,6 +83,8 @@ class TensorFlowEngine:
 
     Args:
         net: A loaded :class:`~vidseq.extract.models.backbones.Backbone`.
+        precision: ``"fp32"``, or ``"bf16"`` (a bfloat16 copy of the model,
+            see :func:`~vidseq.extract.models.precision.bfloat16_model`).
 
     Attributes:
         on_gpu: Whether TensorFlow sees a GPU (it then runs the network there).
@@ -83,15 +92,28 @@ class TensorFlowEngine:
 
     name = "tf"
 
-    def __init__(self, net):
+    def __init__(self, net, precision: str = "fp32"):
         import tensorflow as tf
 
+        check_precision(self.name, precision)
         self.net = net
+        self.precision = precision
         self.on_gpu = bool(tf.config.list_physical_devices("GPU"))
+        self._predict = None
+        if precision == "bf16":
+            model = bfloat16_model(net.model)
+            height, width = net.input_size
+            spec = tf.TensorSpec([None, height, width, 3], tf.uint8)
+            self._predict = tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 features."""
-        return self.net.extract(frames)
+        if self._predict is None:
+            return self.net.extract(frames)
+        self.net.extract(frames[:0])  # the same checks of shape and type
+        if len(frames) == 0:
+            return np.zeros((0, self.net.feature_dim), dtype=np.float32)
+        return np.asarray(self._predict(frames).numpy(), dtype=np.float32)
 
 
 def _import_openvino():
@@ -117,36 +139,57 @@ class OpenVINOEngine:
         batch_size: Frames per inference request.
         cache_dir: Where converted models are kept (default:
             :func:`openvino_cache_dir`).
+        precision: ``"fp32"``; ``"bf16"`` (the float32 model compiled with
+            ``INFERENCE_PRECISION_HINT=bf16``); or ``"int8"``, which runs the
+            quantised model ``quantized_path``.
+        quantized_path: The INT8 model (``.xml``) for ``precision="int8"``.
 
     Attributes:
-        model_path: The converted model (``<key>.xml`` with its ``.bin``).
+        model_path: The model run (``<key>.xml`` with its ``.bin``).
         converted: Whether this call converted the model (False: read from disk).
 
     Raises:
-        UsageError: The openvino package is not installed.
+        UsageError: The openvino package is not installed, a precision this CPU
+            cannot run, or INT8 without a quantised model.
     """
 
     name = "openvino"
     on_gpu = False  # compiled for the "CPU" device
 
-    def __init__(self, net, batch_size: int = 32, cache_dir=None):
+    def __init__(
+        self, net, batch_size: int = 32, cache_dir=None, precision="fp32", quantized_path=None
+    ):
         ov = _import_openvino()
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1. Received: batch_size={batch_size!r}")
+        check_precision(self.name, precision)
         self.net = net
+        self.precision = precision
         self.batch_size = int(batch_size)
         height, width = net.input_size
         self._shape = (self.batch_size, height, width, 3)
-        key = self.cache_key(net, self.batch_size, ov.__version__)
-        folder = Path(cache_dir) if cache_dir is not None else openvino_cache_dir()
-        self.model_path = folder / f"{key}.xml"
         self.converted = False
-        if not self.model_path.is_file():
-            self._convert(ov, folder)
-            self.converted = True
+        if precision == "int8":
+            if quantized_path is None or not Path(quantized_path).is_file():
+                raise UsageError(
+                    "precision='int8' needs a quantised model, and there is none. "
+                    f"Received: quantized_path={quantized_path!r}"
+                )
+            self.model_path = Path(quantized_path)
+        else:
+            key = self.cache_key(net, self.batch_size, ov.__version__)
+            folder = Path(cache_dir) if cache_dir is not None else openvino_cache_dir()
+            self.model_path = folder / f"{key}.xml"
+            if not self.model_path.is_file():
+                self._convert(ov, folder)
+                self.converted = True
+        config = dict(OPENVINO_CONFIG)
+        if precision == "bf16":
+            config["INFERENCE_PRECISION_HINT"] = "bf16"
         core = ov.Core()
-        compiled = core.compile_model(str(self.model_path), "CPU", dict(OPENVINO_CONFIG))
-        self._request = compiled.create_infer_request()
+        model = core.read_model(str(self.model_path))
+        model.reshape({0: list(self._shape)})
+        self._request = core.compile_model(model, "CPU", config).create_infer_request()
         self._padded = np.zeros(self._shape, dtype=np.uint8)
 
     @staticmethod
@@ -204,7 +247,15 @@ class OpenVINOEngine:
         return out
 
 
-def load_engine(net, engine: str = "tf", *, batch_size: int = 32, cache_dir=None):
+def load_engine(
+    net,
+    engine: str = "tf",
+    *,
+    batch_size: int = 32,
+    cache_dir=None,
+    precision: str = "fp32",
+    quantized_path=None,
+):
     """Builds the engine that runs ``net``.
 
     Args:
@@ -213,22 +264,32 @@ def load_engine(net, engine: str = "tf", *, batch_size: int = 32, cache_dir=None
         batch_size: Frames per inference call (OpenVINO compiles for it).
         cache_dir: Where OpenVINO keeps converted models (default:
             :func:`openvino_cache_dir`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (see
+            :mod:`vidseq.extract.models.precision`).
+        quantized_path: The quantised model that ``precision="int8"`` runs.
 
     Returns:
         A :class:`TensorFlowEngine` or an :class:`OpenVINOEngine`; both have
-        ``name`` and ``extract(frames)``.
+        ``name``, ``precision`` and ``extract(frames)``.
 
     Raises:
-        UsageError: Unknown engine, openvino requested but not installed
-            (the message names the ``vidseq[openvino]`` extra), or openvino for a
-            clip encoder.
+        UsageError: Unknown engine or precision, a precision this engine or CPU
+            cannot run, openvino requested but not installed (the message names
+            the ``vidseq[openvino]`` extra), or openvino for a clip encoder.
     """
     check_engine(engine)
+    check_precision(engine, precision)
     if engine == "openvino" and net.clip_frames > 1:
         raise UsageError(
             f"engine openvino runs frame encoders; backbone {net.name} reads clips of "
             f"{net.clip_frames} frames: use engine='tf'"
         )
     if engine == "openvino":
-        return OpenVINOEngine(net, batch_size=batch_size, cache_dir=cache_dir)
-    return TensorFlowEngine(net)
+        return OpenVINOEngine(
+            net,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            precision=precision,
+            quantized_path=quantized_path,
+        )
+    return TensorFlowEngine(net, precision=precision)

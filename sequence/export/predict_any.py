@@ -81,6 +81,7 @@ def predict(
     *,
     top_k: int = 5,
     engine: str = "tf",
+    precision: str = "fp32",
     window: float | None = None,
     stride: float | None = None,
     plot=None,
@@ -97,6 +98,9 @@ def predict(
         top_k: Classes listed per video or window.
         engine: What runs a run's CNN: ``"tf"`` or ``"openvino"`` (an export
             runs in its own format's runtime).
+        precision: A run's CNN in ``"fp32"``, ``"bf16"`` or ``"int8"`` (the
+            quantised model beside the run's cache; see ``extract-features
+            --precision``).
         window: Seconds per window: classify sliding windows of each video.
         stride: Seconds between windows (default: ``window``).
         plot: PNG file of the windows' timeline (with ``window``).
@@ -118,29 +122,32 @@ def predict(
     if window is not None:
         outputs = {"plot": plot, "csv": csv, "report": report}
         check_timeline_outputs(run, videos, **outputs, overwrite=overwrite)
-        return _windows(run, videos, top_k, engine, window, stride, outputs, progress)
+        net = {"engine": engine, "precision": precision}
+        return _windows(run, videos, top_k, net, window, stride, outputs, progress)
     for name, value in (("stride", stride), ("plot", plot), ("csv", csv), ("report", report)):
         if value is not None:
             raise UsageError(f"{name} needs window. Received: {name}={value!r}")
     if is_export_dir(run):
-        if engine != "tf":
-            raise UsageError(
-                f"{run}: an export runs in its own format's runtime; engine applies to "
-                f"run directories. Received: engine={engine!r}"
-            )
+        for name, value, default in (("engine", engine, "tf"), ("precision", precision, "fp32")):
+            if value != default:
+                raise UsageError(
+                    f"{run}: an export runs in its own format's runtime; {name} applies to "
+                    f"run directories. Received: {name}={value!r}"
+                )
         return Predictions(videos=predict_export(run, videos, top_k=top_k))
-    return Predictions(videos=predict_videos(run, videos, top_k=top_k, engine=engine))
+    found = predict_videos(run, videos, top_k=top_k, engine=engine, precision=precision)
+    return Predictions(videos=found)
 
 
-def _windows(run, videos, top_k, engine, window, stride, outputs, progress) -> Predictions:
+def _windows(run, videos, top_k, net, window, stride, outputs, progress) -> Predictions:
     result = predict_windows(
         run,
         videos,
         window=window,
         stride=stride if stride is not None else window,
         top_k=top_k,
-        engine=engine,
         progress=progress,
+        **net,
     )
     writers = {"csv": write_csv, "plot": plot_timeline}
     files = [

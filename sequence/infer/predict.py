@@ -15,8 +15,8 @@ from vidseq.extract.sources.items import VideoItem
 from vidseq.sequence.data.batches import predict_fixed_batch
 from vidseq.sequence.data.frame_clips import FrameVideos, read_clip
 from vidseq.sequence.data.temporal import prepare_clip
-from vidseq.sequence.infer.run_classifier import top_labels
-from vidseq.sequence.runs.saved_run import load_run, load_run_backbone
+from vidseq.sequence.infer.run_classifier import run_engine, top_labels
+from vidseq.sequence.runs.saved_run import load_run
 
 END_TO_END_BATCH = 8
 """Most clips an end-to-end run decodes and classifies at once (memory: T frames each)."""
@@ -59,6 +59,7 @@ def predict_videos(
     batch_size: int = 32,
     decode_workers: int | None = None,
     engine: str = "tf",
+    precision: str = "fp32",
 ) -> list[Prediction]:
     """Classifies video files with a trained run.
 
@@ -76,6 +77,9 @@ def predict_videos(
         engine: What runs the frozen backbone: ``"tf"`` or ``"openvino"``
             (``vidseq[openvino]``); whichever engine made the run's cache.
             An end-to-end (fine-tuned) run always runs with TensorFlow.
+        precision: Feature runs: ``"fp32"``, ``"bf16"`` or ``"int8"`` (the
+            model quantised beside the run's cache; see
+            :func:`~vidseq.sequence.infer.run_classifier.run_engine`).
 
     Returns:
         One :class:`Prediction` per video, in the order given.
@@ -91,6 +95,11 @@ def predict_videos(
     run = load_run(run_dir)
     paths = [str(v) for v in videos]
     if run.end_to_end:
+        if precision != "fp32":
+            raise UsageError(
+                f"{run_dir}: an end-to-end (fine-tuned) run predicts with its whole Keras "
+                f"model in fp32. Received: precision={precision!r}"
+            )
         if engine != "tf":
             raise UsageError(
                 f"{run_dir}: an end-to-end (fine-tuned) run predicts with its whole Keras "
@@ -98,14 +107,15 @@ def predict_videos(
             )
         batch = min(batch_size, END_TO_END_BATCH)
         return _predict_clips(run, paths, top_k, batch, decode_workers)
-    return _predict_features(run, paths, top_k, batch_size, decode_workers, engine)
+    runner = run_engine(run, engine, batch_size, precision)
+    return _predict_features(run, paths, top_k, batch_size, decode_workers, runner)
 
 
 def _predict_features(run, paths, top_k, batch_size, decode_workers, engine):
     """predict_videos for a feature run: extract features, then run the head on fixed batches."""
     spec = run.frame_spec
     extractor = FeatureExtractor(
-        load_run_backbone(run),
+        engine.net,
         spec,
         batch_size=batch_size,
         decode_workers=decode_workers,

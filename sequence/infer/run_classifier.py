@@ -16,6 +16,8 @@ from vidseq.errors import UsageError
 from vidseq.extract.decode.frames import FrameGeometry
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.models.engines import check_engine, load_engine
+from vidseq.extract.models.precision import check_precision
+from vidseq.extract.models.quantize import find_quantized, quantized_folder
 from vidseq.sequence.data.batches import predict_fixed_batch
 from vidseq.sequence.data.temporal import prepare_clip
 from vidseq.sequence.runs.saved_run import load_run, load_run_backbone
@@ -94,13 +96,16 @@ def top_labels(row, class_names, top_k: int) -> list[tuple[str, float]]:
     return [(class_names[i], float(row[i])) for i in best]
 
 
-def load_classifier(run_dir, *, engine: str = "tf", batch_size: int = 32) -> RunClassifier:
+def load_classifier(
+    run_dir, *, engine: str = "tf", batch_size: int = 32, precision: str = "fp32"
+) -> RunClassifier:
     """Loads a feature run as a :class:`RunClassifier`.
 
     Args:
         run_dir: A run directory written by ``train_sequence``.
         engine: ``"tf"`` or ``"openvino"``.
         batch_size: Frames per backbone call (OpenVINO compiles for it).
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (see :func:`run_engine`).
 
     Returns:
         The classifier.
@@ -111,20 +116,47 @@ def load_classifier(run_dir, *, engine: str = "tf", batch_size: int = 32) -> Run
             backbone features).
     """
     check_engine(engine)
+    check_precision(engine, precision)
     run = load_run(run_dir)
     if run.end_to_end:
         raise UsageError(
             f"{run_dir}: an end-to-end (fine-tuned) run reads whole clips of raw frames; "
             "windowed prediction and watch need a run trained on cached features"
         )
-    net = load_run_backbone(run)
+    runner = run_engine(run, engine, batch_size, precision)
     return RunClassifier(
         class_names=run.class_names,
         spec=run.frame_spec,
         geometry=run.frame_spec.geometry(run.input_size),
         frames=run.frames,
-        engine=load_engine(net, engine, batch_size=batch_size),
+        engine=runner,
         model=run.model,
         cache_path=run.config.get("cache_path"),
-        clip_frames=net.clip_frames,
+        clip_frames=runner.net.clip_frames,
+    )
+
+
+def run_engine(run, engine: str, batch_size: int, precision: str):
+    """The engine that runs a feature run's backbone, in ``precision``.
+
+    INT8 runs the model quantised by ``extract-features --precision int8``,
+    found beside the run's cache (same backbone, weights and input size; see
+    :mod:`vidseq.extract.models.quantize`); nothing is calibrated here.
+
+    Raises:
+        UsageError: As :func:`~vidseq.extract.models.engines.load_engine`, or
+            INT8 with no quantised model beside the run's cache.
+    """
+    net = load_run_backbone(run)
+    quantized = None
+    if precision == "int8":
+        cache = run.config.get("cache_path") or "."
+        quantized = find_quantized(net, quantized_folder(cache))
+        if quantized is None:
+            raise UsageError(
+                f"{run.path}: no INT8 {net.name} model beside its cache {cache}; run "
+                "extract-features --engine openvino --precision int8 there first"
+            )
+    return load_engine(
+        net, engine, batch_size=batch_size, precision=precision, quantized_path=quantized
     )

@@ -391,6 +391,7 @@ def watch(
     engine: str = "tf",
     on_decision=None,
     log=None,
+    precision: str = "fp32",
 ) -> WatchSummary:
     """Classifies a live stream every ``stride`` seconds until it ends or is stopped.
 
@@ -410,6 +411,8 @@ def watch(
         engine: ``"tf"`` or ``"openvino"``.
         on_decision: Called with each :class:`Decision` (from this thread).
         log: Called with one line per reconnection event (default: ignored).
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (see
+            :func:`~vidseq.sequence.infer.run_classifier.run_engine`).
 
     Returns:
         A :class:`WatchSummary`; its ``status`` says how it ended.
@@ -419,7 +422,7 @@ def watch(
         UsageError: Bad arguments, or a run that cannot be used.
     """
     _check_watch_args(stride, max_seconds, max_reconnects, top_k)
-    classifier = load_classifier(run_dir, engine=engine)
+    classifier = load_classifier(run_dir, engine=engine, precision=precision)
     window = check_seconds("window", window) if window is not None else None
     window = window or training_clip_seconds(classifier.cache_path)
     classifier.warm_up()

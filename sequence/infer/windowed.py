@@ -136,6 +136,7 @@ def predict_windows(
     batch_size: int = 32,
     engine: str = "tf",
     progress: bool = False,
+    precision: str = "fp32",
 ) -> WindowedPrediction:
     """Classifies sliding windows of each video with a trained feature run.
 
@@ -152,6 +153,9 @@ def predict_windows(
         batch_size: Frames per backbone call.
         engine: ``"tf"`` or ``"openvino"``.
         progress: Show a progress bar per video.
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (the model quantised
+            beside the run's cache; see
+            :func:`~vidseq.sequence.infer.run_classifier.run_engine`).
 
     Returns:
         A :class:`WindowedPrediction`.
@@ -164,7 +168,7 @@ def predict_windows(
     check_seconds("stride", stride)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}")
-    classifier = load_classifier(run_dir, engine=engine, batch_size=batch_size)
+    classifier = load_classifier(run_dir, engine=engine, batch_size=batch_size, precision=precision)
     began = time.perf_counter()
     passes = _WindowPass(classifier, batch_size)
     timelines = []

@@ -12,8 +12,10 @@ from vidseq.cli import main
 from vidseq.errors import CacheError, UsageError
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
+from vidseq.extract.models import precision as precision_module
 from vidseq.extract.models.backbones import load_backbone
 from vidseq.extract.models.engines import ENGINES, TensorFlowEngine, load_engine, openvino_cache_dir
+from vidseq.extract.models.precision import bf16_supported
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.sample_data import make_sample
 
@@ -287,3 +289,33 @@ def test_cli_extract_features_engine_openvino(sample_root, tmp_path, capsys):
     with FeatureStore(out) as store:
         assert store.meta.engine == "openvino"
     assert Path(out).is_file()
+
+
+def test_precision_refusals_are_one_line_usage_errors(monkeypatch, sample_root, tmp_path):
+    net = load_backbone("tiny", "none")
+    with pytest.raises(UsageError, match=r"Received: precision='fp16'"):
+        load_engine(net, "tf", precision="fp16")
+    with pytest.raises(UsageError, match=r"engine='openvino'.*Received: engine='tf'"):
+        extract_features(sample_root, tmp_path / "f.h5", precision="int8", progress=False)
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
+    with pytest.raises(UsageError, match="needs a CPU with AVX512_BF16 or AMX"):
+        load_engine(net, "tf", precision="bf16")
+    assert main(["extract-features", str(sample_root), "--out", str(tmp_path / "g.h5"),
+                 "--precision", "bf16", "--quiet"]) == 2  # fmt: skip
+    assert not (tmp_path / "f.h5.parts").exists() and not (tmp_path / "g.h5").exists()
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("engine", ["tf", pytest.param("openvino", marks=needs_openvino)])
+def test_bf16_features_agree_with_fp32(engine):
+    net = load_backbone("mobilenetv2", "none", input_size=(32, 32))
+    lowered = load_engine(net, engine, batch_size=4, precision="bf16")
+    assert lowered.precision == "bf16"
+    frames = frames_for(net, 6)
+    features, reference = lowered.extract(frames), net.extract(frames)
+    assert features.shape == reference.shape and features.dtype == np.float32
+    cosine = (features * reference).sum(1) / (
+        np.linalg.norm(features, axis=1) * np.linalg.norm(reference, axis=1)
+    )
+    assert cosine.min() > 0.99
+    assert not np.array_equal(features, reference)  # really another arithmetic

@@ -282,7 +282,7 @@ def test_thumbnail_size_is_checked(videos, size):
 @pytest.mark.parametrize("name", ["h264_bframes.mp4", "mpeg4_bframes.mp4", "vp9.webm"])
 def test_motion_frames_by_plan_equal_sequential_ones(videos, name, monkeypatch):
     path = videos[name]
-    sampling = SamplingConfig(mode="motion", num_frames=8)
+    sampling = SamplingConfig(mode="motion", num_frames=8, motion_signal="full")
     scan = scan_video(path, sampling, index=read_packet_index(path))  # reference frames only
     assert scan.count == 90 and scan.held is None
     decoded = sum(1 for _ in iter_thumbnails(path, references_only=True))

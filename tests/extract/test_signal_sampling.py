@@ -77,7 +77,7 @@ def test_motion_frames_concentrate_in_the_event_of_a_real_video(video_writer, tm
 
 def test_planned_second_pass_gives_the_frames_holding_gives(video_writer, tmp_path, monkeypatch):
     path = video_writer(tmp_path / "event.avi", event_frames())
-    sampling = SamplingConfig(mode="motion", num_frames=8)
+    sampling = SamplingConfig(mode="motion", num_frames=8, motion_signal="full")
     assert scan_video(path, sampling, hold=True).held.keys() == set(range(EVENT_LENGTH))
     assert scan_video(path, sampling).held is None
     held = read_frames(path, sampling, GEOMETRY)
