@@ -134,6 +134,7 @@ COMPOSED = {
         "frames": {p.name for p in FRAME_PARAMS},
         "shard": {"num_shards", "shard_index"},
         "progress": {"quiet"},
+        "agreement_probe": {"check_against"},
     },
     "finetune": {"config": set(ScratchConfig.setting_names()) | {p.name for p in FRAME_PARAMS}},
 }

@@ -55,8 +55,10 @@ RUN_FILES = (
 
 META_FIELDS = tuple(field.name for field in dataclasses.fields(CacheMeta))
 """The cache meta fields copied verbatim into config.json: every field of CacheMeta."""
+OPTIONAL_META_FIELDS = ("weights_seed", "backbone_config", "precision", "precision_check")
+"""Meta fields that older runs, and end-to-end runs, may lack."""
 REQUIRED_KEYS = (
-    *(k for k in META_FIELDS if k not in ("weights_seed", "backbone_config")),
+    *(k for k in META_FIELDS if k not in OPTIONAL_META_FIELDS),
     "kind",
     "frames",
     "head",

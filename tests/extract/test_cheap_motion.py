@@ -115,7 +115,15 @@ def test_cache_records_the_signal_of_each_video(h264_event, video_writer, tmp_pa
             write(target, event_frames())
     out = tmp_path / "f.h5"
     frames = FrameSpec(SamplingConfig(mode="motion", num_frames=6))
-    extract_features(root, out, source="folder", frames=frames, input_size=(16, 16), progress=False)
+    extract_features(
+        root,
+        out,
+        source="folder",
+        backbone="tiny",
+        frames=frames,
+        input_size=(16, 16),
+        progress=False,
+    )
     with FeatureStore(out) as store:
         assert store.meta.sampling["motion_signal"] == "auto"
         signals = {}

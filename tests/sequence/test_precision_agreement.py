@@ -16,6 +16,7 @@ from vidseq.sequence.infer.windowed import predict_windows
 pytest.importorskip("nncf", reason='nncf is not installed (pip install "vidseq[openvino]")')
 
 OPTIONS = {
+    "backbone": "tiny",
     "frames": FrameSpec(SamplingConfig(num_frames=6)),
     "input_size": (32, 32),
     "dtype": "float32",
