@@ -24,7 +24,7 @@ from vidseq.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # sparse_event imports the extraction pipeline, hence TensorFlow
 
-from sparse_event import write_dataset  # noqa: E402  (bench/ is on sys.path)
+from sparse_event import PAIRS, write_dataset  # noqa: E402  (bench/ is on sys.path)
 
 
 def main():
@@ -34,12 +34,27 @@ def main():
     parser.add_argument("--length", type=int, default=120, help="frames per video")
     parser.add_argument("--event-fraction", type=float, default=0.1)
     parser.add_argument("--size", type=int, default=96, help="video side in pixels")
+    parser.add_argument("--pairs", type=int, default=3, help="class pairs (1 to 5)")
+    parser.add_argument("--noise", type=float, default=0.0, help="camera grain, grey levels")
+    parser.add_argument("--jitter", type=int, default=0, help="camera shake, pixels")
     parser.add_argument("--smoke", action="store_true", help="6 short videos per class")
     args = parser.parse_args()
     if args.smoke:
         args.videos_per_class, args.length = 6, 40
     root = Path(args.workdir) / "data"
-    write_dataset(root, args.videos_per_class, args.length, args.event_fraction, args.size, 0)
+    if not 1 <= args.pairs <= len(PAIRS):
+        parser.error(f"--pairs must be 1 to {len(PAIRS)}. Received: {args.pairs}")
+    write_dataset(
+        root,
+        args.videos_per_class,
+        args.length,
+        args.event_fraction,
+        args.size,
+        0,
+        pairs=args.pairs,
+        noise=args.noise,
+        jitter=args.jitter,
+    )
     print(f"wrote {root}")
 
 
