@@ -12,6 +12,14 @@ experiment is the command line, as a user runs it (docs/tune.md)::
         --heads lstm,gru,tcn,transformer
     vidseq tune /tmp/tune-task/motion.h5 --out /tmp/tune-task/tune --trials 30
 
+The harder task of docs/tune.md (10 classes, a 6% event, a grainy and shaky
+camera, 12 frames sampled)::
+
+    python bench/tune_task.py --workdir /tmp/tune-hard --videos-per-class 30 --pairs 5 \
+        --event-fraction 0.06 --noise 6 --jitter 1
+    vidseq extract-features /tmp/tune-hard/data --out /tmp/tune-hard/motion12.h5 \
+        --backbone tiny --input-size 96 --sampling motion --frames 12
+
 ``--smoke`` writes a handful of short videos (a check that the script runs).
 """
 
