@@ -8,10 +8,10 @@ is the best, :func:`.tune_study.best_trial`); per-epoch validation accuracy
 goes to the pruner, which stops bad trials early. Every trial uses the
 study's seed: the same validation carve-out and the same initialisation, so
 trials differ only by their settings, and any trial is reproduced by training
-its settings with that seed. The **test split
-is read once**, at the end, by the retrain of the best settings into
-``DIR/best`` (a normal run directory). A failing trial (out of memory, a bad
-combination) is recorded as failed and the study goes on.
+its settings with that seed. The **test split is read once**, at the end, by
+the retrain of the best settings into ``DIR/best`` (a normal run directory).
+A failing trial (out of memory, a bad combination) is recorded as failed and
+the study goes on.
 
 The study lives in ``DIR/study.db`` (or ``storage``): rerunning the same call
 continues it to the requested number of trials (see
@@ -116,9 +116,10 @@ class _Objective:
 
 
 def kept_val_loss(result):
-    """The validation loss of the epoch whose weights a run kept (the tie-break of trials)."""
-    losses = [row["val_loss"] for row in result.history if row["epoch"] == result.best_epoch]
-    return float(losses[-1]) if losses else float("inf")
+    """The validation loss of the epoch whose weights a run kept (None if unknown or not finite)."""
+    losses = [row.get("val_loss") for row in result.history if row["epoch"] == result.best_epoch]
+    loss = float(losses[-1]) if losses and losses[-1] is not None else float("nan")
+    return loss if np.isfinite(loss) else None
 
 
 def _json_ready(settings):

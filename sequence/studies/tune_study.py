@@ -23,7 +23,8 @@ Each of these is marked by a user attribute of the trial: ``error``
 The best trial (:func:`best_trial`) is the complete trial of highest
 validation accuracy (the trial's value, what the sampler and the pruner see);
 between trials of equal accuracy, the one of lower validation loss (user
-attribute ``val_loss``), then the earlier one. A small validation split
+attribute ``val_loss``; a trial without one comes after), then the earlier
+one. A small validation split
 saturates (many trials at 1.000), and the loss still tells them apart.
 """
 
@@ -131,10 +132,12 @@ def best_trial(study):
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
-    return min(
-        complete,
-        key=lambda t: (-t.value, t.user_attrs.get("val_loss", float("inf")), t.number),
-    )
+    return min(complete, key=lambda t: (-t.value, _loss_or_inf(t), t.number))
+
+
+def _loss_or_inf(trial):
+    loss = trial.user_attrs.get("val_loss")
+    return float("inf") if loss is None else float(loss)
 
 
 def is_surplus(study, trial, n_trials):

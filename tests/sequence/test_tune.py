@@ -265,11 +265,13 @@ def test_run_trials_fills_the_budget_and_a_timeout_still_runs_one_trial(tmp_path
 def test_validation_ties_go_to_the_lower_loss_then_the_earlier_trial(tmp_path):
     study = optuna.create_study(direction="maximize")
     assert best_trial(study) is None
-    for value, loss in ((0.9, 0.1), (1.0, 0.6), (1.0, 0.3), (1.0, 0.3), (0.95, 0.01)):
+    draws = ((0.9, 0.1), (1.0, None), (1.0, 0.6), (1.0, 0.3), (1.0, 0.3), (0.95, 0.01))
+    for value, loss in draws:
         attrs = {"val_loss": loss, "settings": {"head": "gru"}}
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
-    assert best_trial(study).number == 2  # 1.000 beats 0.95 whatever the loss; then 0.3 < 0.6
-    result = TuneResult.of_study(study, tmp_path, cache="c.h5", trials_requested=6)
-    assert (result.best_trial, result.best_val_accuracy, result.best_val_loss) == (2, 1.0, 0.3)
+    # 1.000 beats 0.95 whatever the loss; then 0.3 < 0.6 < no loss; then the earlier of #3, #4
+    assert best_trial(study).number == 3
+    result = TuneResult.of_study(study, tmp_path, cache="c.h5", trials_requested=7)
+    assert (result.best_trial, result.best_val_accuracy, result.best_val_loss) == (3, 1.0, 0.3)
     assert "validation accuracy 1.000, loss 0.3000" in result.summary()
