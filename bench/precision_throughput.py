@@ -213,7 +213,7 @@ def head_accuracy(caches, seeds):
     return results
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--backbones", nargs="*", default=["resnet50", "mobilenetv2", "efficientnetb0", "vit_b16"]
@@ -228,7 +228,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--smoke", action="store_true", help="64x64, batch 8, 1 round, tiny sets")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.size, args.batch, args.rounds, args.seeds = 64, 8, 1, [0]
         args.train_per_class, args.test_per_class, args.calibration_videos = 3, 2, 4

@@ -46,11 +46,11 @@ def smoke_run(root):
     return train_sequence(cache, root / "run", config, verbose=0, report=False).run_dir
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a small pipeline, not the demo")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from vidseq.sequence.report.build import report
     from vidseq.sequence.studies.demo import run_demo

@@ -14,6 +14,11 @@ whatever the photograph (brightness, contrast, colour), then cuts back:
 * ``Tint`` / ``Untint``: the still is tinted orange (70%) then cuts back; or
   it appears tinted and the tint goes.
 
+Two more pairs (``write_dataset(pairs=5)``, used by ``bench/tune_task.py``;
+this bench writes the first three): ``Blur`` / ``Focus`` (a Gaussian blur up to
+3 pixels sets in, or clears) and ``Desaturate`` / ``Saturate`` (to grey, 90%).
+``noise`` and ``jitter`` add a grainy, shaky camera to every frame.
+
 (A first design had a second photograph grow from a point to the full frame
 vs shrink away. With every frame on the event, the head could not tell those
 twins apart (test recall 0.44 and 0.22, while Brighten/Darken reached 0.95):
@@ -84,7 +89,14 @@ PHOTOS = (
     "colorwheel",
     "retina",
 )
-PAIRS = (("Brighten", "Darken"), ("FadeOut", "FadeIn"), ("Tint", "Untint"))
+PAIRS = (
+    ("Brighten", "Darken"),
+    ("FadeOut", "FadeIn"),
+    ("Tint", "Untint"),
+    ("Blur", "Focus"),
+    ("Desaturate", "Saturate"),
+)
+"""Every pair; ``write_dataset(pairs=n)`` writes the first ``n`` (this bench: 3)."""
 TINT = (0, 140, 255)
 """BGR colour the ``Tint`` event blends towards (orange)."""
 CLIPS_PER_GROUP = 3
@@ -109,14 +121,35 @@ def forward_event(kind, still, length):
             frame = image * (1.0 + 1.5 * p)
         elif kind == 1:  # fade to flat grey
             frame = image * (1.0 - 0.9 * p) + 128.0 * 0.9 * p
-        else:  # tint towards orange
+        elif kind == 2:  # tint towards orange
             frame = image * (1.0 - 0.7 * p) + np.array(TINT, np.float32) * 0.7 * p
+        elif kind == 3:  # blur (Gaussian, sigma 0 to 3 pixels)
+            frame = cv2.GaussianBlur(image, (0, 0), 3.0 * p) if p > 0 else image
+        else:  # desaturate to grey (90%)
+            grey = image.mean(axis=2, keepdims=True)
+            frame = image * (1.0 - 0.9 * p) + grey * 0.9 * p
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
 
 
-def make_video(class_index, group, clip, length, event_fraction, size, seed):
-    """One video's BGR frames: a still shot with one short event (see the module docstring)."""
+def shaky_camera(frames, noise, jitter, rng):
+    """Each frame shifted by up to ``jitter`` pixels (reflected border), plus Gaussian noise."""
+    out = []
+    for frame in frames:
+        dx, dy = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(frame, shift, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+        grain = rng.normal(0.0, noise, frame.shape) if noise else 0.0
+        out.append(np.clip(moved + grain, 0, 255).astype(np.uint8))
+    return out
+
+
+def make_video(class_index, group, clip, length, event_fraction, size, seed, noise=0, jitter=0):
+    """One video's BGR frames: a still shot with one short event (see the module docstring).
+
+    ``noise`` (Gaussian, in grey levels) and ``jitter`` (pixels) add a shaky,
+    grainy camera to every frame, drawn alike for both twins of a pair.
+    """
     kind, reverse = divmod(class_index, 2)
     rng = np.random.default_rng([seed, kind, group, clip])  # the same draws for both twins
     still = _photo(PHOTOS[int(rng.integers(len(PHOTOS)))], rng, size)
@@ -125,7 +158,8 @@ def make_video(class_index, group, clip, length, event_fraction, size, seed):
     if reverse:
         event = event[::-1]
     start = int(rng.integers(length - event_length + 1))
-    return [still] * start + event + [still] * (length - event_length - start)
+    frames = [still] * start + event + [still] * (length - event_length - start)
+    return shaky_camera(frames, noise, jitter, rng) if noise or jitter else frames
 
 
 def write_video(path, frames, codec):
@@ -145,8 +179,20 @@ def write_video(path, frames, codec):
         container.mux(stream.encode())
 
 
-def write_dataset(root, videos_per_class, length, event_fraction, size, seed, codec="mjpeg"):
-    classes = [name for pair in PAIRS for name in pair]
+def write_dataset(
+    root,
+    videos_per_class,
+    length,
+    event_fraction,
+    size,
+    seed,
+    codec="mjpeg",
+    pairs=3,
+    noise=0,
+    jitter=0,
+):
+    """Writes the task's videos and UCF-101 lists; a third of the groups are test."""
+    classes = [name for pair in PAIRS[:pairs] for name in pair]
     groups = -(-videos_per_class // CLIPS_PER_GROUP)
     test_groups = max(1, round(groups / 3))
     lists = root / "ucfTrainTestlist"
@@ -158,8 +204,10 @@ def write_dataset(root, videos_per_class, length, event_fraction, size, seed, co
             group, clip = number // CLIPS_PER_GROUP + 1, number % CLIPS_PER_GROUP + 1
             suffix = ".avi" if codec == "mjpeg" else ".mp4"
             rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}{suffix}"
-            frames = make_video(index, group, clip, length, event_fraction, size, seed)
-            write_video(root / rel, frames, codec)
+            video = make_video(
+                index, group, clip, length, event_fraction, size, seed, noise, jitter
+            )
+            write_video(root / rel, video, codec)
             if group <= test_groups:
                 test.append(rel)
             else:

@@ -3,13 +3,15 @@
 :func:`tune` runs an Optuna study (TPE sampler, median pruner) whose trials
 each train one head with ``train_sequence`` on the training split and score
 it on the **validation split only** (its accuracy, with the kept best-epoch
-weights); per-epoch validation accuracy goes to the pruner, which stops bad
-trials early. Every trial uses the study's seed: the same validation carve-out
-and the same initialisation, so trials differ only by their settings, and any
-trial is reproduced by training its settings with that seed. The **test split
-is read once**, at the end, by the retrain of the best settings into
-``DIR/best`` (a normal run directory). A failing trial (out of memory, a bad
-combination) is recorded as failed and the study goes on.
+weights; between trials of equal accuracy the one of lower validation loss
+is the best, :func:`.tune_study.best_trial`); per-epoch validation accuracy
+goes to the pruner, which stops bad trials early. Every trial uses the
+study's seed: the same validation carve-out and the same initialisation, so
+trials differ only by their settings, and any trial is reproduced by training
+its settings with that seed. The **test split is read once**, at the end, by
+the retrain of the best settings into ``DIR/best`` (a normal run directory).
+A failing trial (out of memory, a bad combination) is recorded as failed and
+the study goes on.
 
 The study lives in ``DIR/study.db`` (or ``storage``): rerunning the same call
 continues it to the requested number of trials (see
@@ -116,7 +118,15 @@ class _Objective:
             shutil.rmtree(run_dir, ignore_errors=True)
             keras.backend.clear_session()  # trials do not pile up graphs
         trial.set_user_attr("best_epoch", int(result.best_epoch))
+        trial.set_user_attr("val_loss", kept_val_loss(result))
         return float(result.metrics["accuracy"])
+
+
+def kept_val_loss(result):
+    """The validation loss of the epoch whose weights a run kept (None if unknown or not finite)."""
+    losses = [row.get("val_loss") for row in result.history if row["epoch"] == result.best_epoch]
+    loss = float(losses[-1]) if losses and losses[-1] is not None else float("nan")
+    return loss if np.isfinite(loss) else None
 
 
 def _json_ready(settings):
@@ -193,9 +203,8 @@ def _progress_logger(log, n_trials, start):
         value = f" val {trial.value:.3f}" if trial.value is not None else ""
         error = f" ({trial.user_attrs['error']})" if "error" in trial.user_attrs else ""
         line = f"trial {done}{total}: #{trial.number} {head} {state}{value}{error}"
-        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if complete:
-            best = max(complete, key=lambda t: t.value)
+        best = ts.best_trial(study)
+        if best is not None:
             line += f"; best val {best.value:.3f} (#{best.number})"
         log(f"{line} [{time.perf_counter() - start:.0f} s]")
 
@@ -324,7 +333,7 @@ def tune(
         write_outputs(result, study)
         raise VidseqError(f"no trial of study {study_name!r} completed; see {out_dir}/trials.csv")
     log(f"retraining trial #{result.best_trial} on the training split into {out_dir / BEST_DIR}")
-    final = _final_run(cache, out_dir, study.best_trial, base, seed, verbose, report)
+    final = _final_run(cache, out_dir, ts.best_trial(study), base, seed, verbose, report)
     result.set_final(final, seconds=time.perf_counter() - start)
     write_outputs(result, study)
     if report:

@@ -35,6 +35,8 @@ class TuneResult:
         best_trial: Number of the best trial (None when none completed).
         best_params: The best trial's settings (``head`` and every value drawn).
         best_val_accuracy: Its validation accuracy.
+        best_val_loss: Its validation loss (at the kept epoch), the tie-break
+            between trials of equal validation accuracy.
         test_accuracy: The final run's accuracy on the test split.
         test_metrics: The final run's evaluation (``metrics.json`` of ``best/``).
         best_run: The final run directory (``DIR/best``).
@@ -53,6 +55,7 @@ class TuneResult:
     best_trial: int | None = None
     best_params: dict = field(default_factory=dict)
     best_val_accuracy: float | None = None
+    best_val_loss: float | None = None
     test_accuracy: float | None = None
     test_metrics: dict = field(default_factory=dict)
     best_run: str | None = None
@@ -65,11 +68,12 @@ class TuneResult:
         """The counts and best trial of ``study`` (no final run yet)."""
         trials = study.get_trials(deepcopy=False)
         result = cls(Path(out_dir), cache, study.study_name, trials_requested, ts.counts(trials))
-        if result.counts["complete"]:
-            best = study.best_trial
+        best = ts.best_trial(study)
+        if best is not None:
             result.best_trial = best.number
             result.best_params = dict(best.user_attrs["settings"])
             result.best_val_accuracy = float(best.value)
+            result.best_val_loss = best.user_attrs.get("val_loss")
         return result
 
     def set_final(self, train_result, *, seconds):
@@ -93,7 +97,8 @@ class TuneResult:
         if self.best_trial is not None:
             settings = ", ".join(f"{k}={_short(v)}" for k, v in self.best_params.items())
             lines.append(f"best trial #{self.best_trial}: {settings}")
-            lines.append(f"validation accuracy {self.best_val_accuracy:.3f}")
+            loss = f", loss {self.best_val_loss:.4f}" if self.best_val_loss is not None else ""
+            lines.append(f"validation accuracy {self.best_val_accuracy:.3f}{loss}")
         if self.test_accuracy is not None:
             split = self.test_metrics.get("split", "test")
             lines.append(
@@ -113,6 +118,7 @@ class TuneResult:
             "best_trial": self.best_trial,
             "best_params": dict(self.best_params),
             "best_val_accuracy": self.best_val_accuracy,
+            "best_val_loss": self.best_val_loss,
             "test_accuracy": self.test_accuracy,
             "test_metrics": dict(self.test_metrics),
             "best_run": self.best_run,
@@ -126,11 +132,20 @@ def _short(value):
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
-TRIAL_COLUMNS = ("number", "state", "val_accuracy", "head", "epochs_run", "best_epoch", "seconds")
+TRIAL_COLUMNS = (
+    "number",
+    "state",
+    "val_accuracy",
+    "val_loss",
+    "head",
+    "epochs_run",
+    "best_epoch",
+    "seconds",
+)
 
 
 def trial_rows(study):
-    """One dict per trial: number, state, validation accuracy, head, epochs run, settings, notes."""
+    """One dict per trial: number, state, validation accuracy and loss, head, settings, notes."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         state = t.state.name.lower()
@@ -141,6 +156,7 @@ def trial_rows(study):
             "number": t.number,
             "state": state,
             "val_accuracy": t.value,
+            "val_loss": t.user_attrs.get("val_loss"),
             "head": settings.get("head"),
             "epochs_run": t.user_attrs.get("epochs_run"),
             "best_epoch": t.user_attrs.get("best_epoch"),

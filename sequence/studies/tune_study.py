@@ -19,6 +19,13 @@ trial do not count:
 
 Each of these is marked by a user attribute of the trial: ``error``
 (failed by itself), ``surplus``, ``retry_of``.
+
+The best trial (:func:`best_trial`) is the complete trial of highest
+validation accuracy (the trial's value, what the sampler and the pruner see);
+between trials of equal accuracy, the one of lower validation loss (user
+attribute ``val_loss``; a trial without one comes after), then the earlier
+one. A small validation split
+saturates (many trials at 1.000), and the loss still tells them apart.
 """
 
 from __future__ import annotations
@@ -114,6 +121,23 @@ def counts_towards_budget(trial):
 def finished(trials):
     """The trials that finished and count (complete, pruned, failed by their own error)."""
     return sum(t.state in FINISHED and counts_towards_budget(t) for t in trials)
+
+
+def best_trial(study):
+    """The complete trial of highest value; ties go to lower ``val_loss``, then the earlier trial.
+
+    Returns:
+        The ``FrozenTrial``, or None when no trial is complete.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    return min(complete, key=lambda t: (-t.value, _loss_or_inf(t), t.number))
+
+
+def _loss_or_inf(trial):
+    loss = trial.user_attrs.get("val_loss")
+    return float("inf") if loss is None else float(loss)
 
 
 def is_surplus(study, trial, n_trials):

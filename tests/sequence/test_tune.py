@@ -16,7 +16,9 @@ import pytest
 from vidseq.cli import main
 from vidseq.errors import UsageError
 from vidseq.sequence.studies.tune import run_trials, tune
+from vidseq.sequence.studies.tune_report import TuneResult
 from vidseq.sequence.studies.tune_space import DEFAULT_HEADS, SearchSpace, params_config
+from vidseq.sequence.studies.tune_study import best_trial
 
 TINY_SPACE = {
     "epochs": 1,
@@ -149,6 +151,8 @@ def test_cli_tune_records_a_failing_trial_and_best_runs_like_any_run(
     failed = [r for r in rows if r["state"] == "failed"]
     assert failed and all("training failed" in r["error"] for r in failed)
     assert printed["best_params"]["lr"] == 1e-3 and printed["test_metrics"]["split"] == "test"
+    complete = [r for r in rows if r["state"] == "complete"]
+    assert all(float(r["val_loss"]) > 0 for r in complete)  # the tie-break is recorded
     assert _png(out / "optimization_history.png")
     assert not (out / "trials").exists()  # trial runs are removed once scored
 
@@ -238,7 +242,7 @@ def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
     assert sum(per_worker.values()) == 5 and all(per_worker.values())  # both worked, none twice
     assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
     # Each retrains the best trial when it stops; the last to stop saw every trial.
-    best = _study(tmp_path, storage=storage).best_trial.number
+    best = best_trial(_study(tmp_path, storage=storage)).number
     assert best in [r["best_trial"] for r in reports]
 
 
@@ -255,3 +259,18 @@ def test_run_trials_fills_the_budget_and_a_timeout_still_runs_one_trial(tmp_path
     assert len(study.trials) == 3 and lines[-1].startswith("trial 3 of 3: #2")
     run_trials(study, objective, 3, None, lines.append)  # a finished study runs nothing
     assert len(study.trials) == 3 and len(lines) == 3
+
+
+def test_validation_ties_go_to_the_lower_loss_then_the_earlier_trial(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    assert best_trial(study) is None
+    draws = ((0.9, 0.1), (1.0, None), (1.0, 0.6), (1.0, 0.3), (1.0, 0.3), (0.95, 0.01))
+    for value, loss in draws:
+        attrs = {"val_loss": loss, "settings": {"head": "gru"}}
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    # 1.000 beats 0.95 whatever the loss; then 0.3 < 0.6 < no loss; then the earlier of #3, #4
+    assert best_trial(study).number == 3
+    result = TuneResult.of_study(study, tmp_path, cache="c.h5", trials_requested=7)
+    assert (result.best_trial, result.best_val_accuracy, result.best_val_loss) == (3, 1.0, 0.3)
+    assert "validation accuracy 1.000, loss 0.3000" in result.summary()
