@@ -29,6 +29,7 @@ if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
 _EXPORTS = {
     # extraction and the cache
     "make_sample": ("vidseq.extract.sources.sample_data", "make_sample"),
+    "write_sample": ("vidseq.extract.sources.sample_dataset", "write_sample"),
     "extract_features": ("vidseq.extract.pipeline", "extract_features"),
     "inspect_cache": ("vidseq.cache.inspection", "inspect_cache"),
     "cache_merge": ("vidseq.cache.merge", "cache_merge"),
@@ -55,7 +56,7 @@ _EXPORTS = {
 }
 
 COMMANDS = {
-    "make-sample": "make_sample",
+    "make-sample": "write_sample",
     "extract-features": "extract_features",
     "inspect": "inspect_cache",
     "cache merge": "cache_merge",

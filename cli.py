@@ -63,10 +63,9 @@ def _add_command(commands, name, params, func, **texts):
 
 def cmd_make_sample(args) -> int:
     from vidseq.extract.options import MAKE_SAMPLE_PARAMS
-    from vidseq.extract.sources.sample_data import make_sample
+    from vidseq.extract.sources.sample_dataset import write_sample
 
-    root = make_sample(**_api_kwargs(args, MAKE_SAMPLE_PARAMS))
-    print(f"sample dataset written to {root}")
+    _print_result(write_sample(**_api_kwargs(args, MAKE_SAMPLE_PARAMS)), as_json=False)
     return EXIT_OK
 
 

@@ -174,6 +174,7 @@ def test_every_result_prints_itself_and_is_json_ready():
     from vidseq.cache.inspection import CacheReport
     from vidseq.cache.merge import MergeResult
     from vidseq.extract.pipeline import ExtractionSummary
+    from vidseq.extract.sources.sample_dataset import SampleDataset
     from vidseq.sequence.export.build import ExportResult
     from vidseq.sequence.export.predict_any import Predictions
     from vidseq.sequence.infer.watch import Decision, WatchSummary
@@ -183,6 +184,7 @@ def test_every_result_prints_itself_and_is_json_ready():
 
     kinds = [CacheReport, MergeResult, ExtractionSummary, ExportResult, Predictions, Decision]
     kinds += [WatchSummary, EvaluationResult, TrainResult, ComparisonResult, DemoResult]
+    kinds += [SampleDataset]
     for kind in kinds:
         assert callable(getattr(kind, "summary", None)), kind
         assert callable(getattr(kind, "to_dict", None)), kind
