@@ -183,8 +183,8 @@ def _tune_command(cache, out, space, *extra):
 def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_path):
     cache = cache_factory(per_class={"train": 8, "val": 3, "test": 3})
     space = tmp_path / "space.json"
-    # 20 epochs: a trial lasts about a second, long enough to be caught running
-    space.write_text(json.dumps({**TINY_SPACE, "epochs": 20}))
+    # 12 epochs: a trial lasts long enough to be caught running
+    space.write_text(json.dumps({**TINY_SPACE, "epochs": 12}))
     out = tmp_path / "tune"
     worker = subprocess.Popen(_tune_command(cache, out, space, "--trials", 4))
     killed = None
