@@ -15,23 +15,11 @@ import pytest
 
 from vidseq.cache.schema import CacheMeta, VideoRecord
 from vidseq.cache.writer import CacheWriter
-from vidseq.cli import main
+from vidseq.cli import build_parser, main
+from vidseq.extract.params import command_parsers
 from vidseq.failures import describe_failure, resume_hint
 
-COMMANDS = [
-    "make-sample",
-    "extract-features",
-    "inspect",
-    "cache merge",
-    "train-sequence",
-    "compare",
-    "finetune",
-    "evaluate",
-    "predict",
-    "watch",
-    "export",
-    "demo",
-]
+COMMANDS = list(command_parsers(build_parser()))  # every command, from the parser
 
 
 def os_error(call):

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vidseq.cli import build_parser, main
+from vidseq.extract.params import command_parsers
 from vidseq.sequence.export.manifest import ExportManifest, TensorInfo, write_manifest
 from vidseq.sequence.runs.saved_run import load_run
 
@@ -220,7 +221,8 @@ def test_any_cache_attribute_or_table_ends_in_an_exit_code_and_one_line(files, d
 
 
 VALUES = ["-1", "0", "1", "2", "nan", "inf", "-inf", "1e9", "abc", "", "9" * 30, "0.5"]
-PATH_FLAGS = {"--out", "--workdir", "--tensorboard", "--csv", "--plot"}
+PATH_FLAGS = {"--out", "--workdir", "--tensorboard", "--csv", "--plot", "--report"}
+PATH_FLAGS |= {"--storage", "--space", "--check-against"}
 
 
 def base_arguments(command, files, tmp):
@@ -245,6 +247,8 @@ def base_arguments(command, files, tmp):
         "watch": [run, video, *("--window", "0.5", "--stride", "0.5", "--max-seconds", "0.5")],
         "export": [run, "--format", "savedmodel", "--out", occupied],
         "demo": ["--workdir", occupied],
+        "report": [run, "--out", tmp / "page.html", "--max-videos", "1"],
+        "tune": [cache, "--out", occupied, "--trials", "1"],
     }[command]
 
 
@@ -263,25 +267,12 @@ def flags_of(command):
     """The flags ``command`` takes (from the parser), but those that name output paths."""
     argv = {"cache merge": ["cache", "merge", "o", "i"], "demo": ["demo"]}.get(command)
     argv = argv or [*command.split(), "x", "--out", "o", "--format", "onnx"]
-    known = build_parser().parse_known_args(argv)[0].flags
+    known = build_parser().parse_known_args(argv)[0].flags.values()  # {name: flag}
     extra = ["--overwrite"] if command == "cache merge" else []
     return sorted(set(known) - PATH_FLAGS) + extra
 
 
-COMMANDS = [
-    "make-sample",
-    "extract-features",
-    "inspect",
-    "cache merge",
-    "train-sequence",
-    "compare",
-    "finetune",
-    "evaluate",
-    "predict",
-    "watch",
-    "export",
-    "demo",
-]
+COMMANDS = list(command_parsers(build_parser()))  # every command, from the parser
 
 
 FLAG_CHOICES = [(command, flag) for command in COMMANDS for flag in flags_of(command)]
