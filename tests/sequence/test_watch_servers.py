@@ -1,9 +1,10 @@
-"""Rule 6 and 7 of docs/reliability.md: watch against streams muxed by FFmpeg, honestly.
+"""Rules 6 and 7 of docs/reliability.md: watch against real stream servers, honestly.
 
-An MPEG-TS stream over HTTP, a live HLS playlist written by FFmpeg's HLS
-muxer, a server killed mid-stream, and one that sends bytes from which no frame
-decodes (see ffmpeg_streams.py). Every server is on 127.0.0.1 and stops by
-itself.
+FFmpeg's own HTTP server (the ``ffmpeg`` program, ``-listen 1``) sending
+MPEG-TS in real time; the same server killed mid-stream; a live HLS playlist
+written by ``ffmpeg``; and a server that sends bytes from which no frame decodes
+(see ffmpeg_streams.py). Every server is on 127.0.0.1 and is killed when its
+test ends, whatever the outcome.
 """
 
 import json
@@ -15,7 +16,7 @@ from vidseq.cli import main
 from vidseq.extract.sources.sample_data import sample_video
 from vidseq.sequence.infer.watch import DEFAULT_MAX_RECONNECTS, watch
 
-from .ffmpeg_streams import FolderServer, TSServer, write_live_hls
+from .ffmpeg_streams import FFmpegServer, FolderServer, GarbageServer, start_hls, write_clip
 
 LABELS = {"Grow", "Shrink"}
 
@@ -25,68 +26,76 @@ def frames():
     return sample_video("Grow", 1, 1)[0]
 
 
-def test_watch_labels_an_mpegts_stream_over_http(run, frames, capsys):
-    server = TSServer(frames, seconds=8)
-    try:
-        argv = ["watch", str(run), server.url, "--window", "1", "--stride", "1"]
-        code = main([*argv, "--max-seconds", "2.5", "--json", "--top-k", "2"])
-    finally:
-        server.kill()
+@pytest.fixture(scope="module")
+def clip(frames, tmp_path_factory):
+    """89 frames (3.6 s at 25 fps) encoded by ffmpeg as MPEG-2 in MPEG-TS."""
+    return write_clip(frames, tmp_path_factory.mktemp("clip") / "grow.ts")
+
+
+@pytest.fixture
+def ffmpeg_server(clip):
+    with FFmpegServer(clip) as server:
+        yield server
+
+
+def test_watch_labels_the_stream_of_ffmpegs_http_server(run, ffmpeg_server, capsys):
+    argv = ["watch", str(run), ffmpeg_server.url, "--window", "1", "--stride", "1"]
+    code = main([*argv, "--max-seconds", "2.5", "--json", "--top-k", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     decisions = [json.loads(line) for line in captured.out.splitlines()]
-    assert len(decisions) == 2
+    assert len(decisions) == 2 and ffmpeg_server.frames > 25
     for decision in decisions:
         assert {t["label"] for t in decision["top"]} == LABELS and decision["frames"] > 10
 
 
+def test_an_ffmpeg_server_killed_mid_stream_exits_1_after_the_reconnections(
+    run, ffmpeg_server, capsys
+):
+    def kill_after_two_seconds_of_video():
+        ffmpeg_server.wait_frames(2 * 25)
+        ffmpeg_server.kill()
+
+    killer = threading.Thread(target=kill_after_two_seconds_of_video, daemon=True)
+    killer.start()
+    argv = ["watch", str(run), ffmpeg_server.url, "--window", "1", "--stride", "0.5"]
+    code = main([*argv, "--max-reconnects", "2", "--json"])
+    killer.join(timeout=10)
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 1, captured.err
+    assert ffmpeg_server.process.returncode == -9  # it was killed, not ended
+    assert len(captured.out.splitlines()) >= 1  # decisions while it lived
+    attempts = [line for line in err if "reconnecting in" in line]
+    assert [line.rsplit(" ", 1)[1] for line in attempts] == ["1/2)", "2/2)"]
+    assert err[-2].endswith("gave up after 2 attempts without a frame")
+    assert err[-1].startswith("vidseq watch: lost: "), err
+
+
 @pytest.mark.slow
-def test_watch_labels_a_live_hls_playlist_written_by_ffmpeg(run, frames, tmp_path):
-    writer = write_live_hls(frames, tmp_path, seconds=5)
-    server = FolderServer(tmp_path)
+def test_watch_labels_a_live_hls_playlist_written_by_ffmpeg(run, clip, tmp_path):
+    writer = start_hls(clip, tmp_path, seconds=5)
     decisions = []
     try:
-        summary = watch(
-            run,
-            f"http://127.0.0.1:{server.port}/index.m3u8",
-            window=1.0,
-            stride=1.0,
-            max_seconds=3,
-            on_decision=decisions.append,
-        )
+        with FolderServer(tmp_path) as server:
+            summary = watch(
+                run,
+                server.url + "index.m3u8",
+                window=1.0,
+                stride=1.0,
+                max_seconds=3,
+                on_decision=decisions.append,
+            )
     finally:
-        server.kill()
-        writer.join(timeout=10)
+        writer.kill()
+        writer.wait(timeout=10)
     assert summary.status == "stopped" and not summary.failed and summary.frames > 25
     assert decisions and all({label for label, _ in d.top} == LABELS for d in decisions)
 
 
-def test_a_server_killed_mid_stream_is_lost_after_the_reconnections(run, frames):
-    server = TSServer(frames, seconds=8)
-    log = []
-
-    def on_decision(decision):
-        threading.Thread(target=server.kill, daemon=True).start()
-
-    summary = watch(
-        run,
-        server.url,
-        window=1.0,
-        stride=0.5,
-        max_reconnects=2,
-        on_decision=on_decision,
-        log=log.append,
-    )
-    assert summary.status == "lost" and summary.failed and summary.decisions >= 1
-    assert "attempt 2/2" in log[-2] and "gave up after 2 attempts without a frame" in log[-1]
-
-
 def test_bytes_that_decode_to_no_frame_are_given_up_on_with_exit_1(run, frames, capsys):
-    server = TSServer(frames, seconds=1.0, garbage=True)
-    try:
+    with GarbageServer(frames, seconds=1.0) as server:
         code = main(["watch", str(run), server.url, "--window", "1", "--max-reconnects", "1"])
-    finally:
-        server.kill()
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err[-1].startswith("vidseq watch: lost: no frame received from " + server.url)
@@ -94,11 +103,8 @@ def test_bytes_that_decode_to_no_frame_are_given_up_on_with_exit_1(run, frames, 
 
 
 def test_a_watch_that_received_no_frame_exits_1_even_when_its_time_is_up(run, frames, capsys):
-    server = TSServer(frames, seconds=30, garbage=True)
-    try:
+    with GarbageServer(frames, seconds=30) as server:
         code = main(["watch", str(run), server.url, "--window", "1", "--max-seconds", "1"])
-    finally:
-        server.kill()
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and "no frame received" in err[-1]
 
