@@ -12,6 +12,10 @@
   ``SIGKILL``: a server that dies.
 * :func:`start_hls`: ``ffmpeg`` writing a live EVENT playlist in real time;
   :class:`FolderServer` serves that folder over HTTP.
+* :class:`RTSPServer`: GStreamer's RTSP server (``rtsp_server.py``, run by
+  Debian's python3) sending an MJPEG copy of the clip over RTP in real time. The
+  ``ffmpeg`` program has no RTSP server: its ``rtsp`` muxer only publishes to
+  one, and ``-rtsp_flags listen`` only receives.
 * :class:`GarbageServer`: MPEG-TS whose PAT/PMT announce a video stream but
   whose video payloads are random bytes: bytes arrive, no frame decodes. The
   ``ffmpeg`` program cannot send that, so the bytes are PyAV's mpegts muxer's,
@@ -264,3 +268,60 @@ class FolderServer(_Serving):
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
         handler.log_message = lambda *args: None
         super().__init__(_Server(handler))
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+"""Debian's Python, which has GStreamer's bindings (``python3-gi``)."""
+RTSP_PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"
+
+
+def require_rtsp_server() -> None:
+    """Fails under CI when gst-rtsp-server cannot run (``.ci/run`` installs it), else skips."""
+    probe = (
+        "import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0')"
+    )
+    command = [SYSTEM_PYTHON, "-c", probe + "; from gi.repository import GstRtspServer"]
+    if (
+        os.path.exists(SYSTEM_PYTHON)
+        and subprocess.run(command, capture_output=True).returncode == 0
+    ):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"gst-rtsp-server is missing on CI: .ci/run installs it ({RTSP_PACKAGES})")
+    pytest.skip(f"gst-rtsp-server is not installed (apt-get install {RTSP_PACKAGES})")
+
+
+class RTSPServer:
+    """GStreamer's RTSP server (``rtsp_server.py``) sending an MJPEG copy of a clip, 3 times."""
+
+    def __init__(self, clip):
+        require_rtsp_server()
+        mjpeg = Path(clip).with_suffix(".avi")
+        if not mjpeg.exists():  # RTP/JPEG (RFC 2435) carries only the standard Huffman tables
+            command = [ffmpeg_program(), "-hide_banner", "-loglevel", "error", "-stream_loop", "2"]
+            command += ["-i", str(clip), "-c:v", "mjpeg", "-huffman", "default", "-q:v", "3"]
+            subprocess.run([*command, "-pix_fmt", "yuvj420p", "-y", str(mjpeg)], check=True)
+        script = Path(__file__).with_name("rtsp_server.py")
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(script), str(mjpeg)], stdout=subprocess.PIPE, text=True
+        )
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():  # it failed to start, and said why on stderr
+            self.kill()
+            raise RuntimeError(f"{script} did not start")
+        self.port = int(line)
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/clip"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()

@@ -16,7 +16,14 @@ from vidseq.cli import main
 from vidseq.extract.sources.sample_data import sample_video
 from vidseq.sequence.infer.watch import DEFAULT_MAX_RECONNECTS, watch
 
-from .ffmpeg_streams import FFmpegServer, FolderServer, GarbageServer, start_hls, write_clip
+from .ffmpeg_streams import (
+    FFmpegServer,
+    FolderServer,
+    GarbageServer,
+    RTSPServer,
+    start_hls,
+    write_clip,
+)
 
 LABELS = {"Grow", "Shrink"}
 
@@ -38,15 +45,26 @@ def ffmpeg_server(clip):
         yield server
 
 
-def test_watch_labels_the_stream_of_ffmpegs_http_server(run, ffmpeg_server, capsys):
-    argv = ["watch", str(run), ffmpeg_server.url, "--window", "1", "--stride", "1"]
+def watch_two_decisions(run, url, capsys):
+    """Runs ``vidseq watch URL`` for 2.5 s; asserts exit 0 and two decisions naming the labels."""
+    argv = ["watch", str(run), url, "--window", "1", "--stride", "1"]
     code = main([*argv, "--max-seconds", "2.5", "--json", "--top-k", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     decisions = [json.loads(line) for line in captured.out.splitlines()]
-    assert len(decisions) == 2 and ffmpeg_server.frames > 25
+    assert len(decisions) == 2
     for decision in decisions:
         assert {t["label"] for t in decision["top"]} == LABELS and decision["frames"] > 10
+
+
+def test_watch_labels_the_stream_of_ffmpegs_http_server(run, ffmpeg_server, capsys):
+    watch_two_decisions(run, ffmpeg_server.url, capsys)
+    assert ffmpeg_server.frames > 25
+
+
+def test_watch_labels_the_stream_of_an_rtsp_server(run, clip, capsys):
+    with RTSPServer(clip) as server:
+        watch_two_decisions(run, server.url, capsys)
 
 
 def test_an_ffmpeg_server_killed_mid_stream_exits_1_after_the_reconnections(
