@@ -61,6 +61,7 @@ def finish_run(
         The :class:`~vidseq.sequence.runs.results.TrainResult` of the call.
     """
     state.finished = True
+    state.failed = None  # a resumed run that finishes is no longer failed
     if dist.chief:
         metrics["cache"] = cache
         metrics["run_dir"] = str(Path(run_path).resolve())

@@ -11,11 +11,14 @@ import shutil
 from pathlib import Path
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
 from vidseq.bounds import json_safe
 from vidseq.cli import main
+from vidseq.errors import VidseqError
+from vidseq.sequence.train.training import train_sequence
 
 
 def one_line(argv, capsys, code=2):
@@ -159,6 +162,32 @@ def test_a_loss_that_becomes_nan_stops_the_run_marked_failed(
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert state["finished"] is False and state["failed"].startswith("loss became nan")
     assert not (run / "model.keras").exists() and not (run / "metrics.json").exists()
+
+
+class _NaNWeightsInEpoch2(keras.callbacks.Callback):
+    """A fault injected once: the weights become NaN as epoch 2 begins."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            for weight in self.model.trainable_weights:
+                weight.assign(np.full(weight.shape, np.nan, dtype=weight.dtype))
+
+
+def test_a_resumed_run_that_finishes_is_no_longer_marked_failed(
+    cache_factory, tmp_path, small_config, eagerly
+):
+    cache = cache_factory(per_class={"train": 4, "val": 1, "test": 1})
+    run, config = tmp_path / "run", small_config(epochs=2, eval_clips=1)
+    fault = [_NaNWeightsInEpoch2()]
+    with eagerly(), pytest.raises(VidseqError, match="became nan in epoch 2"):
+        train_sequence(cache, run, config, verbose=0, callbacks=fault, report=False)
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["failed"].startswith("loss became nan") and state["epochs_done"] == 1
+    with eagerly():
+        result = train_sequence(cache, run, config, resume=True, verbose=0, report=False)
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert result.resumed_from == 1 and state["finished"] and state["epochs_done"] == 2
+    assert state["failed"] is None
 
 
 def test_json_output_is_always_valid_json():
