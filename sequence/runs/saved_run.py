@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
@@ -98,6 +99,26 @@ def load_model_file(path, *, compile=False):
         raise UsageError(f"{path}: cannot load the model ({first})") from None
 
 
+def check_finite_weights(model, path) -> None:
+    """Refuses a model whose weights hold NaN or infinity.
+
+    The normalisation statistics (the feature mean and variance a
+    ``Normalization`` layer applies) are weights too, so a run whose statistics
+    were computed from broken features, or whose file was damaged, is refused
+    here instead of predicting NaN.
+
+    Raises:
+        UsageError: Naming ``path`` and the first such weight.
+    """
+    for weight in model.weights:
+        values = keras.ops.convert_to_numpy(weight)
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            raise UsageError(
+                f"{path}: the model's weight {weight.path} holds NaN or infinite values "
+                "(normalisation statistics or weights of a broken run); train the run again"
+            )
+
+
 def _is_intact_zip(path):
     """Whether ``path`` is a zip archive whose every member reads back (CRC checked)."""
     try:
@@ -117,14 +138,16 @@ def load_run(run_dir):
         A :class:`SequenceRun`.
 
     Raises:
-        UsageError: config.json or model.keras missing or corrupt, or a model
-            whose input/output shape disagrees with config.json.
+        UsageError: config.json or model.keras missing or corrupt, a model
+            whose input/output shape disagrees with config.json, or one whose
+            weights (normalisation statistics included) are not finite.
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if is_hub_name(config["backbone"]):
         import_keras_hub()  # registers the encoder classes an end-to-end model holds
     model = load_model_file(run_dir / MODEL_FILE)
+    check_finite_weights(model, run_dir / MODEL_FILE)
     if is_end_to_end(config):  # uint8 clips (T, H, W, 3) in
         expected_in = (int(config["frames"]), *(int(v) for v in config["input_size"]), 3)
     else:

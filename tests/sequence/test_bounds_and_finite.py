@@ -18,6 +18,7 @@ import pytest
 from vidseq.bounds import json_safe
 from vidseq.cli import main
 from vidseq.errors import VidseqError
+from vidseq.sequence.runs.saved_run import load_model_file
 from vidseq.sequence.train.training import train_sequence
 
 
@@ -83,6 +84,32 @@ def test_a_tampered_config_json_is_one_line_for_every_reader(
             assert word in line, line
     assert (run / "config.json").read_bytes() == before
     assert not (run.parent / "export").exists()
+
+
+def test_a_model_with_non_finite_normalisation_statistics_is_refused_by_every_reader(
+    files, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(files["run"], run)
+    model = load_model_file(run / "model.keras")
+    means = [w for w in model.weights if "normalization" in w.path and w.name == "mean"]
+    assert len(means) == 1, [w.path for w in model.weights]
+    means[0].assign(np.full(means[0].shape, np.nan, dtype="float32"))
+    model.save(run / "model.keras")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    video = next(files["sample"].glob("Grow/*.avi"))
+    export = tmp_path / "export"
+    for argv in (
+        ["evaluate", run],
+        ["predict", run, video],
+        ["export", run, "--format", "savedmodel", "--out", export],
+        ["watch", run, video],
+    ):
+        line = one_line(argv, capsys)
+        assert line.startswith(f"vidseq: error: {run / 'model.keras'}: the model's weight "), line
+        assert means[0].path in line and "NaN or infinite" in line
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert not export.exists()
 
 
 def test_training_reads_no_more_frames_than_the_cache_has(files, tmp_path, capsys):
