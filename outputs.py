@@ -129,6 +129,42 @@ def check_output(out, inputs=(), *, within=(), overwrite=False, folder=False, fl
     return path
 
 
+def check_output_files(folder, names, inputs=(), *, overwrite=False, flag="out"):
+    """Checks a folder that a command writes some named files into, before any work.
+
+    The folder may exist and hold other files: they are never touched. Each of
+    ``names`` inside it is an output under :func:`check_output`'s rule: never
+    one of ``inputs``, and replaced only with ``overwrite``.
+
+    Args:
+        folder: The folder (created when missing).
+        names: The names of the files the command writes into it.
+        inputs: Paths the command reads: never written over.
+        overwrite: Replace those of ``names`` that exist.
+        flag: The flag that named ``folder``, for the messages.
+
+    Returns:
+        ``folder`` as a Path.
+
+    Raises:
+        UsageError: One line naming ``flag`` and the problem.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} must be a folder; it is a file. Received: {flag}={folder}")
+    refuse_inputs(folder, inputs, flag=flag)
+    for name in names:
+        path = folder / name
+        refuse_inputs(path, inputs, flag=flag)
+        if os.path.lexists(path) and not overwrite:
+            raise UsageError(
+                f"{flag} must not hold {name} already, and it does; choose another folder, "
+                f"or replace it with --overwrite. Received: {flag}={folder}"
+            )
+    check_writable_folder(folder / names[0], flag=flag)
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_output(path, mode="wb", **open_kwargs):
     """Opens a temporary file beside ``path``; renames it over ``path`` when the block ends.

@@ -43,6 +43,12 @@ EVALUATE_PARAMS = (
     Param(
         "out_dir", kind=str, optional=True, flag="--out", help="report folder (default: the run)"
     ),
+    Param(
+        "overwrite",
+        kind=bool,
+        default=False,
+        help="replace the report files of an earlier evaluation in --out",
+    ),
 )
 """``vidseq.evaluate`` (``evaluate_run``)."""
 

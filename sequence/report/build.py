@@ -100,7 +100,8 @@ def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS, overwrite=False):
             (the misclassified first, most wrong first; then the least
             confident right ones).
         overwrite: Replace an existing ``out`` other than the directory's own
-            page (never a file inside ``path``).
+            page (never a file inside ``path``, and ``out`` must end in
+            ``.html``: the run's cache and videos, which the page reads, never do).
 
     Returns:
         A :class:`ReportResult`. A run whose cache or videos have moved still
@@ -115,6 +116,8 @@ def report(path, *, out=None, max_videos=DEFAULT_MAX_VIDEOS, overwrite=False):
     kind = report_kind(path)
     own_page = Path(path) / REPORT_PAGE
     if out is not None and not same_path(out, own_page):
+        if Path(out).suffix.lower() not in (".html", ".htm"):  # never a cache or a video it reads
+            raise UsageError(f"out must name an .html file. Received: out={out}")
         check_output(out, [path], within=[path], overwrite=overwrite, flag="out")
     if kind == "run":
         html, warnings, facts = run_page(path, max_videos=max_videos)

@@ -34,7 +34,7 @@ from vidseq.bounds import MAX_CLIPS, check_count
 from vidseq.cache.files import absolute_cache_spec
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import UsageError
-from vidseq.outputs import atomic_output, same_path
+from vidseq.outputs import atomic_output, check_output_files, same_path
 from vidseq.sequence.data.batches import (
     CachedClips,
     decide_streaming,
@@ -321,16 +321,19 @@ def write_evaluation(metrics, out_dir):
     return paths
 
 
-def evaluation_dir(run_path, config, cache, split, out_dir=None):
+def evaluation_dir(run_path, config, cache, split, out_dir=None, *, overwrite=False):
     """Where an evaluation's reports go; the run's own test report is never replaced.
 
     The run's own evaluation (``split="test"`` on the cache it was trained on)
     goes to the run directory, where train-sequence put it. Another split goes
     to ``RUN/eval-SPLIT/``, another cache to ``RUN/eval-SPLIT-NAME/`` (``NAME``:
-    the cache file's stem).
+    the cache file's stem). Another ``out_dir`` may exist and hold other files,
+    but a report file in it is replaced only with ``overwrite``, and never one
+    the evaluation reads (the run's model and config, the cache).
 
     Raises:
-        UsageError: ``out_dir`` is the run directory for another split or cache.
+        UsageError: ``out_dir`` is the run directory for another split or cache,
+            holds a report file (without ``overwrite``), or one of them is an input.
     """
     run_path = Path(run_path)
     trained_on = config.get("cache_path")
@@ -340,21 +343,27 @@ def evaluation_dir(run_path, config, cache, split, out_dir=None):
         and same_path(cache, trained_on)
     )
     own = split == "test" and own_cache
-    if out_dir is None:
-        if own:
-            return run_path
+    default = run_path
+    if not own:
         name = f"eval-{split}"
         if not own_cache:
             first = cache if isinstance(cache, (str, os.PathLike)) else next(iter(cache), "cache")
             name += "-" + re.sub(r"[^\w.-]+", "_", Path(first).stem)
-        return run_path / name
+        default = run_path / name
+    if out_dir is None or same_path(out_dir, default):
+        return default
     if not own and same_path(out_dir, run_path):
         raise UsageError(
             "out_dir must not be the run directory when evaluating another split or cache "
             "(the run's own test report would be replaced); leave it out to write "
-            f"{run_path / ('eval-' + split)}. Received: out_dir={out_dir}"
+            f"{default}. Received: out_dir={out_dir}"
         )
-    return Path(out_dir)
+    caches = [trained_on] if cache is None else cache
+    caches = [caches] if isinstance(caches, (str, os.PathLike)) else caches
+    inputs = [run_path / rd.CONFIG_FILE, run_path / rd.MODEL_FILE]
+    inputs += [c for c in caches if isinstance(c, (str, os.PathLike))]
+    names = (rd.METRICS_FILE, rd.REPORT_FILE, rd.CONFUSION_FILE)
+    return check_output_files(out_dir, names, inputs, overwrite=overwrite, flag="out_dir")
 
 
 def evaluate_run(
@@ -367,6 +376,7 @@ def evaluate_run(
     baseline=True,
     batch_size=64,
     streaming="auto",
+    overwrite=False,
 ):
     """Evaluates a trained run and writes the report files.
 
@@ -390,6 +400,7 @@ def evaluate_run(
             split (feature runs; skipped when the cache has none).
         batch_size: Videos per batch (at most 8 for an end-to-end run).
         streaming: ``"auto"``, ``"memory"`` or ``"stream"`` (feature runs).
+        overwrite: Replace the report files of an earlier evaluation in ``out_dir``.
 
     Returns:
         An :class:`~vidseq.sequence.runs.results.EvaluationResult`.
@@ -405,7 +416,7 @@ def evaluate_run(
     if num_clips is not None:
         num_clips = check_count("num_clips", num_clips, high=MAX_CLIPS)
     run = load_run(run_dir)
-    out_dir = evaluation_dir(run.path, run.config, cache, split, out_dir)
+    out_dir = evaluation_dir(run.path, run.config, cache, split, out_dir, overwrite=overwrite)
     if run.end_to_end:
         metrics = _evaluate_frames(run, cache, split, num_clips, min(batch_size, 8))
     else:
