@@ -93,7 +93,8 @@ class FitConfig(Config):
         optional=True,
         expected="None or a directory path",
         metavar="DIR",
-        help="folder of TensorBoard logs (needs the tensorboard package)",
+        help="folder of TensorBoard logs, one subfolder per run: DIR/RUN_NAME (needs the "
+        "tensorboard package)",
     )
 
     def resolved(self, num_train, replicas=1, *, head=None):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from vidseq.bounds import MAX_CLASSES, MAX_FEATURES, MAX_FRAMES, MAX_SIDE, check
 from vidseq.cache.schema import CacheMeta
 from vidseq.errors import UsageError, VidseqError
 from vidseq.extract.decode.sampling import SamplingConfig
-from vidseq.outputs import refuse_inputs
+from vidseq.outputs import check_writable_folder, is_within, refuse_inputs, same_path
 from vidseq.sequence.config import resumed_config
 from vidseq.sequence.runs.report_files import read_json, write_json
 
@@ -299,6 +300,48 @@ def check_run_dir(out_dir, *, resume, overwrite, chief=True, inputs=()):
     return None
 
 
+def tensorboard_dir(folder, run_path) -> Path:
+    """Where a run's TensorBoard logs go: ``FOLDER/RUN_NAME`` (``train/``, ``validation/``).
+
+    ``FOLDER`` gathers the logs of many runs, one folder each, as
+    ``tensorboard --logdir FOLDER`` shows them.
+    """
+    return Path(folder) / Path(os.path.abspath(run_path)).name
+
+
+def check_tensorboard_dir(folder, run_path, *, resume, inputs=()) -> None:
+    """Checks a run's TensorBoard folder before any work; nothing in it is ever removed.
+
+    ``FOLDER`` may exist and hold other runs' logs. The run's own
+    ``FOLDER/RUN_NAME`` must be new or empty, except with ``resume`` (the run
+    goes on, and its new event files, uniquely named, continue the old ones);
+    ``overwrite`` replaces a run's files, never logs that TensorBoard would mix
+    with the new ones. Neither may be an input or lie inside an input folder.
+
+    Raises:
+        UsageError: One line naming ``tensorboard`` and the problem.
+    """
+    if not folder:
+        return
+    logs = tensorboard_dir(folder, run_path)
+    for path in (Path(folder), logs):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"tensorboard must be a folder; {path} is a file")
+    for source in inputs:
+        if same_path(logs, source) or (os.path.isdir(source) and is_within(logs, source)):
+            raise UsageError(
+                f"tensorboard must not write inside the input {source}; choose another "
+                f"folder. Received: tensorboard={folder}"
+            )
+    if not resume and logs.is_dir() and any(logs.iterdir()):
+        raise UsageError(
+            f"tensorboard must not hold the logs of an earlier run named {logs.name} ({logs}), "
+            "which TensorBoard would mix with this one's (--resume continues that run); "
+            f"choose another folder, or remove it. Received: tensorboard={folder}"
+        )
+    check_writable_folder(logs / "train", flag="tensorboard")
+
+
 def clear_run_files(out_dir):
     """Removes the files a run writes (nothing else) and creates ``checkpoints/``."""
     out_dir = Path(out_dir)
@@ -363,6 +406,8 @@ def open_run(
     """
     path = Path(out_dir)
     state = check_run_dir(path, resume=resume, overwrite=overwrite, chief=chief, inputs=inputs)
+    if chief:
+        check_tensorboard_dir(config.fit.tensorboard, path, resume=resume, inputs=inputs)
     if state is None:
         return OpenedRun(path, config)
     saved_config = read_run_config(path)

@@ -227,7 +227,8 @@ def fit(
     run_path = Path(run_path)
     all_callbacks = [RunStateCallback(run_path, fit_config, state, train_batches)]
     if fit_config.tensorboard and dist.chief:
-        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(fit_config.tensorboard)))
+        logs = rd.tensorboard_dir(fit_config.tensorboard, run_path)
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs)))
     all_callbacks.extend(callbacks or [])
     if dist.loop not in LOOPS:
         raise UsageError(f"loop must be one of {LOOPS}. Received: loop={dist.loop!r}")

@@ -6,6 +6,8 @@ paths that reach an input through a symlink or a hard link. A refused command
 exits 2 with one line on stderr and leaves every input byte for byte.
 """
 
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -159,6 +161,73 @@ def test_evaluate_of_another_split_goes_to_its_own_folder(world, capsys):
     line = refused(["evaluate", run, "--split", "val", "--out", world["root"] / "run-link"], capsys)
     assert "--out must not be the run directory" in line
     assert tree(*map(Path, own)) == own
+
+
+def test_evaluate_out_never_replaces_a_report_file_without_overwrite(world, capsys):
+    folder = world["root"] / "reports"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep\n")
+    (folder / "metrics.json").write_text('{"mine": 1}\n')
+    before = tree(folder, world["cache"])
+    line = refused(["evaluate", world["run"], "--out", folder], capsys)
+    assert "--out must not hold metrics.json already" in line and "--overwrite" in line
+    line = refused(["evaluate", world["run"], "--out", world["cache"], "--overwrite"], capsys)
+    assert "--out must be a folder; it is a file" in line
+    assert tree(folder, world["cache"]) == before
+    assert main(["evaluate", str(world["run"]), "--out", str(folder), "--overwrite"]) == 0
+    assert (folder / "notes.txt").read_text() == "keep\n"  # not a report file: untouched
+    assert '"accuracy"' in (folder / "metrics.json").read_text()
+    assert (folder / "confusion_matrix.png").is_file()
+
+
+def need_tensorboard():
+    """Fails under CI without the tensorboard package (the test extra has it), else skips."""
+    if importlib.util.find_spec("tensorboard") is None:
+        if os.environ.get("CI"):
+            pytest.fail("tensorboard is missing on CI: the test extra installs it")
+        pytest.skip("the tensorboard package is not installed (pip install tensorboard)")
+
+
+def test_tensorboard_logs_gather_runs_one_folder_each_and_never_mix_them(
+    world, cache_factory, tmp_path, capsys
+):
+    need_tensorboard()
+    cache = cache_factory(per_class={"train": 4, "val": 1, "test": 1})
+    logs = tmp_path / "logs"
+    (logs / "earlier").mkdir(parents=True)
+    (logs / "earlier" / "events.out.tfevents.1.host.1.v2").write_bytes(b"an earlier run's")
+    train = ["train-sequence", cache, "--units", "8", "--epochs", "1", "--no-report", "--quiet"]
+    train += ["--tensorboard", logs]
+    assert main([str(a) for a in [*train, "--out", tmp_path / "run"]]) == 0
+    events = {p.relative_to(logs).parts[:2] for p in logs.rglob("events.out.tfevents.*")}
+    assert events == {
+        ("earlier", "events.out.tfevents.1.host.1.v2"),
+        ("run", "train"),
+        ("run", "validation"),
+    }
+    before = tree(logs, world["run"])
+    line = refused([*train, "--out", tmp_path / "elsewhere" / "run", "--overwrite"], capsys)
+    assert "--tensorboard must not hold the logs of an earlier run named run" in line
+    line = refused([*train[:-1], cache, "--out", tmp_path / "other"], capsys)
+    assert "--tensorboard must be a folder" in line
+    finetune = ["finetune", world["run"], "--out", tmp_path / "tuned"]
+    line = refused([*finetune, "--tensorboard", world["run"]], capsys)
+    assert f"--tensorboard must not write inside the input {world['run']}" in line
+    assert tree(logs, world["run"]) == before
+    assert not {"elsewhere", "other", "tuned"} & {p.name for p in tmp_path.iterdir()}
+
+
+def test_report_out_is_an_html_file_never_the_cache_its_page_reads(world, tmp_path, capsys):
+    cache, run = tmp_path / "features.h5", tmp_path / "run"
+    shutil.copy(world["cache"], cache)
+    shutil.copytree(world["run"], run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "cache_path": str(cache)}))
+    before = tree(tmp_path)
+    for out in (cache, world["video"]):
+        line = refused(["report", run, "--out", out, "--overwrite"], capsys)
+        assert f"--out must name an .html file. Received: --out={out}" in line
+    assert tree(tmp_path) == before
 
 
 def test_demo_refuses_a_folder_holding_a_previous_demo(tmp_path, capsys):
