@@ -188,33 +188,28 @@ def need_tensorboard():
         pytest.skip("the tensorboard package is not installed (pip install tensorboard)")
 
 
-def test_tensorboard_logs_gather_runs_one_folder_each_and_never_mix_them(
+def test_tensorboard_never_mixes_two_runs_logs_nor_writes_inside_an_input(
     world, cache_factory, tmp_path, capsys
 ):
+    """The layout, one DIR/RUN_NAME per run, is test_training's (a real training)."""
     need_tensorboard()
     cache = cache_factory(per_class={"train": 4, "val": 1, "test": 1})
     logs = tmp_path / "logs"
-    (logs / "earlier").mkdir(parents=True)
-    (logs / "earlier" / "events.out.tfevents.1.host.1.v2").write_bytes(b"an earlier run's")
-    train = ["train-sequence", cache, "--units", "8", "--epochs", "1", "--no-report", "--quiet"]
-    train += ["--tensorboard", logs]
-    assert main([str(a) for a in [*train, "--out", tmp_path / "run"]]) == 0
-    events = {p.relative_to(logs).parts[:2] for p in logs.rglob("events.out.tfevents.*")}
-    assert events == {
-        ("earlier", "events.out.tfevents.1.host.1.v2"),
-        ("run", "train"),
-        ("run", "validation"),
-    }
-    before = tree(logs, world["run"])
-    line = refused([*train, "--out", tmp_path / "elsewhere" / "run", "--overwrite"], capsys)
-    assert "--tensorboard must not hold the logs of an earlier run named run" in line
-    line = refused([*train[:-1], cache, "--out", tmp_path / "other"], capsys)
+    (logs / "run" / "train").mkdir(parents=True)
+    (logs / "run" / "train" / "events.out.tfevents.1.host.1.v2").write_bytes(b"earlier run's")
+    before = tree(logs, world["run"], cache)
+    train = ["train-sequence", cache, "--units", "8", "--epochs", "1", "--quiet"]
+    for overwrite in ([], ["--overwrite"]):
+        argv = [*train, "--out", tmp_path / "run", *overwrite, "--tensorboard", logs]
+        line = refused(argv, capsys)
+        assert "--tensorboard must not hold the logs of an earlier run named run" in line
+    line = refused([*train, "--out", tmp_path / "other", "--tensorboard", cache], capsys)
     assert "--tensorboard must be a folder" in line
     finetune = ["finetune", world["run"], "--out", tmp_path / "tuned"]
     line = refused([*finetune, "--tensorboard", world["run"]], capsys)
     assert f"--tensorboard must not write inside the input {world['run']}" in line
-    assert tree(logs, world["run"]) == before
-    assert not {"elsewhere", "other", "tuned"} & {p.name for p in tmp_path.iterdir()}
+    assert tree(logs, world["run"], cache) == before
+    assert not {"run", "other", "tuned"} & {p.name for p in tmp_path.iterdir()}
 
 
 def test_report_out_is_an_html_file_never_the_cache_its_page_reads(world, tmp_path, capsys):

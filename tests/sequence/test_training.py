@@ -24,8 +24,13 @@ from vidseq.sequence.train.training import train_sequence
 def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, assert_run_files):
     cache, run_dir, result, tensorboard = trained_run
     assert_run_files(run_dir)
-    if importlib.util.find_spec("tensorboard") is not None:
-        assert any(tensorboard.rglob("*"))
+    if importlib.util.find_spec("tensorboard") is not None:  # the test extra has it
+        events = tensorboard.rglob("events.out.tfevents.*")
+        # One folder per run, DIR/RUN_NAME, as tensorboard --logdir DIR shows them.
+        assert {p.relative_to(tensorboard).parts[:2] for p in events} == {
+            ("run", "train"),
+            ("run", "validation"),
+        }
 
     config = json.loads((run_dir / "config.json").read_text())
     with FeatureStore(cache) as store:
