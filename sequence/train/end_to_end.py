@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from vidseq.errors import UsageError
 from vidseq.extract.models.backbones import weights_sha256
-from vidseq.extract.models.hub import unfreeze_blocks
+from vidseq.extract.models.hub_blocks import unfreeze_blocks
 from vidseq.sequence.config import DEFAULT_UNFREEZE
 from vidseq.sequence.data.frame_clips import FrameBatches
 from vidseq.sequence.heads.layers import PaddingFrameMask
@@ -71,7 +71,7 @@ def set_trainable(backbone, *, unfreeze=DEFAULT_UNFREEZE, unfreeze_from=None, ev
     variance never change. The preprocessing (and the grey conversion) always
     stay frozen. With ``everything`` (training from scratch) every network layer
     trains, BN included. For a keras-hub encoder ``unfreeze`` counts its
-    transformer blocks (:func:`~vidseq.extract.models.hub.unfreeze_blocks`) and
+    transformer blocks (:func:`~vidseq.extract.models.hub_blocks.unfreeze_blocks`) and
     ``unfreeze_from`` names a block.
 
     Args:
