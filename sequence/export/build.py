@@ -160,6 +160,11 @@ def build_export_model(run, part):
     ``end-to-end``: for a feature run, the run's backbone (rebuilt, hash
     checked) composed with its head as ``finetune`` composes them; for an
     end-to-end run, its own model. ``head``: the head behind a mask input.
+
+    Raises:
+        UsageError: A clip encoder's feature run whose head reads fewer frames
+            than the cache grouped per video (the export reads the head's T
+            frames only, and would group them otherwise).
     """
     if run.end_to_end:
         head = run.model.layers[-1]  # build_end_to_end: frames, backbone, padding mask, head
@@ -173,7 +178,16 @@ def build_export_model(run, part):
         masked = features * keras.ops.expand_dims(mask, -1)
         return keras.Model([features, mask], head(masked), name="vidseq_head_export")
     if whole is None:
-        whole = build_end_to_end(load_run_backbone(run), head, frames=run.frames)
+        backbone = load_run_backbone(run)
+        cached = run.frame_spec.num_frames
+        if backbone.clip_frames > 1 and run.frames < cached:
+            raise UsageError(
+                f"{run.path}: backbone {backbone.name} reads clips of {backbone.clip_frames} "
+                f"frames, and the run's head reads {run.frames} of the {cached} frames it "
+                "grouped per video: an end-to-end export cannot group the frames as extraction "
+                "did; export --part head, or train with --frames equal to the cache's"
+            )
+        whole = build_end_to_end(backbone, head, frames=run.frames)
     return whole
 
 
@@ -206,7 +220,21 @@ def servable(model):
         # output (zeros for trailing padding), and the next layer skips it anyway.
         if getattr(layer, "go_backwards", False):
             layer.zero_output_for_mask = False
+        _constants_as_numpy(layer)
     return copy
+
+
+def _constants_as_numpy(layer) -> None:
+    """Replaces the eager tensors a layer keeps as attributes by NumPy arrays.
+
+    keras-hub's VideoPrism keeps its position ids as tensors made in
+    ``build``; traced, an eager tensor is a captured input, which tf2onnx turns
+    into an input of the ONNX graph that no caller feeds. A NumPy array traces
+    as a constant.
+    """
+    for name, value in list(vars(layer).items()):
+        if isinstance(value, tf.Tensor) and hasattr(value, "numpy"):
+            setattr(layer, name, value.numpy())
 
 
 def _walk(layer):
