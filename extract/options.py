@@ -200,6 +200,8 @@ EXTRACT_PARAMS = (
         expected="None or (height, width) integers",
         flag_type=parse_size,
         help="SIZE or HEIGHTxWIDTH (default: the backbone's)",
+        doc="SIZE or HEIGHTxWIDTH (default: the backbone's); of a `hub:` preset, DINOv2 "
+        "and DINOv3 take another multiple of the patch size, the others their own size only",
     ),
     *FRAME_PARAMS,
     Param("batch_size", kind=int, low=1, default=32, help="frames per CNN batch"),

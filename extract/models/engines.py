@@ -5,8 +5,10 @@
 * ``"openvino"``: Intel OpenVINO on the CPU (``pip install "vidseq[openvino]"``).
   The very Keras model that ``"tf"`` runs (same weights, preprocessing inside)
   is converted with ``openvino.convert_model``, fixed to a batch of
-  ``batch_size`` frames, and compiled with ``PERFORMANCE_HINT=LATENCY`` (one
-  request using every core: faster than ``THROUGHPUT`` on small machines) and
+  ``batch_size`` frames (a clip encoder's: ``batch_size / G`` clips of G
+  frames, grouped as the ``"tf"`` engine groups them), and compiled with
+  ``PERFORMANCE_HINT=LATENCY`` (one request using every core: faster than
+  ``THROUGHPUT`` on small machines) and
   ``INFERENCE_PRECISION_HINT=f32`` (no silent bf16 on CPUs that have it), so its
   features equal TensorFlow's to float32 rounding (see :data:`OPENVINO_CONFIG`).
   The converted model is kept on disk (see :func:`openvino_cache_dir`), keyed
@@ -38,6 +40,7 @@ import numpy as np
 
 from vidseq.cache.schema import ENGINES  # the engine names a cache may record
 from vidseq.errors import UsageError
+from vidseq.extract.models.network import pad_to_groups
 from vidseq.extract.models.precision import bfloat16_model, check_precision
 
 OPENVINO_CONFIG = {
@@ -131,7 +134,8 @@ class OpenVINOEngine:
     """Runs the backbone with OpenVINO on the CPU, in batches of ``batch_size`` frames.
 
     The model is compiled for a fixed batch: a shorter batch (the last one of a
-    run) is padded with zeros and the padding's features dropped.
+    run) is padded with zeros and the padding's features dropped. A clip
+    encoder's batch is rounded up to whole groups of G frames.
 
     Args:
         net: A loaded :class:`~vidseq.extract.models.backbones.Backbone`: its Keras
@@ -165,9 +169,14 @@ class OpenVINOEngine:
         check_precision(self.name, precision)
         self.net = net
         self.precision = precision
-        self.batch_size = int(batch_size)
+        self.group = int(net.clip_frames)
+        self.batch_size = -(-int(batch_size) // self.group) * self.group  # whole groups
         height, width = net.input_size
-        self._shape = (self.batch_size, height, width, 3)
+        self._frame_shape = (height, width, 3)
+        clips = (
+            [self.batch_size] if self.group == 1 else [self.batch_size // self.group, self.group]
+        )
+        self._shape = (*clips, height, width, 3)
         self.converted = False
         if precision == "int8":
             if quantized_path is None or not Path(quantized_path).is_file():
@@ -201,9 +210,10 @@ class OpenVINOEngine:
         OpenVINO version that converted it.
         """
         height, width = net.input_size
-        facts = json.dumps(
-            [net.name, net.weights_sha256, [height, width], batch_size, openvino_version]
-        )
+        facts = [net.name, net.weights_sha256, [height, width], batch_size, openvino_version]
+        if net.clip_frames > 1:  # the input is (batch / G, G, H, W, 3)
+            facts.append(int(net.clip_frames))
+        facts = json.dumps(facts)
         digest = hashlib.sha256(facts.encode("utf-8")).hexdigest()[:16]
         label = re.sub(r"[^A-Za-z0-9_.-]+", "_", net.name).strip("_")[-40:]  # hub:/a/b → hub_a_b
         return f"{label}-{height}x{width}-b{batch_size}-{digest}"
@@ -225,26 +235,35 @@ class OpenVINOEngine:
             os.replace(xml, self.model_path)
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 features."""
+        """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 features.
+
+        A clip encoder reads consecutive groups of G frames, the last one
+        completed by repeating its last frame, as
+        :meth:`~vidseq.extract.models.network.Backbone.extract` groups them.
+        """
         frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[1:] != self._shape[1:] or frames.dtype != np.uint8:
+        if frames.ndim != 4 or frames.shape[1:] != self._frame_shape or frames.dtype != np.uint8:
             raise UsageError(
                 f"backbone {self.net.name} expects uint8 frames of shape "
-                f"(N, {self._shape[1]}, {self._shape[2]}, 3). "
+                f"(N, {self._frame_shape[0]}, {self._frame_shape[1]}, 3). "
                 f"Received: shape={frames.shape}, dtype={frames.dtype}"
             )
+        count = len(frames)
+        frames = pad_to_groups(frames, self.group) if count else frames
         out = np.empty((len(frames), self.net.feature_dim), dtype=np.float32)
+        padded = self._padded.reshape(self.batch_size, *self._frame_shape)
         for start in range(0, len(frames), self.batch_size):
             part = frames[start : start + self.batch_size]
-            if len(part) < self.batch_size:
-                self._padded[: len(part)] = part
-                self._padded[len(part) :] = 0
-                part = self._padded
-            result = self._request.infer([np.ascontiguousarray(part)], share_inputs=True)
-            features = next(iter(result.values()))
-            count = min(self.batch_size, len(frames) - start)
-            out[start : start + count] = features[:count]
-        return out
+            size = len(part)
+            if size < self.batch_size:  # zero frames: whole groups of their own
+                padded[:size] = part
+                padded[size:] = 0
+                part = padded
+            part = np.ascontiguousarray(part).reshape(self._shape)
+            result = self._request.infer([part], share_inputs=True)
+            features = next(iter(result.values())).reshape(-1, self.net.feature_dim)
+            out[start : start + size] = features[:size]
+        return out[:count]
 
 
 def load_engine(
@@ -275,14 +294,14 @@ def load_engine(
     Raises:
         UsageError: Unknown engine or precision, a precision this engine or CPU
             cannot run, openvino requested but not installed (the message names
-            the ``vidseq[openvino]`` extra), or openvino for a clip encoder.
+            the ``vidseq[openvino]`` extra), or int8 for a clip encoder.
     """
     check_engine(engine)
     check_precision(engine, precision)
-    if engine == "openvino" and net.clip_frames > 1:
+    if precision == "int8" and net.clip_frames > 1:
         raise UsageError(
-            f"engine openvino runs frame encoders; backbone {net.name} reads clips of "
-            f"{net.clip_frames} frames: use engine='tf'"
+            f"precision int8 quantises frame encoders; backbone {net.name} reads clips of "
+            f"{net.clip_frames} frames: use precision='fp32' or 'bf16'"
         )
     if engine == "openvino":
         return OpenVINOEngine(

@@ -34,14 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidseq.errors import UsageError
+from vidseq.extract.models.hub_blocks import transformer_blocks
 from vidseq.extract.models.network import Backbone, seeded, weights_sha256
 from vidseq.quiet import debug_requested, native_chatter_dropped
 
 HUB_PREFIX = "hub:"
 POOLINGS = ("cls", "mean")
 """The ``pooling`` overrides: the class token, or the mean of the patch tokens."""
-BLOCK_CLASSES = re.compile(r"^(DINOV\dLayer|\w+EncoderLayer|\w+EncoderBlock)$")
-"""Class names of the transformer blocks ``finetune --unfreeze N`` counts."""
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,21 @@ class HubFamily:
             encoder's own attention-pooled output).
         class_token: Whether the token sequence starts with a class token.
         clip: Whether the encoder reads clips of ``num_frames`` frames.
+        resizable: Whether the encoder takes another image size than its
+            preset's (DINOv2 interpolates its position embeddings, DINOv3's are
+            rotary); the others learned one embedding per patch position.
     """
 
     name: str
     pooled: str
     class_token: bool = True
     clip: bool = False
+    resizable: bool = False
 
 
 FAMILIES = {
-    "DINOV2Backbone": HubFamily("dinov2", "cls"),
-    "DINOV3Backbone": HubFamily("dinov3", "cls"),
+    "DINOV2Backbone": HubFamily("dinov2", "cls", resizable=True),
+    "DINOV3Backbone": HubFamily("dinov3", "cls", resizable=True),
     "CLIPVisionEncoder": HubFamily("clip", "cls"),
     "MetaCLIP2VisionEncoder": HubFamily("metaclip2", "cls"),
     "ViTBackbone": HubFamily("vit", "cls"),
@@ -127,9 +130,11 @@ def load_hub_backbone(name, weights="preset", *, input_size=None, seed=0, poolin
         name: ``"hub:PRESET"``.
         weights: ``"preset"`` (or None): the preset's weights; ``"none"``:
             the preset's architecture with random weights from ``seed``.
-        input_size: ``(height, width)``; None keeps the preset's image size.
-            Another size is passed to the encoder as ``image_shape`` (DINOv2
-            interpolates its position embeddings; most others refuse).
+        input_size: ``(height, width)``; None (or the preset's own size)
+            keeps the preset's image size. Another size, for DINOv2 and DINOv3
+            only (a multiple of the patch size), rebuilds the encoder with that
+            ``image_shape``: DINOv2 interpolates its position embeddings,
+            DINOv3's are rotary (see :func:`resized`).
         seed: Seed of the random initialisation (``weights="none"``).
         pooling: None (the family's feature), ``"cls"`` or ``"mean"``.
 
@@ -138,9 +143,9 @@ def load_hub_backbone(name, weights="preset", *, input_size=None, seed=0, poolin
         ``"hub:<handle>"`` with :attr:`~.Backbone.config` filled in.
 
     Raises:
-        UsageError: keras-hub missing, a bad argument, or a preset that cannot
-            be loaded (no network for a preset name, a bad directory); one line
-            naming the handle.
+        UsageError: keras-hub missing, a bad argument, a preset that cannot
+            be loaded (no network for a preset name, a bad directory), or an
+            ``input_size`` the encoder cannot take; one line naming the handle.
     """
     weights = "preset" if weights is None else weights
     if weights not in ("preset", "none"):
@@ -155,7 +160,10 @@ def load_hub_backbone(name, weights="preset", *, input_size=None, seed=0, poolin
     handle = preset_handle(name)
     keras_hub = import_keras_hub()
     with seeded(seed):
-        backbone, converter = _load_preset(keras_hub, handle, weights == "preset", input_size)
+        backbone, converter = _load_preset(keras_hub, handle, weights == "preset")
+        if resized(backbone, input_size, HUB_PREFIX + handle):
+            backbone, _ = _load_preset(keras_hub, handle, weights == "preset", input_size)
+            _check_built_size(backbone, input_size, HUB_PREFIX + handle)
     return assemble(
         backbone, converter, name=HUB_PREFIX + handle, weights=weights, seed=seed, pooling=pooling
     )
@@ -165,8 +173,10 @@ def assemble(backbone, converter, *, name, weights="preset", seed=0, pooling=Non
     """Wraps a keras-hub backbone and its image converter as a vidseq backbone.
 
     Args:
-        backbone: A ``keras_hub.models.Backbone`` (a CLIP or SigLIP backbone
-            gives its ``vision_encoder``).
+        backbone: A ``keras_hub.models.Backbone`` (a CLIP, MetaCLIP 2 or
+            SigLIP backbone gives its ``vision_encoder``; MetaCLIP 2's
+            ``vision_post_layer_norm``, which CLIP has inside its encoder,
+            follows it).
         converter: Its ``keras_hub.layers.ImageConverter``.
         name: The backbone name to record (``"hub:<handle>"``).
         weights: The weights label to record.
@@ -186,6 +196,9 @@ def assemble(backbone, converter, *, name, weights="preset", seed=0, pooling=Non
     encoder = getattr(backbone, "vision_encoder", None) or backbone
     family = family_of(encoder)
     trunk, mode, options = _trunk(encoder, family, pooling, name)
+    post = getattr(backbone, "vision_post_layer_norm", None)
+    if post is not None and trunk is encoder:  # MetaCLIP 2: its final norm is the backbone's
+        trunk = keras.Model(encoder.input, post(encoder.output), name="vision_tokens")
     size = tuple(int(v) for v in encoder.image_shape[:2])
     group = int(encoder.num_frames) if family.clip else 1
     frames = keras.Input(
@@ -264,74 +277,53 @@ def _as_inputs(model, x):
     return {next(iter(model.input)): x} if isinstance(model.input, dict) else x
 
 
-def transformer_blocks(encoder) -> list:
-    """The encoder's transformer blocks in order, input side first (empty for a CNN)."""
-    return [layer for layer in _walk(encoder) if BLOCK_CLASSES.match(type(layer).__name__)]
+def resized(backbone, input_size, name) -> bool:
+    """Whether the preset must be rebuilt at ``input_size``; refuses a size it cannot take.
 
-
-def _walk(layer):
-    """Every sublayer of ``layer``, depth first, each level in the order it was tracked."""
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        yield child
-        yield from _walk(child)
-
-
-def unfreeze_blocks(backbone, count=0, *, start_at=None) -> list[str]:
-    """Unfreezes the last ``count`` transformer blocks of a keras-hub encoder and what follows.
-
-    Every other layer of the backbone model is frozen (the embeddings, the
-    earlier blocks, the input scaling, the pooling); the layers of the encoder
-    that come after its last block (the final norm, SigLIP's pooling head)
-    train with the unfrozen blocks.
-
-    Args:
-        backbone: A :class:`~vidseq.extract.models.network.Backbone` of :func:`assemble`.
-        count: How many of the last blocks to unfreeze (0: none).
-        start_at: Name of the first block to unfreeze (overrides ``count``).
-
-    Returns:
-        The names of the layers that hold trainable weights now, in order.
+    None, or the encoder's own ``image_shape``: no. Another size: yes for
+    DINOv2 and DINOv3 when both sides are multiples of the patch size (the
+    patch embedding would drop the remainder), and for a keras-hub class
+    vidseq does not know (its constructor decides; see :func:`assemble`).
 
     Raises:
-        UsageError: ``start_at`` names no block.
+        UsageError: A size for an encoder whose position embeddings are learned
+            per patch position (CLIP, MetaCLIP 2, SigLIP, ViT, VideoPrism), or
+            not a multiple of the patch size.
     """
-    blocks = list(backbone.blocks)
-    if start_at is not None:
-        names = [block.name for block in blocks]
-        if start_at not in names:
-            raise UsageError(
-                f"backbone {backbone.name} has no transformer block {start_at!r} "
-                f"(its blocks: {', '.join(names)}). Received: unfreeze_from={start_at!r}"
-            )
-        count = len(blocks) - names.index(start_at)
-    chosen = blocks[len(blocks) - int(count) :] if count else []
-    if chosen:
-        top = [layer for layer in backbone.encoder.layers if layer.weights]
-        last = max(i for i, layer in enumerate(top) if _holds(layer, blocks[-1]))
-        chosen += top[last + 1 :]
-    backbone.model.trainable = True
-    _freeze_all_but(backbone.model, {id(layer) for layer in chosen}, chosen)
-    return [layer.name for layer in chosen if layer.trainable_weights]
+    encoder = getattr(backbone, "vision_encoder", None) or backbone
+    own = tuple(int(v) for v in encoder.image_shape[:2])
+    if input_size is None or tuple(int(v) for v in input_size) == own:
+        return False
+    size = tuple(int(v) for v in input_size)
+    family = family_of(encoder)
+    received = f"Received: input_size={size[0]}x{size[1]}"
+    if type(encoder).__name__ in FAMILIES and not family.resizable:
+        raise UsageError(
+            f"backbone {name} ({family.name}) takes {own[0]}x{own[1]} frames only (its "
+            f"position embeddings were learned for that size): leave input_size unset, "
+            f"frames are resized to it (--resize or --center-crop). {received}"
+        )
+    patch = int(getattr(encoder, "patch_size", 1) or 1)
+    if any(side % patch for side in size):
+        raise UsageError(
+            f"backbone {name} ({family.name}) takes sizes that are multiples of its patch "
+            f"size {patch}. {received}"
+        )
+    return True
 
 
-def _holds(layer, inner) -> bool:
-    """Whether ``inner`` is ``layer`` or one of its sublayers."""
-    return any(sub is inner for sub in layer._flatten_layers(include_self=True))
+def _check_built_size(backbone, input_size, name) -> None:
+    """Refuses an encoder whose constructor kept its own size instead of ``input_size``."""
+    encoder = getattr(backbone, "vision_encoder", None) or backbone
+    built = tuple(int(v) for v in encoder.image_shape[:2])
+    if built != tuple(int(v) for v in input_size):
+        raise UsageError(
+            f"backbone {name} ({type(encoder).__name__}) keeps its {built[0]}x{built[1]} "
+            f"frames. Received: input_size={input_size[0]}x{input_size[1]}"
+        )
 
 
-def _freeze_all_but(layer, unfrozen: set, chosen: list) -> None:
-    """Freezes every sublayer of ``layer`` except the chosen ones and those that hold them."""
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        if id(child) in unfrozen:
-            child.trainable = True
-        elif any(_holds(child, inner) for inner in chosen):
-            child.trainable = True
-            _freeze_all_but(child, unfrozen, chosen)
-        else:
-            child.trainable = False
-
-
-def _load_preset(keras_hub, handle, load_weights, input_size):
+def _load_preset(keras_hub, handle, load_weights, input_size=None):
     """The preset's backbone and image converter, or one line naming the handle."""
     kwargs = {} if input_size is None else {"image_shape": (*map(int, input_size), 3)}
     with _no_leftovers(handle):

@@ -113,3 +113,81 @@ class TokenPooling(keras.layers.Layer):
         config = super().get_config()
         config.update({"mode": self.mode, "skip": self.skip, "axis": self.axis})
         return config
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class ClipGrouping(keras.layers.Layer):
+    """Cuts clips of T frames into the groups of G frames a clip encoder reads.
+
+    ``(B, T, H, W, 3)`` uint8 in (trailing padding frames all zero), ``(B *
+    ceil(T / G), G, H, W, 3)`` uint8 out (the groups of each clip in order, a
+    tensor of rank 5 as every converter takes): the padding frames and the frames
+    added to complete the last group repeat the clip's last real frame (its
+    last frame that is not all zero), so the real frames are grouped as
+    extraction groups a video's (from its first frame, the last group
+    completed by repeating the last real frame). The choice of frames is a
+    product with a one-hot matrix (exact on uint8 values), which every export
+    format converts.
+
+    Args:
+        group: G, the frames the encoder reads at once.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, group, **kwargs):
+        super().__init__(**kwargs)
+        self.group = int(group)
+
+    def call(self, frames):
+        steps = frames.shape[1]
+        size = frames.shape[2:]
+        total = -(-steps // self.group) * self.group
+        real = ops.any(ops.not_equal(frames, 0), axis=(2, 3, 4))
+        index = ops.arange(steps, dtype="int32")
+        last = ops.max(ops.where(real, index[None, :], 0), axis=1)
+        wanted = ops.minimum(ops.arange(total, dtype="int32")[None, :], last[:, None])
+        choice = ops.one_hot(wanted, steps, dtype="float32")  # (B, total, T)
+        flat = ops.reshape(ops.cast(frames, "float32"), (-1, steps, int(np.prod(size))))
+        chosen = ops.cast(ops.round(ops.matmul(choice, flat)), "uint8")
+        return ops.reshape(chosen, (-1, self.group, *size))
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.group, *input_shape[2:])
+
+    def compute_output_spec(self, frames):
+        return keras.KerasTensor(self.compute_output_shape(frames.shape), dtype="uint8")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"group": self.group})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vidseq")
+class GroupRows(keras.layers.Layer):
+    """Lays a clip encoder's groups of rows back into clips: the inverse of :class:`ClipGrouping`.
+
+    ``(B * ceil(T / G), G, D)`` in, ``(B, T, D)`` out: each clip's rows in
+    frame order, the rows of the frames that completed its last group dropped.
+
+    Args:
+        frames: T, the frames of a clip.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, frames, **kwargs):
+        super().__init__(**kwargs)
+        self.frames = int(frames)
+
+    def call(self, rows):
+        group, depth = rows.shape[1], rows.shape[2]
+        total = -(-self.frames // group) * group
+        return ops.reshape(rows, (-1, total, depth))[:, : self.frames]
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.frames, input_shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"frames": self.frames})
+        return config

@@ -134,8 +134,8 @@ class FinetuneConfig(Config):
         exclusive="unfreeze",
         help=f"unfreeze the last N backbone layers (default {DEFAULT_UNFREEZE}; 0: head only)",
         doc="unfreeze the last N backbone layers (`0`: head only); BatchNormalization layers "
-        "stay frozen. For a `hub:` encoder N counts transformer blocks; the layers after "
-        "the last block (final norm, SigLIP's pooling head) train with them",
+        "stay frozen. For a `hub:` encoder N counts transformer blocks; the layers with "
+        "weights after the first of them (final norms, SigLIP's pooling head) train with them",
     )
     unfreeze_from: str | None = setting(
         None,
@@ -145,6 +145,9 @@ class FinetuneConfig(Config):
         metavar="LAYER",
         exclusive="unfreeze",
         help="unfreeze from this backbone layer on (instead of --unfreeze)",
+        doc="unfreeze from this backbone layer on (instead of --unfreeze); for a `hub:` "
+        "encoder, from this transformer block on (its name, or its path where two blocks "
+        "share one: `temporal_encoder/transformer_block_0`)",
     )
     augment: bool = _augment()
     mixed_precision: str = _mixed_precision()

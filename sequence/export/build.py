@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -45,6 +46,7 @@ import tensorflow as tf
 from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.sequence.export.manifest import (
+    FORMATS,
     ExportManifest,
     TensorInfo,
     check_part,
@@ -57,6 +59,12 @@ from vidseq.sequence.train.end_to_end import build_end_to_end
 from vidseq.version import __version__
 
 OUTPUT_NAME = "probabilities"
+UNCONVERTED_OPS = (
+    re.compile(r"Custom ops: ([\w, ]+)"),
+    re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op"),
+    re.compile(r"No conversion rule found for operations: ([\w, ]+)"),
+)
+"""What the LiteRT and OpenVINO converters say when they cannot convert an op."""
 RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 OPENVINO_RUNTIME = {"INFERENCE_PRECISION_HINT": "f32"}
 """OpenVINO computes in bf16 by default on CPUs that have it; fp32 keeps the run's numbers."""
@@ -160,6 +168,11 @@ def build_export_model(run, part):
     ``end-to-end``: for a feature run, the run's backbone (rebuilt, hash
     checked) composed with its head as ``finetune`` composes them; for an
     end-to-end run, its own model. ``head``: the head behind a mask input.
+
+    Raises:
+        UsageError: A clip encoder's feature run whose head reads fewer frames
+            than the cache grouped per video (the export reads the head's T
+            frames only, and would group them otherwise).
     """
     if run.end_to_end:
         head = run.model.layers[-1]  # build_end_to_end: frames, backbone, padding mask, head
@@ -173,7 +186,16 @@ def build_export_model(run, part):
         masked = features * keras.ops.expand_dims(mask, -1)
         return keras.Model([features, mask], head(masked), name="vidseq_head_export")
     if whole is None:
-        whole = build_end_to_end(load_run_backbone(run), head, frames=run.frames)
+        backbone = load_run_backbone(run)
+        cached = run.frame_spec.num_frames
+        if backbone.clip_frames > 1 and run.frames < cached:
+            raise UsageError(
+                f"{run.path}: backbone {backbone.name} reads clips of {backbone.clip_frames} "
+                f"frames, and the run's head reads {run.frames} of the {cached} frames it "
+                "grouped per video: an end-to-end export cannot group the frames as extraction "
+                "did; export --part head, or train with --frames equal to the cache's"
+            )
+        whole = build_end_to_end(backbone, head, frames=run.frames)
     return whole
 
 
@@ -206,7 +228,21 @@ def servable(model):
         # output (zeros for trailing padding), and the next layer skips it anyway.
         if getattr(layer, "go_backwards", False):
             layer.zero_output_for_mask = False
+        _constants_as_numpy(layer)
     return copy
+
+
+def _constants_as_numpy(layer) -> None:
+    """Replaces the eager tensors a layer keeps as attributes by NumPy arrays.
+
+    keras-hub's VideoPrism keeps its position ids as tensors made in
+    ``build``; traced, an eager tensor is a captured input, which tf2onnx turns
+    into an input of the ONNX graph that no caller feeds. A NumPy array traces
+    as a constant.
+    """
+    for name, value in list(vars(layer).items()):
+        if isinstance(value, tf.Tensor) and hasattr(value, "numpy"):
+            setattr(layer, name, value.numpy())
 
 
 def _walk(layer):
@@ -247,6 +283,10 @@ def write_model_files(model, directory, format, *, batch=None):
 
     Returns:
         The inputs as :class:`~vidseq.sequence.export.manifest.TensorInfo`, in order.
+
+    Raises:
+        UsageError: The format's converter has no conversion for an op of the
+            model (one line naming the op and the format).
     """
     directory = Path(directory)
     names = ("frames",) if len(model.inputs) == 1 else ("features", "mask")
@@ -259,13 +299,39 @@ def write_model_files(model, directory, format, *, batch=None):
     else:
         saved = directory / "saved_model"
         _write_saved_model(model, specs, saved)
-        if format == "openvino":
-            _write_openvino(saved, directory / "model.xml")
-        elif format == "litert":
-            _write_litert(saved, directory / "model.tflite")
+        try:
+            if format == "openvino":
+                _write_openvino(saved, directory / "model.xml")
+            elif format == "litert":
+                _write_litert(saved, directory / "model.tflite")
+        except Exception as error:  # each converter raises its own type
+            refusal = unconverted_op(format, error)
+            if refusal is None:
+                raise
+            raise UsageError(refusal) from None
         if format != "savedmodel":
             shutil.rmtree(saved)
     return tuple(TensorInfo(s.name, tuple(s.shape), s.dtype.name) for s in specs)
+
+
+def unconverted_op(format, error) -> str | None:
+    """The one-line refusal for a converter error that names ops it cannot convert, or None.
+
+    The LiteRT converter says ``'tf.Igamma' op is neither a custom op nor a flex
+    op`` and lists ``Custom ops: Igamma``; OpenVINO says ``No conversion rule found
+    for operations: Igamma``. Any other error is not about an op (None).
+    """
+    text = str(error)
+    for pattern in UNCONVERTED_OPS:
+        found = pattern.search(text)
+        if found:
+            ops = ", ".join(op.strip() for op in found.group(1).split(",") if op.strip())
+            others = ", ".join(name for name in FORMATS if name != format)
+            return (
+                f"the {format} format cannot take op {ops}: its converter has no conversion "
+                f"for it; export to {others} instead"
+            )
+    return None
 
 
 def _write_saved_model(model, specs, path):

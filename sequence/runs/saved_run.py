@@ -21,7 +21,12 @@ from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.models.backbones import load_backbone
 from vidseq.extract.models.engines import ENGINES
 from vidseq.extract.models.hub import import_keras_hub, is_hub_name, recorded_pooling
-from vidseq.extract.models.hub_layers import ImageScaling, TokenPooling
+from vidseq.extract.models.hub_layers import (
+    ClipGrouping,
+    GroupRows,
+    ImageScaling,
+    TokenPooling,
+)
 from vidseq.extract.models.preprocessing import FramePreprocessing
 from vidseq.sequence.heads.layers import CUSTOM_OBJECTS as HEAD_LAYERS
 from vidseq.sequence.runs.run_dir import CONFIG_FILE, MODEL_FILE, is_end_to_end, read_run_config
@@ -30,6 +35,8 @@ CUSTOM_OBJECTS = {
     "vidseq>FramePreprocessing": FramePreprocessing,
     "vidseq>ImageScaling": ImageScaling,
     "vidseq>TokenPooling": TokenPooling,
+    "vidseq>ClipGrouping": ClipGrouping,
+    "vidseq>GroupRows": GroupRows,
     **HEAD_LAYERS,
 }
 """Every vidseq layer a run's model may hold: backbone preprocessing and pooling, heads."""

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from vidseq.errors import UsageError
 from vidseq.extract.models.backbones import weights_sha256
-from vidseq.extract.models.hub import unfreeze_blocks
+from vidseq.extract.models.hub_blocks import unfreeze_blocks
+from vidseq.extract.models.hub_layers import ClipGrouping, GroupRows
 from vidseq.sequence.config import DEFAULT_UNFREEZE
 from vidseq.sequence.data.frame_clips import FrameBatches
 from vidseq.sequence.heads.layers import PaddingFrameMask
@@ -71,7 +72,7 @@ def set_trainable(backbone, *, unfreeze=DEFAULT_UNFREEZE, unfreeze_from=None, ev
     variance never change. The preprocessing (and the grey conversion) always
     stay frozen. With ``everything`` (training from scratch) every network layer
     trains, BN included. For a keras-hub encoder ``unfreeze`` counts its
-    transformer blocks (:func:`~vidseq.extract.models.hub.unfreeze_blocks`) and
+    transformer blocks (:func:`~vidseq.extract.models.hub_blocks.unfreeze_blocks`) and
     ``unfreeze_from`` names a block.
 
     Args:
@@ -116,6 +117,13 @@ def set_trainable(backbone, *, unfreeze=DEFAULT_UNFREEZE, unfreeze_from=None, ev
 def build_end_to_end(backbone, head, *, frames, name="vidseq_end_to_end"):
     """``TimeDistributed(backbone)`` → padding mask → head, as one model.
 
+    A clip encoder (VideoPrism, G frames at once) reads the clip's frames in
+    consecutive groups of G (:class:`~vidseq.extract.models.hub_layers.ClipGrouping`:
+    padding frames and the completion of the last group repeat the last real
+    frame, as extraction groups a video's), all groups of the batch in one
+    call, and its ``(G, D)`` rows are laid back in order, the completion's
+    dropped.
+
     Args:
         backbone: A :class:`~vidseq.extract.models.backbones.Backbone`.
         head: The sequence head (``(T, D)`` features → probabilities).
@@ -127,26 +135,26 @@ def build_end_to_end(backbone, head, *, frames, name="vidseq_end_to_end"):
         zero) to class probabilities. It holds built-in layers and vidseq's
         registered ones only (and a keras-hub encoder's registered classes),
         so it loads with ``safe_mode=True``.
-
-    Raises:
-        UsageError: The backbone is a clip encoder (VideoPrism).
     """
-    if backbone.clip_frames > 1:
-        raise UsageError(
-            f"backbone {backbone.name} reads clips of {backbone.clip_frames} frames: an "
-            "end-to-end model (finetune, export --part end-to-end) takes frame encoders only; "
-            "export --part head serves its runs"
-        )
     height, width = backbone.input_size
-    clips = keras.Input(shape=(int(frames), height, width, 3), dtype="uint8", name="frames")
-    features = keras.layers.TimeDistributed(backbone.model, name="backbone")(clips)
+    frames = int(frames)
+    clips = keras.Input(shape=(frames, height, width, 3), dtype="uint8", name="frames")
+    group = int(backbone.clip_frames)
+    if group == 1:
+        features = keras.layers.TimeDistributed(backbone.model, name="backbone")(clips)
+    else:
+        groups = ClipGrouping(group, name="clip_groups")(clips)  # (B * T / G, G, H, W, 3)
+        model = backbone.model
+        grouped = keras.Model(model.input, model.output, name="backbone")(groups)
+        features = GroupRows(frames, name="frame_rows")(grouped)
     features = PaddingFrameMask(name="padding_mask")([clips, features])
     return keras.Model(clips, head(features), name=name)
 
 
 def backbone_of(model):
-    """The backbone wrapper model (uint8 frame → features) inside an end-to-end model."""
-    return model.get_layer("backbone").layer
+    """The backbone wrapper model (uint8 frames → features) inside an end-to-end model."""
+    layer = model.get_layer("backbone")  # TimeDistributed, or a clip encoder's model
+    return getattr(layer, "layer", layer)
 
 
 def preprocessing_of(backbone_model):

@@ -170,9 +170,23 @@ def test_openvino_engine_gives_tensorflows_features(hub_presets, tmp_path):
     engine = load_engine(net, "openvino", batch_size=4, cache_dir=tmp_path)
     images = frames(6, seed=2)
     np.testing.assert_allclose(engine.extract(images), net.extract(images), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_openvino_engine_groups_a_clip_encoders_frames_as_tensorflow_does(hub_presets, tmp_path):
+    """VideoPrism (groups of 4) in batches of 6 frames, rounded up to 8: 10 frames are
+    groups 0-3, 4-7 and 8, 9 completed by repeating 9; the last call holds one zero group."""
+    pytest.importorskip("openvino")
+    from vidseq.extract.models.engines import load_engine
+
     clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
-    with pytest.raises(UsageError, match="engine openvino runs frame encoders"):
-        load_engine(clip, "openvino", cache_dir=tmp_path)
+    engine = load_engine(clip, "openvino", batch_size=6, cache_dir=tmp_path)
+    assert engine.batch_size == 8
+    images = frames(10, seed=3)
+    np.testing.assert_allclose(engine.extract(images), clip.extract(images), atol=1e-5)
+    np.testing.assert_allclose(engine.extract(images[:3]), clip.extract(images[:3]), atol=1e-5)
+    with pytest.raises(UsageError, match="precision int8 quantises frame encoders"):
+        load_engine(clip, "openvino", precision="int8", cache_dir=tmp_path)
 
 
 def test_windows_group_each_windows_frames_as_extraction_does(hub_cache, tmp_path, eagerly):

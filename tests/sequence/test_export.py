@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from vidseq.cli import main
-from vidseq.sequence.export.build import check_format_available, export_run
+from vidseq.errors import UsageError
+from vidseq.sequence.export.build import check_format_available, export_run, write_model_files
 from vidseq.sequence.export.manifest import FORMATS, MANIFEST_FILE, read_manifest
 from vidseq.sequence.export.runtime import ExportedModel, predict_export, read_export_clip
 from vidseq.sequence.infer.predict import predict_videos
@@ -354,3 +355,26 @@ def _serve_rest_body(directory, request):
     signature = loaded.signatures[body["signature_name"]]
     inputs = {k: tf.constant(v, dtype=tf.uint8) for k, v in body["inputs"].items()}
     return signature(**inputs)["probabilities"].numpy()
+
+
+@pytest.mark.parametrize(
+    "fmt", ["litert", "openvino", pytest.param("onnx", marks=pytest.mark.slow)]
+)
+def test_an_op_the_converter_lacks_is_one_line_naming_op_and_format(fmt, tmp_path):
+    """A head computing TensorFlow's Igamma, which neither LiteRT's builtins, OpenVINO's
+    TensorFlow frontend nor tf2onnx convert."""
+    pytest.importorskip({"onnx": "tf2onnx", "openvino": "openvino"}.get(fmt, "tensorflow"))
+    import keras
+    import tensorflow as tf
+
+    class Igamma(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.igamma(tf.abs(x) + 1.0, tf.abs(x) + 1.0)
+
+    features, mask = keras.Input((4, 8)), keras.Input((4,))
+    scores = keras.layers.Flatten()(Igamma()(features))
+    model = keras.Model([features, mask], keras.layers.Softmax()(scores))
+    with pytest.raises(UsageError) as refused:
+        write_model_files(model, tmp_path, fmt)
+    message = str(refused.value)
+    assert message.startswith(f"the {fmt} format cannot take op Igamma") and "\n" not in message

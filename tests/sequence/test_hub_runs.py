@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 from vidseq.cli import main
-from vidseq.sequence.export.build import export_run
-from vidseq.sequence.export.runtime import predict_export
 from vidseq.sequence.infer.predict import predict_videos
 
 keras_hub = pytest.importorskip("keras_hub")
+NAMES = ["Grow", "Shrink"]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +46,13 @@ def hub_run(hub_presets, tmp_path_factory, eagerly):
     return {"preset": preset, "sample": sample, "cache": cache, "run": run, "videos": videos}
 
 
+def printed_probabilities(capsys):
+    """The probabilities ``vidseq predict ... --json`` printed, one row per video."""
+    shown = json.loads(capsys.readouterr().out)
+    tops = [{e["label"]: e["probability"] for e in video["top"]} for video in shown]
+    return np.array([[top[c] for c in NAMES] for top in tops])
+
+
 def probabilities(predictions, class_names):
     assert all(p.error is None for p in predictions)
     return np.array([[dict(p.top)[c] for c in class_names] for p in predictions])
@@ -73,15 +79,45 @@ def test_evaluate_predict_and_windows_on_a_hub_run(hub_run, capsys):
     assert windows and "windows" in json.dumps(windows)
 
 
+@pytest.fixture(scope="module")
+def run_probabilities(hub_run):
+    """The run's own probabilities of its three test videos (class order Grow, Shrink)."""
+    return probabilities(predict_videos(hub_run["run"], hub_run["videos"], top_k=2), NAMES)
+
+
 @pytest.mark.slow
-def test_onnx_export_of_a_hub_run_predicts_what_the_run_predicts(hub_run, tmp_path):
-    """ONNX: the strictest converter (Keras' exact GELU of DINOv2 becomes Erfc)."""
-    pytest.importorskip("tf2onnx")
-    names = ["Grow", "Shrink"]
-    expected = probabilities(predict_videos(hub_run["run"], hub_run["videos"], top_k=2), names)
-    directory = export_run(hub_run["run"], tmp_path / "onnx", format="onnx").directory
-    got = probabilities(predict_export(directory, hub_run["videos"], top_k=2), names)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+@pytest.mark.parametrize("fmt", ["savedmodel", "litert", "openvino", "onnx"])
+def test_every_export_format_predicts_what_the_hub_run_predicts(
+    hub_run, run_probabilities, fmt, tmp_path, capsys
+):
+    """``vidseq export --part end-to-end``, then ``vidseq predict`` on the export in its own
+    runtime. ONNX is the strictest converter (Keras' exact GELU of DINOv2 becomes Erfc)."""
+    pytest.importorskip({"onnx": "tf2onnx", "openvino": "openvino"}.get(fmt, "tensorflow"))
+    out = tmp_path / fmt
+    argv = ["export", str(hub_run["run"]), "--format", fmt, "--out", str(out)]
+    assert main([*argv, "--part", "end-to-end"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out), *hub_run["videos"], "--top-k", "2", "--json"]) == 0
+    got = printed_probabilities(capsys)
+    np.testing.assert_allclose(got, run_probabilities, rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_finetune_unfreeze_1_of_a_hub_run_trains_the_last_block_and_predicts(
+    hub_run, run_probabilities, tmp_path, capsys
+):
+    """The whole command: the last transformer block and the final norm train; the
+    end-to-end run predicts."""
+    out = tmp_path / "fine"
+    argv = ["finetune", str(hub_run["run"]), "--out", str(out), "--unfreeze", "1"]
+    assert main([*argv, "--epochs", "1", "--batch-size", "4", "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "end_to_end" and config["backbone"] == f"hub:{hub_run['preset']}"
+    assert config["unfrozen_layers"] == ["layers_1", "dinov2_backbone_layernorm"]
+    capsys.readouterr()
+    assert main(["predict", str(out), *hub_run["videos"], "--top-k", "2", "--json"]) == 0
+    got = printed_probabilities(capsys)
+    assert got.shape == (3, 2) and np.allclose(got.sum(axis=1), 1, atol=1e-5)
 
 
 def test_predict_refuses_a_preset_whose_weights_changed(hub_run, tmp_path, capsys):
@@ -133,17 +169,7 @@ def test_unfreeze_counts_transformer_blocks(hub_presets, eagerly):
         set_trainable(backbone, unfreeze_from="nope")
 
 
-def test_end_to_end_models_refuse_a_clip_encoder_and_scratch_a_preset(hub_presets, tmp_path):
-    from vidseq.errors import UsageError
-    from vidseq.extract.models.backbones import load_backbone
-    from vidseq.sequence.config import HeadConfig
-    from vidseq.sequence.train.end_to_end import build_end_to_end
-    from vidseq.sequence.train.model import build_head
-
-    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
-    head = build_head(2, clip.feature_dim, HeadConfig(units=4))
-    with pytest.raises(UsageError, match="reads clips of 4 frames: an end-to-end model"):
-        build_end_to_end(clip, head, frames=4)
+def test_from_scratch_refuses_a_preset(hub_presets, tmp_path):
     out = tmp_path / "scratch"
     argv = ["finetune", "--from-scratch", str(tmp_path), "--out", str(out), "--backbone"]
     assert main([*argv, f"hub:{hub_presets['dinov2']}"]) == 2
