@@ -15,12 +15,15 @@ converter where it does not):
   named output, ``probabilities``.
 * ``onnx``: ``model.export(format="onnx")`` (tf2onnx), output renamed to
   ``probabilities``.
-* ``openvino``: ``openvino.convert_model`` on the SavedModel above, saved
-  uncompressed (fp32). Keras' own ``format="openvino"`` on the TensorFlow
-  backend keeps the graph's internal tensors as extra outputs.
+* ``openvino``: ``openvino.convert_model`` in memory on the concrete function
+  of that same serving endpoint, saved uncompressed (fp32): the signature's
+  ``TensorSpec`` names name the IR's inputs and the returned dict's key its one
+  output, as the SavedModel's signature would, without writing one and reading
+  it back. Keras' own ``format="openvino"`` on the TensorFlow backend keeps the
+  graph's internal tensors as extra outputs.
 * ``litert``: ``tf.lite.TFLiteConverter.from_saved_model`` on the SavedModel
-  above, so the ``.tflite`` keeps the signature's names (Keras' ``"litert"``
-  names them ``output_0``).
+  above (written to a temporary folder), so the ``.tflite`` keeps the
+  signature's names (Keras' ``"litert"`` names them ``output_0``).
 
 Before export the recurrent layers are rebuilt unrolled over the fixed T, with
 ``use_cudnn=False`` and without dropout (inference never applies it): no
@@ -296,21 +299,19 @@ def write_model_files(model, directory, format, *, batch=None):
     ]
     if format == "onnx":
         _write_onnx(model, specs, directory / "model.onnx")
+    elif format == "savedmodel":
+        _write_saved_model(model, specs, directory / "saved_model")
     else:
-        saved = directory / "saved_model"
-        _write_saved_model(model, specs, saved)
         try:
             if format == "openvino":
-                _write_openvino(saved, directory / "model.xml")
+                _write_openvino(model, specs, directory / "model.xml")
             elif format == "litert":
-                _write_litert(saved, directory / "model.tflite")
+                _write_litert(model, specs, directory)
         except Exception as error:  # each converter raises its own type
             refusal = unconverted_op(format, error)
             if refusal is None:
                 raise
             raise UsageError(refusal) from None
-        if format != "savedmodel":
-            shutil.rmtree(saved)
     return tuple(TensorInfo(s.name, tuple(s.shape), s.dtype.name) for s in specs)
 
 
@@ -334,10 +335,9 @@ def unconverted_op(format, error) -> str | None:
     return None
 
 
-def _write_saved_model(model, specs, path):
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    if len(specs) == 1:
+def _serving_function(model, count):
+    """The serving endpoint: named inputs (``count`` of them) to ``{"probabilities": ...}``."""
+    if count == 1:
 
         def serve(frames):
             return {OUTPUT_NAME: model(frames, training=False)}
@@ -347,20 +347,45 @@ def _write_saved_model(model, specs, path):
         def serve(features, mask):
             return {OUTPUT_NAME: model([features, mask], training=False)}
 
+    return serve
+
+
+def _write_saved_model(model, specs, path):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    serve = _serving_function(model, len(specs))
     archive.add_endpoint("serve", serve, input_signature=specs)
     archive.write_out(str(path), verbose=False)
 
 
-def _write_openvino(saved_model, path):
+def _write_openvino(model, specs, path):
+    """Converts the serving endpoint's concrete function in memory.
+
+    OpenVINO's TensorFlow frontend names the IR's inputs after the signature's
+    ``TensorSpec`` names and its one output after the returned dict's key, as
+    it does for the SavedModel's signature, without writing and reading one.
+    """
     import openvino as ov
 
-    converted = ov.convert_model(str(saved_model))
+    serve = _serving_function(model, len(specs))
+    concrete = tf.function(serve, input_signature=specs, autograph=False).get_concrete_function()
+    converted = ov.convert_model(concrete)
     ov.save_model(converted, str(path), compress_to_fp16=False)
 
 
-def _write_litert(saved_model, path):
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    Path(path).write_bytes(converter.convert())
+def _write_litert(model, specs, directory):
+    """Converts a SavedModel written next to the ``.tflite`` (then removed).
+
+    ``from_concrete_functions`` keeps the names too but is no faster, and on a
+    keras-hub model gave NaN probabilities (TF 2.21).
+    """
+    saved = Path(directory) / "saved_model"
+    _write_saved_model(model, specs, saved)
+    try:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        (Path(directory) / "model.tflite").write_bytes(converter.convert())
+    finally:
+        shutil.rmtree(saved, ignore_errors=True)
 
 
 def _write_onnx(model, specs, path):

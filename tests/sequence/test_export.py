@@ -37,8 +37,8 @@ HEADS = {
 """The head of each run."""
 AGREEMENT = [
     *(("lstm", fmt) for fmt in FORMATS),
-    # The non-default head through every converter: openvino and litert convert the
-    # SavedModel that a savedmodel export is, so its own row would add nothing.
+    # The non-default head through every converter: litert converts the SavedModel that
+    # a savedmodel export is and openvino its serving function, so its row adds nothing.
     *(("transformer", fmt) for fmt in FORMATS if fmt != "savedmodel"),
     # Every other head through the strictest converter (no Erfc, no captured tensors).
     *((head, "onnx") for head in ("bigru2", "tcn", "attention")),
