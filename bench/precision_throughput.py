@@ -16,12 +16,17 @@ Three measurements (every figure printed, never asserted):
    OpenVINO FP32 vs OpenVINO INT8 (calibration included in setup, not in the
    steady frames/s): frames / (seconds - setup_seconds).
 3. **Head accuracy** on those caches: the photo task's LSTM head with the
-   ``proposed`` recipe, trained on FP32 and on INT8 features, over ``--seeds``.
+   ``proposed`` recipe, trained on FP32 and on INT8 features (the same
+   sampled frames) over ``--seeds``: median, range, binomial standard error,
+   and per seed the paired difference on the same test videos with its
+   standard error. A test set of several hundred videos resolves 0.02
+   (``--train-per-class 40 --test-per-class 50``: 540 videos).
 
 Usage::
 
     python bench/precision_throughput.py [--backbones resnet50 mobilenetv2 efficientnetb0 vit_b16]
         [--batch 32] [--rounds 3] [--seeds 0 1 2] [--workdir DIR] [--smoke]
+        [--e2e-runs tf-fp32 ov-fp32 ov-int8] [--train-per-class 12] [--test-per-class 6]
 """
 
 from __future__ import annotations
@@ -152,15 +157,19 @@ def network_rows(net, batch, rounds, work):
     return rows
 
 
-def end_to_end(manifest, backbone, size, work, calibration_videos):
+E2E_RUNS = {
+    "tf fp32": ("tf", "fp32"),
+    "ov fp32": ("openvino", "fp32"),
+    "ov int8": ("openvino", "int8"),
+}
+"""The end-to-end runs: name -> (engine, precision); ``--e2e-runs`` names them with a dash."""
+
+
+def end_to_end(manifest, backbone, size, work, calibration_videos, names=tuple(E2E_RUNS)):
     """Steady frames/s of extract_features per engine and precision, and the caches."""
-    runs = {
-        "tf fp32": ("tf", "fp32"),
-        "ov fp32": ("openvino", "fp32"),
-        "ov int8": ("openvino", "int8"),
-    }
     results, caches = {}, {}
-    for name, (engine, precision) in runs.items():
+    for name in names:
+        engine, precision = E2E_RUNS[name]
         cache = work / f"e2e-{engine}-{precision}.h5"
         summary = extract_features(
             manifest,
@@ -193,24 +202,67 @@ def end_to_end(manifest, backbone, size, work, calibration_videos):
 
 
 def head_accuracy(caches, seeds):
-    """Test accuracy of the photo task's LSTM head (``proposed`` recipe) on each cache."""
-    results = {}
+    """Test accuracy of the photo task's LSTM head (``proposed`` recipe) on FP32 and INT8 caches.
+
+    The same seeds on both (a seed fixes the head's initial weights, the
+    validation groups and the batch order), so each seed gives a paired
+    difference on the same test videos. Printed per precision: median, range
+    and the binomial standard error ``sqrt(p (1 - p) / n)`` of one run's
+    accuracy; per seed: INT8 minus FP32 and the standard error of that paired
+    difference from the test videos the two heads disagree on,
+    ``sqrt(b + c - (b - c)^2 / n) / n`` (``b``, ``c``: videos only one of
+    them gets right).
+    """
+    runs = {}
     for name in ("tf fp32", "ov int8"):
         with FeatureStore(caches[name]) as store:
             x = np.stack([store.features(i, np.float32) for i in range(len(store))])
             y = np.asarray(store.labels)
-            runs = [
-                photo_task.train_head(store, (x, y), "lstm", photo_task.RECIPES["proposed"], seed)
-                for seed in seeds
-            ]
-        accuracy = [run["accuracy"] for run in runs]
-        results[name] = accuracy
+            recipe = photo_task.RECIPES["proposed"]
+            runs[name] = [photo_task.train_head(store, (x, y), "lstm", recipe, s) for s in seeds]
+    results = {}
+    for name, rows in runs.items():
+        accuracy = [row["accuracy"] for row in rows]
+        n = len(rows[0]["correct"])
+        median = statistics.median(accuracy)
+        error = float(np.sqrt(median * (1 - median) / n))
+        results[name] = {"accuracy": accuracy, "test_videos": n, "binomial_se": error}
         print(
-            f"head accuracy on {name} features: median {statistics.median(accuracy):.3f} "
+            f"head accuracy on {name} features ({n} test videos): median {median:.3f} "
+            f"[{min(accuracy):.3f}-{max(accuracy):.3f}], binomial SE {error:.3f} "
             f"({', '.join(f'{a:.3f}' for a in accuracy)})",
             flush=True,
         )
+    results["paired"] = paired_differences(runs["tf fp32"], runs["ov int8"], seeds)
     return results
+
+
+def paired_differences(reference, lowered, seeds):
+    """Per seed: INT8 minus FP32 accuracy, its paired standard error, videos that differ."""
+    rows = []
+    for seed, a, b in zip(seeds, reference, lowered, strict=True):
+        first, second = np.asarray(a["correct"]), np.asarray(b["correct"])
+        n = first.size
+        only_first, only_second = int(np.sum(first & ~second)), int(np.sum(second & ~first))
+        discordant = only_first + only_second
+        error = float(np.sqrt(max(discordant - (only_second - only_first) ** 2 / n, 0.0)) / n)
+        difference = float(second.mean() - first.mean())
+        rows.append(
+            {"seed": seed, "difference": difference, "paired_se": error, "discordant": discordant}
+        )
+        print(
+            f"  seed {seed}: INT8 - FP32 = {difference:+.3f} (paired SE {error:.3f}; "
+            f"{only_first} videos right with FP32 only, {only_second} with INT8 only)",
+            flush=True,
+        )
+    differences = [row["difference"] for row in rows]
+    print(
+        f"  INT8 - FP32: median {statistics.median(differences):+.3f} "
+        f"[{min(differences):+.3f} to {max(differences):+.3f}], mean "
+        f"{statistics.mean(differences):+.3f} over {len(rows)} seeds",
+        flush=True,
+    )
+    return rows
 
 
 def main(argv=None):
@@ -222,6 +274,13 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--e2e-backbone", default="resnet50")
+    parser.add_argument(
+        "--e2e-runs",
+        nargs="+",
+        default=[name.replace(" ", "-") for name in E2E_RUNS],
+        choices=[name.replace(" ", "-") for name in E2E_RUNS],
+        help="end-to-end extractions (the head comparison needs tf-fp32 and ov-int8)",
+    )
     parser.add_argument("--train-per-class", type=int, default=12)
     parser.add_argument("--test-per-class", type=int, default=6)
     parser.add_argument("--calibration-videos", type=int, default=16)
@@ -249,10 +308,12 @@ def main(argv=None):
         photo_task.make_task(
             work / "photo", train_per_class=args.train_per_class, test_per_class=args.test_per_class
         )
+    names = [name.replace("-", " ") for name in args.e2e_runs]
     report["end_to_end"], caches = end_to_end(
-        manifest, args.e2e_backbone, args.size, work, args.calibration_videos
+        manifest, args.e2e_backbone, args.size, work, args.calibration_videos, names
     )
-    report["head_accuracy"] = head_accuracy(caches, args.seeds)
+    if {"tf fp32", "ov int8"} <= set(caches):
+        report["head_accuracy"] = head_accuracy(caches, args.seeds)
     print(json.dumps(report))
 
 
