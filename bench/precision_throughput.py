@@ -27,12 +27,19 @@ Usage::
     python bench/precision_throughput.py [--backbones resnet50 mobilenetv2 efficientnetb0 vit_b16]
         [--batch 32] [--rounds 3] [--seeds 0 1 2] [--workdir DIR] [--smoke]
         [--e2e-runs tf-fp32 ov-fp32 ov-int8] [--train-per-class 12] [--test-per-class 6]
+        [--no-bf16] [--no-e2e]
+
+``ONEDNN_MAX_CPU_ISA=AVX2`` in the environment caps TensorFlow's oneDNN and
+OpenVINO's CPU plugin (which honours the same variable) to AVX2: an emulation
+of a CPU without AVX-512 and VNNI. The OpenVINO INT8 convolution kernels are
+printed, so that the cap can be seen taking effect.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -97,8 +104,13 @@ def photo_frames(count: int, size: int, seed: int) -> np.ndarray:
     return np.stack(frames).astype(np.uint8)
 
 
-def engines_for(net, batch, work):
-    """Every engine this CPU runs for ``net``: name -> engine (INT8 quantised first)."""
+def engines_for(net, batch, work, bf16=True):
+    """Every engine this CPU runs for ``net``: name -> engine (INT8 quantised first).
+
+    The quantised model is kept in ``work`` and reused by a later run (the
+    same random weights): a run capped to another instruction set compares
+    the same INT8 model.
+    """
     engines = {
         "tf fp32": load_engine(net, "tf"),
         "ov fp32": load_engine(net, "openvino", batch_size=batch, cache_dir=work / "ov"),
@@ -106,17 +118,38 @@ def engines_for(net, batch, work):
     calibration = photo_frames(256, net.input_size[0], seed=1)
     path = work / "int8" / f"{net.name}-{net.input_size[0]}.xml"
     started = time.perf_counter()
-    quantized_model(net, calibration, path)
-    print(f"  {net.name}: INT8 calibration {time.perf_counter() - started:.0f} s", flush=True)
+    done = "calibration" if quantized_model(net, calibration, path) else "reused"
+    print(f"  {net.name}: INT8 {done} {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"  {net.name}: OpenVINO INT8 kernels {convolution_kernels(path)}", flush=True)
     engines["ov int8"] = load_engine(
         net, "openvino", batch_size=batch, precision="int8", quantized_path=path
     )
-    if bf16_supported():
+    if bf16 and bf16_supported():
         engines["tf bf16"] = load_engine(net, "tf", precision="bf16")
         engines["ov bf16"] = load_engine(
             net, "openvino", batch_size=batch, cache_dir=work / "ov", precision="bf16"
         )
     return engines
+
+
+def convolution_kernels(path) -> dict:
+    """Kernel name -> count of the convolutions OpenVINO's CPU plugin compiled for ``path``.
+
+    The names carry the instruction set the kernels were generated for
+    (``brgconv_avx512_...``, ``jit_avx2_...``): what shows whether
+    ``ONEDNN_MAX_CPU_ISA`` took effect.
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(path), "CPU")
+    kernels = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "Convolution":
+            name = info["primitiveType"].astype(str)
+            kernels[name] = kernels.get(name, 0) + 1
+    return kernels
 
 
 def cosine(a, b):
@@ -125,9 +158,9 @@ def cosine(a, b):
     return (a * b).sum(1) / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
-def network_rows(net, batch, rounds, work):
+def network_rows(net, batch, rounds, work, bf16=True):
     """frames/s and cosine to TF FP32 of each engine of ``net``."""
-    engines = engines_for(net, batch, work)
+    engines = engines_for(net, batch, work, bf16)
     frames = photo_frames(batch, net.input_size[0], seed=2)
     seconds = {name: [] for name in engines}
     for engine in engines.values():
@@ -286,6 +319,8 @@ def main(argv=None):
     parser.add_argument("--calibration-videos", type=int, default=16)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--no-bf16", action="store_true", help="leave the bf16 engines out")
+    parser.add_argument("--no-e2e", action="store_true", help="networks alone only")
     parser.add_argument("--smoke", action="store_true", help="64x64, batch 8, 1 round, tiny sets")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -295,6 +330,9 @@ def main(argv=None):
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-precision-"))
     flags = sorted(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16"})
     print(f"CPU flags: {', '.join(flags) or 'none of VNNI, AMX, AVX512_BF16'}", flush=True)
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if cap:
+        print(f"ONEDNN_MAX_CPU_ISA={cap}: an emulation of a CPU without the rest", flush=True)
     report = {"cpu_flags": flags, "networks": {}}
     for name in args.backbones:
         net = (
@@ -302,7 +340,12 @@ def main(argv=None):
             if name == "vit_b16"
             else load_backbone(name, "none", input_size=(args.size, args.size))
         )
-        report["networks"][name] = network_rows(net, args.batch, args.rounds, work)
+        report["networks"][name] = network_rows(
+            net, args.batch, args.rounds, work, bf16=not args.no_bf16
+        )
+    if args.no_e2e:
+        print(json.dumps(report))
+        return
     manifest = work / "photo" / "manifest.csv"
     if not manifest.exists():
         photo_task.make_task(
