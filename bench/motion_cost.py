@@ -22,7 +22,8 @@ uniform; 1.0 = as fast; the target is >= 0.8). Figures are printed, never
 asserted. Usage::
 
     python bench/motion_cost.py [--videos 4] [--hd-seconds 10 30] [--repeats 3]
-        [--backbones tiny mobilenetv2] [--extra-videos REAL.mp4 ...] [--smoke]
+        [--backbones tiny mobilenetv2] [--extra-videos REAL.mp4 ...]
+        [--modes uniform-opencv motion motion-full keyframes] [--smoke]
 
 ``--extra-videos`` adds real files (decode-only rows; e.g. the workspace's real
 sample clips).
@@ -92,11 +93,11 @@ def _read(paths, mode, frames):
         return time.process_time() - start
 
 
-def decode_cpu(paths, repeats, frames):
+def decode_cpu(paths, repeats, frames, modes=DECODE_MODES):
     """CPU seconds per video of ``read_frames``, per mode (medians over the repeats)."""
-    cpu = {mode: [] for mode in DECODE_MODES}
+    cpu = {mode: [] for mode in modes}
     for _ in range(repeats):
-        for mode in DECODE_MODES:
+        for mode in modes:
             cpu[mode].append(_read(paths, mode, frames) / len(paths))
     return {mode: float(np.median(values)) for mode, values in cpu.items()}
 
@@ -137,8 +138,16 @@ def main(argv=None):
     parser.add_argument(
         "--extra-videos", nargs="*", default=[], help="real videos, one decode-only row each"
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(DECODE_MODES[1:]),
+        choices=DECODE_MODES[1:],
+        help="modes beside uniform (always measured: the base)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the bench runs")
     args = parser.parse_args(argv)
+    modes = ("uniform", *args.modes)
     if args.smoke:  # a few seconds; its figures mean nothing
         args.videos, args.hd_seconds, args.frames, args.repeats = 1, [], 4, 1
         args.backbones = ["tiny"]
@@ -167,26 +176,31 @@ def main(argv=None):
     for number, (name, paths) in enumerate(sets.items()):
         if not paths:
             continue
-        cpu = decode_cpu(paths, args.repeats, args.frames)
+        cpu = decode_cpu(paths, args.repeats, args.frames, modes)
+        sequential = (
+            f"  | motion vs sequential uniform: {cpu['uniform-opencv'] / cpu['motion']:.2f}x"
+            if {"uniform-opencv", "motion"} <= set(modes)
+            else ""
+        )
         print(
             f"{name:26s} decode CPU s/video: "
-            + "  ".join(f"{mode} {cpu[mode]:.3f}" for mode in DECODE_MODES)
+            + "  ".join(f"{mode} {cpu[mode]:.3f}" for mode in modes)
             + "\n    speed vs uniform: "
-            + "  ".join(f"{m} {cpu['uniform'] / cpu[m]:.2f}x" for m in DECODE_MODES[1:])
-            + f"  | motion vs sequential uniform: {cpu['uniform-opencv'] / cpu['motion']:.2f}x",
+            + "  ".join(f"{m} {cpu['uniform'] / cpu[m]:.2f}x" for m in modes[1:])
+            + sequential,
             flush=True,
         )
         if name in {Path(extra).name for extra in args.extra_videos}:
             continue  # decode only
         root = dataset(work / f"set{number}", paths)
         for backbone in args.backbones:
-            whole = {m: extract_cpu(root, work, backbone, m, args.frames) for m in DECODE_MODES}
+            whole = {m: extract_cpu(root, work, backbone, m, args.frames) for m in modes}
             net = {m: whole[m] - startup[backbone] for m in whole}
             print(
                 f"    extract_features {backbone}: "
                 + "  ".join(f"{m} {whole[m] / len(paths):.2f}" for m in whole)
                 + " CPU s/video (start-up included); speed vs uniform, start-up subtracted: "
-                + "  ".join(f"{m} {net['uniform'] / net[m]:.2f}x" for m in DECODE_MODES[1:]),
+                + "  ".join(f"{m} {net['uniform'] / net[m]:.2f}x" for m in modes[1:]),
                 flush=True,
             )
 

@@ -308,6 +308,7 @@ def train_head(store, arrays, head, recipe, seed, val_fraction=0.15):
     predicted = model.predict(x[test], verbose=0).argmax(axis=1)
     return {
         "accuracy": float(np.mean(predicted == y[test])),
+        "correct": (predicted == y[test]).tolist(),
         "seconds": seconds,
         "epochs": len(history.history["loss"]),
         "params": model.count_params(),

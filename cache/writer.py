@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseq.cache import schema
+from vidseq.cache import reading, schema
 from vidseq.cache.packing import FileSource, MemorySource, pack
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
 from vidseq.errors import CacheError
@@ -64,6 +64,46 @@ def parts_dir_for(out_path) -> Path:
     """The folder holding the part files of an unfinished cache: ``<out>.parts``."""
     out_path = Path(out_path)
     return out_path.with_name(out_path.name + ".parts")
+
+
+def recorded_precision_check(out_path, meta: CacheMeta, *, overwrite: bool = False) -> dict:
+    """The agreement check that the files a :class:`CacheWriter` would resume already record.
+
+    A rerun continues the final file and the part files (an interrupted
+    overwrite run: its parts only). When each of them was made with ``meta``'s
+    compared settings (backbone, weights hash, engine, precision, sampling ...;
+    see :meth:`CacheMeta.differences`), the ``precision_check`` they record
+    describes the features still to be written as well: extraction need not
+    run it again.
+
+    Args:
+        out_path: The final cache file.
+        meta: What the new run produces.
+        overwrite: Whether the new run replaces an existing cache.
+
+    Returns:
+        The recorded ``precision_check``; {} when nothing would be resumed, a
+        file disagrees with ``meta`` or cannot be read, or none records a check.
+    """
+    out_path = real_output(out_path)
+    parts_dir = parts_dir_for(out_path)
+    marker = (parts_dir / OVERWRITE_MARKER).exists()
+    if overwrite and not marker:
+        return {}
+    paths = [p for p in parts_dir.glob("part-*.h5") if _PART_RE.match(p.name)]
+    if not marker and out_path.exists():
+        paths.insert(0, out_path)
+    checks = []
+    for path in paths:
+        try:
+            h5, found = reading.open_cache(path)
+        except CacheError:
+            return {}
+        h5.close()
+        if meta.differences(found):
+            return {}
+        checks.append(found.precision_check)
+    return next((check for check in checks if check), {})
 
 
 class CacheWriter:

@@ -15,7 +15,10 @@ Before a lower-precision extraction writes anything:
    in the cache's ``precision_check`` attribute, which ``vidseq inspect``
    shows. An optional ``probe`` adds its own figures from the two sets of
    features (the fraction of videos whose top-1 prediction changes under a
-   trained run: :mod:`vidseq.sequence.infer.precision_agreement`).
+   trained run: :mod:`vidseq.sequence.infer.precision_agreement`). A run
+   that resumes a cache whose files already record the check for the same
+   precision and network keeps that check instead of running it again
+   (unless a probe asks for figures of its own).
 """
 
 from __future__ import annotations
@@ -161,7 +164,9 @@ def check_agreement(net, engine, clips, probe=None) -> dict:
     return figures
 
 
-def lowered_engine(net, frames, dataset, out, engine, precision, batch_size, videos, probe):
+def lowered_engine(
+    net, frames, dataset, out, engine, precision, batch_size, videos, probe, recorded=None
+):
     """The bf16 or INT8 engine of an extraction (INT8: calibrated first), and its agreement.
 
     Args:
@@ -174,6 +179,11 @@ def lowered_engine(net, frames, dataset, out, engine, precision, batch_size, vid
         batch_size: Frames per inference call.
         videos: INT8 calibration videos.
         probe: Optional probe of the agreement check (see :func:`check_agreement`).
+        recorded: The ``precision_check`` the cache being resumed records for
+            the same precision and network
+            (:func:`~vidseq.cache.writer.recorded_precision_check`): kept,
+            and the check is not run again. Ignored when a ``probe`` asks for
+            figures of its own.
 
     Returns:
         ``(engine, check)``: the loaded engine and the ``precision_check``
@@ -188,5 +198,7 @@ def lowered_engine(net, frames, dataset, out, engine, precision, batch_size, vid
     runner = load_engine(
         net, engine, batch_size=batch_size, precision=precision, quantized_path=quantized
     )
+    if recorded and probe is None:
+        return runner, recorded
     clips = read_clips(held_out_items(dataset.items, calibration), frames, geometry)
     return runner, check_agreement(net, runner, clips, probe)

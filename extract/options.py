@@ -71,10 +71,11 @@ SAMPLING_PARAMS = (
         "decodes (MJPEG) where it can; full decodes every frame",
         doc=(
             "motion: `auto` reads the signal without a full decode where it can: P/B packet s"
-            "izes of inter-coded streams (H.264, HEVC, VP9, MPEG-4; nothing decoded), every o"
-            "ther frame of Motion-JPEG decoded at 1/2-1/8 size; else (and with `full`) every "
-            "frame is decoded. The signal of each frame is recorded (`motion_signal` rows); s"
-            "ee [performance.md](performance.md)"
+            "izes of inter-coded streams (H.264, HEVC, VP9, MPEG-4; nothing decoded); for Mot"
+            "ion-JPEG, one frame in 8 and both frames of every JPEG-size jump decoded at 1/2-"
+            "1/8 size, bisecting where they differ; else (and with `full`) every frame is dec"
+            "oded. The signal of each frame is recorded (`motion_signal` rows); see [performa"
+            "nce.md](performance.md)"
         ),
     ),
     Param(

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidseq.cache.schema import CacheMeta, FailedRecord, VideoRecord
-from vidseq.cache.writer import CacheWriter
+from vidseq.cache.writer import CacheWriter, recorded_precision_check
 from vidseq.errors import SourceReadError, UsageError
 from vidseq.extract.calibration import DEFAULT_CALIBRATION_VIDEOS, lowered_engine
 from vidseq.extract.decode.cheap_motion import SIGNAL_NAMES
@@ -317,7 +317,9 @@ def extract_features(
             or AMX) or ``"int8"`` (``engine="openvino"``, NNCF quantisation
             calibrated on this dataset; see :mod:`vidseq.extract.calibration`).
             Recorded in the cache with the agreement of its features with
-            FP32 ones on held-out videos (``precision_check``).
+            FP32 ones on held-out videos (``precision_check``); a resumed
+            run keeps the check its cache records for the same precision
+            and network (run again only with an ``agreement_probe``).
         calibration_videos: INT8: videos whose sampled frames calibrate the
             quantisation (the quantised model is kept beside the cache, so a
             rerun does not calibrate again).
@@ -351,6 +353,7 @@ def extract_features(
     summary = ExtractionSummary(
         out=Path(shard.output_path(out)), warnings=list(dataset.warnings), shard=shard
     )
+    meta = _cache_meta(net, frames, dataset, engine=engine, dtype=dtype, precision=precision)
     runner, summary.precision_check = lowered_engine(
         net,
         frames,
@@ -361,13 +364,13 @@ def extract_features(
         batch_size,
         calibration_videos,
         agreement_probe,
+        recorded=recorded_precision_check(summary.out, meta, overwrite=overwrite),
     )
     extractor = FeatureExtractor(
         net, frames, batch_size=batch_size, decode_workers=decode_workers, engine=runner
     )
     extractor.load_engine()  # OpenVINO: converted (once) and compiled before any write
-    meta = _cache_meta(net, frames, dataset, engine=engine, dtype=dtype)
-    meta = dataclasses.replace(meta, precision=precision, precision_check=summary.precision_check)
+    meta = dataclasses.replace(meta, precision_check=summary.precision_check)
     with CacheWriter(summary.out, meta, overwrite=overwrite, commit_every=commit_every) as writer:
         todo = [item for item in items if item.video_id not in writer.done_ids]
         summary.skipped = len(items) - len(todo)
@@ -407,7 +410,9 @@ def _load_network(backbone: str, weights: str | None, input_size, seed: int, poo
         ) from None
 
 
-def _cache_meta(net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, dtype) -> CacheMeta:
+def _cache_meta(
+    net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, dtype, precision
+) -> CacheMeta:
     """What the cache records about the features it holds."""
     return CacheMeta(
         backbone=net.name,
@@ -421,6 +426,7 @@ def _cache_meta(net: Backbone, frames: FrameSpec, dataset: Dataset, *, engine, d
         dtype=dtype,
         weights_seed=net.seed,
         backbone_config=net.config,
+        precision=precision,
     )
 
 

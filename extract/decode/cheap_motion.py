@@ -23,15 +23,23 @@ it needs. Two signals avoid that, chosen per video by :func:`cheap_motion`:
   decodes at 1/2, 1/4 or 1/8 of its size from the DCT coefficients without
   the full inverse transform (OpenCV's ``IMREAD_REDUCED_GRAYSCALE_*``; the
   largest reduction that still leaves the full scan's 32 pixels a side, so
-  the thumbnail is sampled from it as the full scan samples the frame). A strided scan: every
-  :data:`JPEG_STRIDE`-th frame is decoded, and the frames skipped between two
-  decoded ones are decoded too only when those two differ by more than
-  :data:`REFINE_LEVEL` (sharing the change equally would halve a small fast
-  object's motion); still stretches cost half the decodes. The grey thumbnails
-  are compared as the full scan compares its own; block averages move a little
-  less than the full scan's point samples, so fine texture weighs slightly less.
-  A packet libjpeg cannot read (e.g. an AVI1 JPEG without Huffman tables)
-  disqualifies the video.
+  the thumbnail is sampled from it as the full scan samples the frame). The
+  JPEGs are read straight from the file at the packet index's byte positions
+  (no second demux), and only some are decoded: every :data:`JPEG_STRIDE`-th
+  frame, and both frames of every jump of the JPEG size (:func:`size_changes`:
+  the sizes come free with the index, and a still picture encodes to nearly
+  the same size each frame, so a short flash between two strided frames is
+  still seen). Between two decoded frames that differ by more than
+  :data:`REFINE_LEVEL` grey levels the frame halfway is decoded, and so on
+  (bisection): a still stretch costs one decode in :data:`JPEG_STRIDE`, a
+  change is found in a few decodes, a moving stretch decodes every frame (so
+  a small fast object's motion is not shared out over skipped frames). The
+  frames between two decoded ones that do not differ share their difference
+  equally. The grey thumbnails are compared as the full scan compares its
+  own; block averages move a little less than the full scan's point
+  samples, so fine texture weighs slightly less. A packet that is not a JPEG
+  OpenCV reads (e.g. an AVI1 JPEG without Huffman tables), or an index
+  without byte positions, disqualifies the video.
 
 Everything else (and every video without a packet index) keeps the full scan,
 ``full_scan``. The cache records the policy (``motion_signal`` in the
@@ -43,7 +51,6 @@ from __future__ import annotations
 
 import itertools
 
-import av
 import cv2
 import numpy as np
 
@@ -56,12 +63,21 @@ REDUCED_JPEG = "reduced_jpeg"
 SIGNAL_NAMES = (FULL_SCAN, PACKET_SIZE, REDUCED_JPEG)
 """The motion signals; a cache's ``motion_signal`` row dataset holds their positions here."""
 
-JPEG_STRIDE = 2
-"""Motion-JPEG: one frame in this many is decoded (at reduced size) for the signal."""
+JPEG_STRIDE = 8
+"""Motion-JPEG: every this-many-th frame is decoded (at reduced size) whatever its packet."""
+SIZE_JUMP = 4.0
+"""Motion-JPEG: a packet whose size differs from the previous one's by this many times
+the video's median difference (and by a byte at least) marks a change: both frames
+are decoded."""
 REFINE_LEVEL = 1.0
-"""Motion-JPEG: grey levels of change across a stride above which the frames skipped
-in it are decoded too (the default ``motion_floor``): a still stretch costs one
-decode in :data:`JPEG_STRIDE`, a moving one every frame."""
+"""Motion-JPEG: grey levels of change between two decoded frames above which the frame
+halfway between them is decoded too (the default ``motion_floor``): a still stretch
+costs one decode in :data:`JPEG_STRIDE`, a moving one every frame."""
+JPEG_START = b"\xff\xd8"
+"""The start-of-image marker that every JPEG begins with."""
+HEADER_SLACK = 32
+"""Motion-JPEG: bytes after a packet's position searched for the JPEG's start (AVI and
+MP4/MOV point at the JPEG itself, Matroska at the block header before it)."""
 INTRA_CODECS = frozenset({"mjpeg"})
 """Codecs whose every packet is a picture of its own (JPEG): the reduced decode applies."""
 BASE_PERCENTILE = 10.0
@@ -125,72 +141,121 @@ def reduced_jpeg_motion(path: str, index: PacketIndex) -> np.ndarray | None:
 
     Args:
         path: The video file.
-        index: Its packet index.
+        index: Its packet index (with packet sizes and byte positions).
 
     Returns:
-        (n,) float64 motion in grey levels, or None when a packet is not a
-        JPEG that OpenCV reads.
+        (n,) float64 motion in grey levels, or None when the index lacks a
+        packet's position or a packet read there is not a JPEG that OpenCV reads.
     """
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            flag = _reduction_flag(stream.codec_context.height, stream.codec_context.width)
-            scan = _StridedJpegScan(flag, index.num_frames)
-            for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                if not scan.add(index.frame_of(packet.pts), bytes(packet)):
-                    return None
-    except av.FFmpegError:
+    positions, sizes = index.positions, index.sizes
+    if positions is None or sizes is None or bool((positions < 0).any()):
         return None
-    return scan.values()
+    try:
+        with open(path, "rb") as file:
+            return _JpegScan(file, positions, sizes).motion()
+    except (OSError, _Unreadable):
+        return None
 
 
-class _StridedJpegScan:
-    """Every :data:`JPEG_STRIDE`-th JPEG decoded small; the ones between only where it moved."""
+def size_changes(sizes: np.ndarray) -> np.ndarray:
+    """Frames whose JPEG size jumps from the previous one's, and those previous ones.
 
-    def __init__(self, flag: int, num_frames: int):
-        self.flag = flag
-        self.num_frames = num_frames
-        self.signal = MotionSignal()
-        self.previous = None  # the last decoded thumbnail
-        self.skipped = []  # (position, JPEG bytes) of the frames skipped since
-        self.count = 0  # frames seen
+    A jump is at least :data:`SIZE_JUMP` times the video's median jump and at
+    least one byte: a still stretch encodes to (nearly) the same size every
+    frame, a change of the picture changes it.
 
-    def add(self, position: int, data: bytes) -> bool:
-        """Takes the next frame's JPEG; False if the stream cannot be scanned this way."""
-        if position < self.count:
-            return False  # out of order: not a plain intra-only stream
-        self.count = position + 1
-        if position % JPEG_STRIDE and position != self.num_frames - 1:
-            self.skipped.append((position, data))
-            return True
-        thumbnail = self._decode(data)
+    Args:
+        sizes: (n,) packet sizes in bytes.
+
+    Returns:
+        Sorted display indices: both frames of every jump.
+    """
+    jumps = np.abs(np.diff(np.asarray(sizes, dtype=np.int64)))
+    if jumps.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    after = np.flatnonzero(jumps >= max(SIZE_JUMP * float(np.median(jumps)), 1.0)) + 1
+    return np.union1d(after - 1, after)
+
+
+class _Unreadable(Exception):
+    """A packet is not a JPEG that OpenCV reads at reduced size."""
+
+
+class _JpegScan:
+    """Anchors and packet-size jumps decoded small, the frames between them by bisection."""
+
+    def __init__(self, file, positions: np.ndarray, sizes: np.ndarray):
+        self.file = file
+        self.positions = positions
+        self.sizes = sizes
+        self.flag = None  # the reduction, from the first JPEG's size
+        self.thumbnails = {}  # display index -> grey thumbnail
+
+    def motion(self) -> np.ndarray:
+        """(n,) motion of every frame: decoded pairs compared, the frames between sharing."""
+        count = len(self.sizes)
+        anchors = np.union1d(np.arange(0, count, JPEG_STRIDE), size_changes(self.sizes))
+        anchors = np.union1d(anchors, [count - 1]).tolist()
+        for position in anchors:
+            self.thumbnail(position)
+        for start, stop in itertools.pairwise(anchors):
+            self.refine(start, stop)
+        signal = MotionSignal()
+        for position in sorted(self.thumbnails):
+            signal.add(self.thumbnails[position], position)
+        return signal.values()
+
+    def refine(self, start: int, stop: int) -> None:
+        """Bisects ``[start, stop]`` while its two ends differ by more than :data:`REFINE_LEVEL`."""
+        pending = [(start, stop)]
+        while pending:
+            start, stop = pending.pop()
+            if stop - start < 2:
+                continue
+            first, last = self.thumbnail(start), self.thumbnail(stop)
+            if cv2.norm(first, last, cv2.NORM_L1) / first.size <= REFINE_LEVEL:
+                continue
+            middle = (start + stop) // 2
+            self.thumbnail(middle)
+            pending += [(middle, stop), (start, middle)]
+
+    def thumbnail(self, position: int) -> np.ndarray:
+        """The grey thumbnail of frame ``position``, decoded once."""
+        thumbnail = self.thumbnails.get(position)
         if thumbnail is None:
-            return False
-        moved = self.previous is not None and (
-            cv2.norm(thumbnail, self.previous, cv2.NORM_L1) / thumbnail.size > REFINE_LEVEL
-        )
-        for skipped_position, skipped in self.skipped if moved else ():
-            between = self._decode(skipped)
-            if between is None:
-                return False
-            self.signal.add(between, skipped_position)
-        self.skipped = []
-        self.signal.add(thumbnail, position)
-        self.previous = thumbnail
-        return True
+            self.file.seek(int(self.positions[position]))
+            size = int(self.sizes[position])
+            data = self.file.read(size + HEADER_SLACK)
+            start = data.find(JPEG_START, 0, HEADER_SLACK + 2)
+            data = data[max(start, 0) : max(start, 0) + size]
+            if self.flag is None:
+                self.flag = _reduction_flag(*jpeg_shape(data))
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), self.flag)
+            if image is None:
+                raise _Unreadable(position)
+            thumbnail = self.thumbnails[position] = _thumbnail(image)
+        return thumbnail
 
-    def _decode(self, data: bytes) -> np.ndarray | None:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), self.flag)
-        return None if image is None else _thumbnail(image)
 
-    def values(self) -> np.ndarray | None:
-        """(n,) motion of every frame, or None when no frame was decoded."""
-        if self.previous is None:
-            return None
-        self.signal.pad_to(self.num_frames)
-        return self.signal.values()
+def jpeg_shape(data: bytes) -> tuple[int, int]:
+    """``(height, width)`` of a JPEG from its frame header.
+
+    Raises:
+        _Unreadable: ``data`` is not a JPEG with a frame header.
+    """
+    if data[:2] != JPEG_START:
+        raise _Unreadable("no JPEG start of image")
+    offset = 2
+    while offset + 9 <= len(data):
+        if data[offset] != 0xFF:
+            break
+        marker = data[offset + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            height = int.from_bytes(data[offset + 5 : offset + 7], "big")
+            width = int.from_bytes(data[offset + 7 : offset + 9], "big")
+            return height, width
+        offset += 2 + int.from_bytes(data[offset + 2 : offset + 4], "big")
+    raise _Unreadable("no JPEG frame header")
 
 
 def _reduction_flag(height: int, width: int) -> int:

@@ -73,6 +73,9 @@ class PacketIndex:
         codec: The codec's FFmpeg name.
         sizes: (N,) int64 packet size in bytes of each frame, in display
             order (what the compressed-domain motion signal reads), or None.
+        positions: (N,) int64 byte offset of each frame's packet in the file,
+            in display order, -1 where the demuxer does not say; or None.
+            Motion-JPEG's reduced decodes read the JPEGs they need from there.
     """
 
     pts: np.ndarray
@@ -82,6 +85,7 @@ class PacketIndex:
     fps: float
     codec: str
     sizes: np.ndarray | None = None
+    positions: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -135,7 +139,7 @@ def index_stream(container, stream) -> PacketIndex:
     """
     codec = stream.codec_context.name
     _check_supported(container, stream, codec)
-    pts, keys, sizes = [], [], []
+    pts, keys, sizes, positions = [], [], [], []
     for packet in container.demux(stream):
         if packet.size == 0 or packet.is_discard:
             continue  # the flush packet at the end; frames the edit list drops
@@ -146,6 +150,7 @@ def index_stream(container, stream) -> PacketIndex:
         pts.append(packet.pts)
         keys.append(packet.is_keyframe)
         sizes.append(packet.size)
+        positions.append(-1 if packet.pos is None else packet.pos)
     if not pts:
         raise IndexUnavailable("no video packet")
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
@@ -165,6 +170,7 @@ def index_stream(container, stream) -> PacketIndex:
         fps=_opencv_fps(stream),
         codec=codec,
         sizes=np.asarray(sizes, dtype=np.int64)[order],
+        positions=np.asarray(positions, dtype=np.int64)[order],
     )
 
 

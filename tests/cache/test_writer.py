@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidseq.cache import CacheWriter, FailedRecord, FeatureStore
-from vidseq.cache.writer import parts_dir_for
+from vidseq.cache.writer import parts_dir_for, recorded_precision_check
 from vidseq.errors import CacheError
 
 IDS = [f"class{c}/v_{i:02d}.avi" for c in range(3) for i in range(4)]
@@ -310,3 +310,19 @@ def test_empty_run_writes_an_empty_valid_cache(tmp_path, make_meta):
         assert len(store) == 0 and store.num_rows == 0
         x, mask, y = store.load()
         assert x.shape == (0, 0, 8) and mask.shape == (0, 0) and y.shape == (0,)
+
+
+def test_recorded_precision_check_is_what_a_resumed_run_keeps(tmp_path, make_meta, make_video):
+    check = {"precision": "int8", "reference": "tf fp32", "cosine_mean": 0.9999}
+    written, new = make_meta(precision="int8", precision_check=check), make_meta(precision="int8")
+    out = tmp_path / "c.h5"
+    with CacheWriter(out, written, commit_every=1) as writer:  # interrupted: parts only
+        writer.add(*make_video(IDS[0], written)[:4])
+    assert recorded_precision_check(out, new) == check
+    assert recorded_precision_check(out, make_meta(precision="bf16")) == {}  # other precision
+    assert recorded_precision_check(out, make_meta(precision="int8", engine="openvino")) == {}
+    assert recorded_precision_check(out, new, overwrite=True) == {}  # starts again
+    with CacheWriter(out, written) as writer:
+        writer.finalize()
+    assert recorded_precision_check(out, new) == check  # the final file
+    assert recorded_precision_check(tmp_path / "none.h5", new) == {}

@@ -3,15 +3,19 @@
 import shutil
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from vidseq.cache.store import FeatureStore
 from vidseq.extract.decode.cheap_motion import (
+    JPEG_STRIDE,
     PACKET_SIZE,
     REDUCED_JPEG,
     SIGNAL_NAMES,
     packet_activity,
+    reduced_jpeg_motion,
+    size_changes,
 )
 from vidseq.extract.decode.frames import FrameGeometry, read_frames
 from vidseq.extract.decode.framespec import FrameSpec
@@ -94,6 +98,40 @@ def test_mjpeg_uses_reduced_jpeg_decodes(video_writer, tmp_path):
     assert read.motion_signal == REDUCED_JPEG
     assert in_event(read.frame_indices) >= 4  # uniform puts 1 of 8 there
     assert read.num_source_frames == LENGTH and np.all(np.diff(read.frame_indices) > 0)
+
+
+def write_mjpeg(path, frames):
+    """Encodes RGB frames as Motion-JPEG with PyAV, in the container ``path``'s suffix names."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        for frame in frames:
+            image = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuvj420p")
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", ["avi", "mkv"])  # Matroska: positions at block headers
+def test_mjpeg_signal_decodes_strided_frames_and_bisects_to_the_changes(
+    suffix, tmp_path, monkeypatch
+):
+    frames = event_frames()
+    flash = 20 + JPEG_STRIDE // 2  # one frame between two strided ones
+    frames[flash] = frames[flash] // 2
+    path = write_mjpeg(tmp_path / f"event.{suffix}", frames)
+    index = read_packet_index(path)
+    assert index.positions.shape == (LENGTH,) and (index.positions >= 0).all()
+    assert {flash - 1, flash, flash + 1} <= set(size_changes(index.sizes).tolist())
+    decoded, imdecode = [], cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or imdecode(*a))
+    motion = reduced_jpeg_motion(path, index)
+    assert motion.shape == (LENGTH,) and len(decoded) < LENGTH / 2
+    # Every frame of the event and the flash is decoded: its motion is a frame's own.
+    still = np.delete(motion, [*range(EVENT[0], EVENT[1] + 1), flash, flash + 1])
+    assert motion[EVENT[0] : EVENT[1] + 1].min() > 2.0 and motion[flash] > 20.0
+    assert still.max() < 0.5
 
 
 def test_old_motion_caches_read_as_full_scan_and_uniform_records_no_signal():

@@ -11,6 +11,7 @@ from vidseq.cache.store import FeatureStore
 from vidseq.cli import main
 from vidseq.errors import UsageError
 from vidseq.extract.decode import frames as frames_module
+from vidseq.extract.decode.cheap_motion import JPEG_STRIDE
 from vidseq.extract.decode.frames import FrameGeometry, read_frames
 from vidseq.extract.decode.motion import MotionSignal, motion_indices
 from vidseq.extract.decode.sampling import SamplingConfig, uniform_indices
@@ -207,7 +208,10 @@ def write_ucf_layout(root, video_writer, videos_per_class=3):
 def test_extract_motion_records_failures_indices_and_parameters(tmp_path, video_writer):
     root = tmp_path / "data"
     write_ucf_layout(root, video_writer)
-    zero_one_jpeg(root / "Forward/v_Forward_g03_c01.avi", 50)  # fails midway through
+    # Fails midway through, at a frame that the reduced-JPEG signal decodes (one in
+    # JPEG_STRIDE: a broken frame that no signal or sampled frame needs goes unnoticed).
+    broken = 6 * JPEG_STRIDE
+    zero_one_jpeg(root / "Forward/v_Forward_g03_c01.avi", broken)
     out = tmp_path / "f.h5"
     argv = [
         "extract-features",
@@ -224,7 +228,7 @@ def test_extract_motion_records_failures_indices_and_parameters(tmp_path, video_
     with FeatureStore(out) as store:
         failed = {f.video_id: f.error for f in store.failed}
         assert list(failed) == ["Forward/v_Forward_g03_c01.avi"]
-        assert "decoding failed after frame 50" in failed["Forward/v_Forward_g03_c01.avi"]
+        assert f"decoding failed after frame {broken}" in failed["Forward/v_Forward_g03_c01.avi"]
         assert len(store) == 5
         assert store.meta.sampling["mode"] == "motion"
         assert store.meta.sampling["motion_floor"] == 0.5

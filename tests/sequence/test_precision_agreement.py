@@ -7,6 +7,7 @@ import pytest
 from vidseq.cache.inspection import format_summary, summarize
 from vidseq.cache.store import FeatureStore
 from vidseq.errors import CacheError, UsageError
+from vidseq.extract import calibration
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.pipeline import extract_features
@@ -80,3 +81,19 @@ def test_windowed_predict_runs_the_quantised_backbone(int8_cache, tmp_path):
     assert len(int8.videos[0].windows) == len(fp32.videos[0].windows) >= 1
     with pytest.raises(UsageError, match="Received: engine='tf'"):
         predict_windows(run, [video], window=1.0, stride=1.0, precision="int8")
+
+
+def test_resuming_keeps_the_recorded_check_instead_of_running_it_again(int8_cache, monkeypatch):
+    sample, _, _, summary = int8_cache
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("the agreement check ran again on a resumed cache")
+
+    with FeatureStore(summary.out) as store:
+        recorded = store.meta.precision_check
+    monkeypatch.setattr(calibration, "check_agreement", no_check)
+    again = extract_features(sample, summary.out, **OPTIONS)  # every video done: a resume
+    assert again.precision_check == recorded and recorded["precision"] == "int8"
+    assert again.skipped > 0
+    with FeatureStore(summary.out) as store:
+        assert store.meta.precision_check == recorded
