@@ -21,14 +21,15 @@ camera, 12 frames sampled)::
         --backbone tiny --input-size 96 --sampling motion --frames 12
 
 A validation split of its own (``--val-share``, a share of the groups, taken
-from the training groups; ``--test-share`` sets the test groups') goes into
+from the training groups; ``--test-share`` sets the test groups' share) goes into
 ``DATA/manifest.csv`` (``path,label,split,group``), which is then the dataset
 to extract: a cache with a ``val`` split, which every trial of ``vidseq tune``
 and every run of ``vidseq compare`` scores on, instead of a carve-out of a
 few training videos. The task of the re-measured table in docs/tune.md::
 
-    python bench/tune_task.py --workdir /tmp/tune-val ... --test-share 0.25 --val-share 0.25
-    vidseq extract-features /tmp/tune-val/data/manifest.csv --out /tmp/tune-val/motion.h5 \
+    python bench/tune_task.py --workdir /tmp/tune-val/A --videos-per-class 36 --pairs 5 \
+        --event-fraction 0.1 --noise 4 --test-share 0.25 --val-share 0.25
+    vidseq extract-features /tmp/tune-val/A/data/manifest.csv --out /tmp/tune-val/A/motion.h5 \
         --backbone tiny --input-size 96 --sampling motion --frames 12
 
 ``--smoke`` writes a handful of short videos (a check that the script runs).
@@ -123,7 +124,10 @@ def main(argv=None):
     print(f"wrote {root}")
     if args.val_share > 0:
         groups = -(-args.videos_per_class // CLIPS_PER_GROUP)
-        sizes = write_manifest(root, test_groups, max(1, round(groups * args.val_share)))
+        val_groups = max(1, round(groups * args.val_share))
+        if test_groups + val_groups >= groups:
+            parser.error(f"{groups} groups per class leave none for training beside test and val")
+        sizes = write_manifest(root, test_groups, val_groups)
         print(f"wrote {root / 'manifest.csv'}: " + ", ".join(f"{n} {k}" for k, n in sizes.items()))
 
 
