@@ -192,11 +192,16 @@ def write_dataset(
     pairs=3,
     noise=0,
     jitter=0,
+    test_share=1 / 3,
 ):
-    """Writes the task's videos and UCF-101 lists; a third of the groups are test."""
+    """Writes the task's videos and UCF-101 lists; the first ``test_share`` of the groups are test.
+
+    Returns:
+        The number of test groups per class (groups ``1`` to it are test).
+    """
     classes = [name for pair in PAIRS[:pairs] for name in pair]
     groups = -(-videos_per_class // CLIPS_PER_GROUP)
-    test_groups = max(1, round(groups / 3))
+    test_groups = max(1, round(groups * test_share))
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True)
     train, test = [], []
@@ -217,6 +222,7 @@ def write_dataset(
     (lists / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
     (lists / "trainlist01.txt").write_text("".join(f"{line}\n" for line in train))
     (lists / "testlist01.txt").write_text("".join(f"{line}\n" for line in test))
+    return test_groups
 
 
 def standardised_copy(cache, out):

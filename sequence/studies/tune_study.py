@@ -47,6 +47,9 @@ HEARTBEAT_SECONDS = 30
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CREATE_ATTEMPTS = 3
 """Tries to open a new database whose tables another worker creates at the same moment."""
+CREATE_RACES = ("already exists", "UNIQUE constraint failed", "duplicate key value")
+"""What opening a database says when another process created its tables or stamped its
+version a moment earlier (SQLite, PostgreSQL): the next try finds them."""
 
 
 def default_storage(out_dir):
@@ -69,7 +72,8 @@ def open_storage(url):
             return _database_storage(url)
         except Exception as error:  # SQLAlchemy's ArgumentError, ImportError of a driver, ...
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if "already exists" in message and attempt + 1 < CREATE_ATTEMPTS:
+            raced = any(words in message for words in CREATE_RACES)
+            if raced and attempt + 1 < CREATE_ATTEMPTS:
                 time.sleep(0.5)  # another worker is creating the tables: they exist now
                 continue
             raise UsageError(f"storage {url!r} cannot be opened: {message}") from None

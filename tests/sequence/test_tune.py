@@ -1,9 +1,11 @@
 """vidseq tune: the space, validation-only trials, outputs, failures, kill-and-resume, workers."""
 
+import contextlib
 import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -115,6 +117,7 @@ def test_shuffled_test_labels_choose_the_same_trial(cache_factory, tmp_path, eag
     cache = cache_factory(per_class={"train": 8, "val": 3, "test": 4})
     shuffled = _shuffled_test_labels(cache, tmp_path / "shuffled.h5")
     kwargs = {"trials": 2, "heads": ["gru", "pool"], "space": TINY_SPACE, "seed": 1}
+    kwargs["report"] = False  # no report pages: what is checked is the choice and the test read
     with eagerly():
         a = tune(cache, tmp_path / "a", **kwargs)
         b = tune(shuffled, tmp_path / "b", **kwargs)
@@ -174,49 +177,91 @@ def test_cli_tune_records_a_failing_trial_and_best_runs_like_any_run(
     assert (export / "vidseq-export.json").is_file()
 
 
+EAGER_VIDSEQ = """
+import sys
+from vidseq.quiet import quiet_tensorflow
+quiet_tensorflow()
+import tensorflow as tf
+tf.config.run_functions_eagerly(True)
+from vidseq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+"""``python -c EAGER_VIDSEQ ARGS``: the ``vidseq`` command line, its Keras functions untraced.
+
+The workers' trials are a few steps each, which tracing would cost several
+times over (as the ``eagerly`` fixture says); the process, the study and the
+kill are as real as with ``python -m vidseq``.
+"""
+
+
 def _tune_command(cache, out, space, *extra):
-    command = [sys.executable, "-m", "vidseq", "tune", str(cache), "--out", str(out)]
-    return [*command, "--heads", "gru", "--space", str(space), "--quiet", *map(str, extra)]
+    """A ``vidseq tune`` worker process (no report pages: what these tests check is the study)."""
+    command = [sys.executable, "-c", EAGER_VIDSEQ, "tune", str(cache), "--out", str(out)]
+    flags = ["--heads", "gru", "--space", str(space), "--quiet", "--no-report"]
+    return [*command, *flags, *map(str, extra)]
+
+
+def _created(db):
+    """Whether a worker has created the SQLite study's tables (read-only: writes nothing)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as handle:
+            return handle.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
+    except sqlite3.Error:  # no file yet, or the tables are being created
+        return False
+
+
+def _kill_while_running(worker, db, number, timeout=120):
+    """SIGKILLs ``worker`` while its trial ``number`` (or a later one) runs; returns that trial.
+
+    Polls every 50 ms through one storage, opened once the worker has created
+    it (Optuna's storage stamps a database it opens: opened earlier, it would
+    race the worker's own creation). Returns None if the worker ends first.
+    """
+    study, deadline = None, time.monotonic() + timeout
+    while worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if study is None and _created(db):
+            try:
+                study = _study(db.parent)
+            except KeyError:  # the tables exist, the study not yet
+                continue
+        trials = study.get_trials(deepcopy=False) if study is not None else []
+        running = [t for t in trials if t.state.name == "RUNNING" and "settings" in t.user_attrs]
+        if running and running[0].number >= number:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait()
+            return running[0]
+    worker.wait()
+    return None
 
 
 @pytest.mark.slow
-def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_path):
+def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_path, eagerly):
     cache = cache_factory(per_class={"train": 8, "val": 3, "test": 3})
     space = tmp_path / "space.json"
-    # 12 epochs: a trial lasts long enough to be caught running
-    space.write_text(json.dumps({**TINY_SPACE, "epochs": 12}))
+    # 4 epochs: a trial (seconds, mostly building the model) is caught running
+    space.write_text(json.dumps({**TINY_SPACE, "epochs": 4}))
     out = tmp_path / "tune"
-    worker = subprocess.Popen(_tune_command(cache, out, space, "--trials", 4))
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and worker.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-        if not (out / "study.db").exists():
-            continue
-        try:
-            trials = _study(out).get_trials(deepcopy=False)
-        except Exception:  # the worker is creating the tables or the study
-            continue
-        running = [t for t in trials if t.state.name == "RUNNING" and "settings" in t.user_attrs]
-        if running and running[0].number >= 1:
-            os.kill(worker.pid, signal.SIGKILL)
-            killed = running[0]
-    worker.wait()
+    # 3 trials: #0 completes, #1 is killed; the rerun must count #0, retry #1 once, add one
+    worker = subprocess.Popen(_tune_command(cache, out, space, "--trials", 3))
+    killed = _kill_while_running(worker, out / "study.db", number=1)
     assert killed is not None, "the worker finished before it could be killed"
 
-    assert main(["tune", str(cache), "--out", str(out), "--heads", "gru", "--space", str(space),
-                 "--trials", "4", "--quiet"]) == 0  # fmt: skip
+    rerun = ["tune", str(cache), "--out", str(out), "--heads", "gru", "--space", str(space)]
+    with eagerly():  # the rerun, in this process: its tiny trials run faster untraced
+        assert main([*rerun, "--trials", "3", "--quiet", "--no-report"]) == 0
     trials = _study(out).get_trials()
     by_state = {}
     for t in trials:
         by_state.setdefault(t.state.name, []).append(t)
     counted = by_state.get("COMPLETE", []) + by_state.get("PRUNED", [])
-    assert len(counted) == 4  # the requested number: none lost, none run twice
+    assert len(counted) == 3  # the requested number: none lost, none run twice
+    assert min(t.number for t in counted) < killed.number  # a trial before the kill counted
     assert [t.number for t in by_state["FAIL"]] == [killed.number]
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     assert retry.params == killed.params and retry.state.name in ("COMPLETE", "PRUNED")
     saved = json.loads((out / "tune.json").read_text())["counts"]
-    assert (saved["complete"] + saved["pruned"], saved["failed"], saved["interrupted"]) == (4, 0, 1)
+    assert (saved["complete"] + saved["pruned"], saved["failed"], saved["interrupted"]) == (3, 0, 1)
 
 
 @pytest.mark.slow
@@ -228,7 +273,7 @@ def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
     workers = [
         subprocess.Popen(
             _tune_command(
-                cache, tmp_path / f"w{i}", space, "--trials", 5, "--storage", storage, "--json"
+                cache, tmp_path / f"w{i}", space, "--trials", 4, "--storage", storage, "--json"
             ),
             stdout=subprocess.PIPE,
         )
@@ -238,9 +283,9 @@ def test_two_workers_on_one_journal_study_add_up(cache_factory, tmp_path):
     assert all(w.returncode == 0 for w in workers)
     trials = _study(tmp_path, storage=storage).get_trials()
     ran = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(ran) == 5
+    assert len(ran) == 4
     per_worker = {w.pid: sum(t.user_attrs["pid"] == w.pid for t in ran) for w in workers}
-    assert sum(per_worker.values()) == 5 and all(per_worker.values())  # both worked, none twice
+    assert sum(per_worker.values()) == 4 and all(per_worker.values())  # both worked, none twice
     assert all(t.user_attrs.get("surplus") for t in trials if t.state.name == "FAIL")
     # Each retrains the best trial when it stops; the last to stop saw every trial.
     best = best_trial(_study(tmp_path, storage=storage)).number
@@ -275,3 +320,26 @@ def test_validation_ties_go_to_the_lower_loss_then_the_earlier_trial(tmp_path):
     result = TuneResult.of_study(study, tmp_path, cache="c.h5", trials_requested=7)
     assert (result.best_trial, result.best_val_accuracy, result.best_val_loss) == (3, 1.0, 0.3)
     assert "validation accuracy 1.000, loss 0.3000" in result.summary()
+
+
+def test_opening_a_database_that_another_worker_is_creating_retries(monkeypatch):
+    from vidseq.sequence.studies.tune_study import open_storage
+
+    calls = []
+    race = "(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num"
+
+    def database(url, **kwargs):  # the first open loses the race to stamp the new database
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError(race)
+        if url.startswith("bad"):
+            raise RuntimeError("Could not parse SQLAlchemy URL")
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", database)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    assert open_storage("sqlite:///s.db") == "storage" and len(calls) == 2
+    calls[:] = ["first"]  # a URL Optuna cannot parse fails at once, without another try
+    with pytest.raises(UsageError, match="cannot be opened: Could not parse"):
+        open_storage("bad://")
+    assert calls == ["first", "bad://"]
