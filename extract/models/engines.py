@@ -28,6 +28,7 @@ or merged with another engine's or precision's features.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -102,21 +103,15 @@ class TensorFlowEngine:
         self.net = net
         self.precision = precision
         self.on_gpu = bool(tf.config.list_physical_devices("GPU"))
-        self._predict = None
+        # The bfloat16 copy runs through a Backbone of its own, so that its frames are
+        # checked, batched and (for a clip encoder) grouped exactly as the FP32 network's.
+        self._lowered = net
         if precision == "bf16":
-            model = bfloat16_model(net.model)
-            height, width = net.input_size
-            spec = tf.TensorSpec([None, height, width, 3], tf.uint8)
-            self._predict = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+            self._lowered = dataclasses.replace(net, model=bfloat16_model(net.model))
 
     def extract(self, frames: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames → ``(N, D)`` float32 features."""
-        if self._predict is None:
-            return self.net.extract(frames)
-        self.net.extract(frames[:0])  # the same checks of shape and type
-        if len(frames) == 0:
-            return np.zeros((0, self.net.feature_dim), dtype=np.float32)
-        return np.asarray(self._predict(frames).numpy(), dtype=np.float32)
+        return self._lowered.extract(frames)
 
 
 def _import_openvino():

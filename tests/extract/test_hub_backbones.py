@@ -13,6 +13,7 @@ from vidseq.errors import UsageError
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.sampling import SamplingConfig
 from vidseq.extract.models.backbones import load_backbone
+from vidseq.extract.models.precision import bf16_supported
 from vidseq.extract.pipeline import extract_features
 from vidseq.extract.sources.sample_data import make_sample
 
@@ -187,6 +188,25 @@ def test_openvino_engine_groups_a_clip_encoders_frames_as_tensorflow_does(hub_pr
     np.testing.assert_allclose(engine.extract(images[:3]), clip.extract(images[:3]), atol=1e-5)
     with pytest.raises(UsageError, match="precision int8 quantises frame encoders"):
         load_engine(clip, "openvino", precision="int8", cache_dir=tmp_path)
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("engine", ["tf", "openvino"])
+def test_bf16_groups_a_clip_encoders_frames_as_fp32_does(hub_presets, engine, tmp_path):
+    """10 frames through VideoPrism in bfloat16: grouped by 4 as in FP32 (the last group
+    completed), one row per frame, close to the FP32 features but not equal to them."""
+    pytest.importorskip({"openvino": "openvino"}.get(engine, "tensorflow"))
+    from vidseq.extract.models.engines import load_engine
+
+    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
+    lowered = load_engine(clip, engine, batch_size=4, precision="bf16", cache_dir=tmp_path)
+    images = frames(10, seed=5)
+    got, reference = lowered.extract(images), clip.extract(images)
+    assert got.shape == reference.shape == (10, clip.feature_dim) and got.dtype == np.float32
+    cosine = (
+        (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
+    )
+    assert cosine.min() > 0.99 and not np.array_equal(got, reference)
 
 
 def test_windows_group_each_windows_frames_as_extraction_does(hub_cache, tmp_path, eagerly):
