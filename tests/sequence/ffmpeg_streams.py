@@ -92,7 +92,23 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
-class FFmpegServer:
+class _ServerProcess:
+    """A server run as a child process (``self.process``), killed when its block ends."""
+
+    def kill(self) -> None:
+        """``SIGKILL``: the server dies at once, its port closes."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+class FFmpegServer(_ServerProcess):
     """``ffmpeg -re -stream_loop -1 -i CLIP -c copy -f mpegts -listen 1 http://127.0.0.1:PORT/``."""
 
     def __init__(self, clip):
@@ -143,18 +159,6 @@ class FFmpegServer:
         with self._progress:
             if not self._progress.wait_for(lambda: self.frames >= count, timeout):
                 raise TimeoutError(f"ffmpeg sent {self.frames} frames, not {count}")
-
-    def kill(self) -> None:
-        """``SIGKILL``: the server dies at once, its port closes."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
 
 
 def start_hls(clip, folder, seconds: float) -> subprocess.Popen:
@@ -291,7 +295,7 @@ def require_rtsp_server() -> None:
     pytest.skip(f"gst-rtsp-server is not installed (apt-get install {RTSP_PACKAGES})")
 
 
-class RTSPServer:
+class RTSPServer(_ServerProcess):
     """GStreamer's RTSP server (``rtsp_server.py``) sending an MJPEG copy of a clip, 3 times."""
 
     def __init__(self, clip):
@@ -314,14 +318,3 @@ class RTSPServer:
     @property
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}/clip"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.kill()
