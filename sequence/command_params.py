@@ -218,7 +218,17 @@ TUNE_PARAMS = (
         kind=int,
         default=0,
         help="every trial's seed",
-        doc="every trial's seed (validation carve-out, initialisation, batches)",
+        doc="every trial's seed (validation carve-out, folds, initialisation, batches)",
+    ),
+    Param(
+        "folds",
+        kind=int,
+        low=1,
+        default=1,
+        help="score each trial by K-fold cross-validation over the train and val videos",
+        doc="score each trial by its mean validation accuracy over K group-aware folds of the "
+        "train and val videos pooled (K runs per trial; 1: the validation split, one run). "
+        "See [tune.md](tune.md)",
     ),
 )
 """``vidseq.tune``."""

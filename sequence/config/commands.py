@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vidseq.errors import UsageError
 from vidseq.extract.decode.faces import FaceCrop
 from vidseq.extract.decode.framespec import FrameSpec
 from vidseq.extract.decode.geometry import CROP_MODES
@@ -93,7 +94,26 @@ class TrainConfig(Config):
         help="memory, stream (read batches from the HDF5 file), auto (by size against memory)",
     )
     val_fraction: float = _val_fraction()
+    folds: int = setting(
+        1,
+        kind=int,
+        low=1,
+        help="cross-validation: pool the train and val videos into K group-aware folds",
+        doc="cross-validation: pool the cache's train and val videos into K group-aware, "
+        "stratified folds; `--fold` validates, the others train (1: the cache's own split)",
+    )
+    fold: int = setting(0, kind=int, low=0, help="the fold that validates (0 to --folds - 1)")
     eval_clips: int = _eval_clips()
+
+    def validate(self):
+        """Raises UsageError naming the first bad field, or a ``fold`` outside ``folds``."""
+        super().validate()
+        if self.fold >= self.folds:
+            raise UsageError(
+                f"fold must be in [0, {self.folds - 1}] for folds={self.folds}. "
+                f"Received: fold={self.fold!r}"
+            )
+        return self
 
 
 def _finetune_fit():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from vidseq.errors import UsageError
 from vidseq.extract.sources.group_split import check_group_disjoint, group_split
@@ -19,7 +21,8 @@ class SplitIndices:
         val: Labelled validation videos (early stopping, learning-rate plateau).
         test: Labelled test videos (may be empty).
         val_source: ``"cache"`` when the cache has ``val`` videos, ``"carved"``
-            when they were split off the training videos, group-aware.
+            when they were split off the training videos, group-aware, and
+            ``"fold I of K"`` for a cross-validation fold (:func:`resolve_splits`).
     """
 
     train: np.ndarray
@@ -42,13 +45,21 @@ def effective_groups(groups, video_ids):
     return [g if g else f"video:{v}" for g, v in zip(groups, video_ids, strict=True)]
 
 
-def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed=0, source=""):
+def resolve_splits(
+    labels, splits, groups, video_ids, *, val_fraction=0.15, seed=0, folds=1, fold=0, source=""
+):
     """Decides which cached videos train, validate and test.
 
     ``train`` and ``test`` are the cache's own. Validation is the cache's
     ``val`` videos if it has any, else a group-aware fraction of ``train``
     (``vidseq.extract.sources.group_split.group_split``) so no group is on both sides.
     Videos labelled -1 are left out everywhere.
+
+    With ``folds`` K > 1 (cross-validation), the cache's ``train`` and ``val``
+    videos are pooled and cut into K folds by scikit-learn's
+    ``StratifiedGroupKFold`` (a group in one fold only; classes balanced as far
+    as the groups allow; shuffled by ``seed``): fold ``fold`` validates, the
+    other K - 1 train. ``test`` is the cache's, as always.
 
     Args:
         labels: (N,) int labels (-1 unlabelled).
@@ -57,7 +68,9 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
         video_ids: (N,) video ids.
         val_fraction: Fraction of training videos carved out for validation
             when the cache has no ``val`` split.
-        seed: Seed of the carving.
+        seed: Seed of the carving and of the folds.
+        folds: Cross-validation folds K (1: no cross-validation).
+        fold: The fold that validates, 0 to K - 1.
         source: Name of the cache, for error messages.
 
     Returns:
@@ -65,8 +78,8 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
 
     Raises:
         UsageError: no labelled video, no training split, a single class, a
-            group on both sides of the cache's splits, or too few training
-            groups to carve a validation set.
+            group on both sides of the cache's splits, too few training
+            groups to carve a validation set, or fewer groups than folds.
     """
     where = f"{source}: " if source else ""
     labels = np.asarray(labels, dtype=np.int64)
@@ -97,6 +110,10 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
     sided = np.concatenate([train, val, test])
     check_group_disjoint(list(groups[sided]), list(splits[sided]))
 
+    if folds > 1:
+        return _fold_splits(
+            np.sort(np.concatenate([train, val])), test, labels, groups, folds, fold, seed, where
+        )
     if len(val):
         return SplitIndices(train, val, test, "cache")
     if not 0.0 < float(val_fraction) < 1.0:
@@ -127,13 +144,32 @@ def resolve_splits(labels, splits, groups, video_ids, *, val_fraction=0.15, seed
     return SplitIndices(new_train, new_val, test, "carved")
 
 
-def splits_of(videos, *, val_fraction=0.15, seed=0, source=""):
+def _fold_splits(pool, test, labels, groups, folds, fold, seed, where):
+    """Fold ``fold`` of ``folds`` group-aware, stratified folds of the ``pool`` videos."""
+    if not 0 <= fold < folds:
+        raise UsageError(f"fold must be in [0, {folds - 1}]. Received: fold={fold!r}")
+    if len(set(groups[pool])) < folds:
+        raise UsageError(
+            f"{where}cannot cut {len(set(groups[pool]))} groups of training and validation "
+            f"videos into {folds} folds; use fewer folds. Received: folds={folds}"
+        )
+    cutter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class with fewer groups than folds: as balanced as it can
+        warnings.simplefilter("ignore", UserWarning)
+        cuts = list(cutter.split(pool, labels[pool], groups[pool]))
+    fit, held = cuts[fold]
+    return SplitIndices(pool[fit], pool[held], test, f"fold {fold} of {folds}")
+
+
+def splits_of(videos, *, val_fraction=0.15, seed=0, folds=1, fold=0, source=""):
     """:func:`resolve_splits` of anything listing videos (``FeatureStore``, ``FrameVideos``).
 
     Args:
         videos: An object with ``labels``, ``splits``, ``groups`` and ``video_ids``.
         val_fraction: See :func:`resolve_splits`.
         seed: See :func:`resolve_splits`.
+        folds: See :func:`resolve_splits`.
+        fold: See :func:`resolve_splits`.
         source: Name of the data, for error messages.
     """
     return resolve_splits(
@@ -143,11 +179,13 @@ def splits_of(videos, *, val_fraction=0.15, seed=0, source=""):
         videos.video_ids,
         val_fraction=val_fraction,
         seed=seed,
+        folds=folds,
+        fold=fold,
         source=source,
     )
 
 
-def split_indices(videos, split, *, val_fraction=0.15, seed=0, source=""):
+def split_indices(videos, split, *, val_fraction=0.15, seed=0, folds=1, fold=0, source=""):
     """The labelled videos of one split, as a run resolved them (same seed, same carved val).
 
     Data that cannot be split for training (no train split, a single class)
@@ -164,7 +202,9 @@ def split_indices(videos, split, *, val_fraction=0.15, seed=0, source=""):
     if split not in ("train", "val", "test"):
         raise UsageError(f"split must be 'train', 'val' or 'test'. Received: split={split!r}")
     try:
-        resolved = splits_of(videos, val_fraction=val_fraction, seed=seed, source=source)
+        resolved = splits_of(
+            videos, val_fraction=val_fraction, seed=seed, folds=folds, fold=fold, source=source
+        )
         indices = getattr(resolved, split)
     except UsageError:
         if split != "test":

@@ -434,15 +434,10 @@ def _evaluate_cached(run, cache, split, num_clips, batch_size, baseline, streami
         cache = config.get("cache_path")
         if not cache:
             raise UsageError(f"{run.path}: config.json names no cache; pass cache=")
-    settings = rd.split_settings(config)
     with FeatureStore(cache) as store:
         check_cache_matches_run(config, store.meta, str(cache))
         indices, resolved = split_indices(
-            store,
-            split,
-            val_fraction=settings["val_fraction"],
-            seed=settings["seed"],
-            source=str(cache),
+            store, split, **rd.split_keywords(config), source=str(cache)
         )
         baseline_train = resolved.train if baseline and resolved is not None else None
         needed = np.union1d(indices, [] if baseline_train is None else baseline_train)
@@ -471,9 +466,7 @@ def _evaluate_frames(run, cache, split, num_clips, batch_size):
     """
     videos, name = videos_for_run(run.config, cache)
     settings = rd.split_settings(run.config)
-    indices, _ = split_indices(
-        videos, split, val_fraction=settings["val_fraction"], seed=settings["seed"], source=name
-    )
+    indices, _ = split_indices(videos, split, **rd.split_keywords(run.config), source=name)
     metrics = evaluate_clips(
         run.model,
         videos,

@@ -161,20 +161,27 @@ def is_end_to_end(config):
     return config.get("model") == END_TO_END
 
 
-def split_settings(config):
-    """How a run split and evaluated its data: ``val_fraction``, ``seed``, ``eval_clips``.
+def split_keywords(config):
+    """How a run split its data: ``val_fraction``, ``seed``, ``folds``, ``fold`` (``splits_of``'s).
 
     Reads the ``train`` section of any run's config.json: the nested layout
     (``{"fit": {"seed": ...}, ...}``), the flat one of older runs, and the
-    short one of end-to-end runs (those three keys only).
+    short one of end-to-end runs.
     """
     train = config.get("train", {})
     fit = train.get("fit", train)
     return {
         "val_fraction": float(train.get("val_fraction", 0.15)),
         "seed": int(fit.get("seed", 0)),
-        "eval_clips": int(train.get("eval_clips", 1) or 1),
+        "folds": int(train.get("folds", 1)),
+        "fold": int(train.get("fold", 0)),
     }
+
+
+def split_settings(config):
+    """:func:`split_keywords` and how the run evaluated: ``eval_clips``."""
+    train = config.get("train", {})
+    return {**split_keywords(config), "eval_clips": int(train.get("eval_clips", 1) or 1)}
 
 
 @dataclass

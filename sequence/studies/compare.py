@@ -165,7 +165,12 @@ def _baseline(cache, config, seeds):
         out, split = [], "test"
         for seed in seeds:
             splits = splits_of(
-                store, val_fraction=config.val_fraction, seed=seed, source=str(cache)
+                store,
+                val_fraction=config.val_fraction,
+                seed=seed,
+                folds=config.folds,
+                fold=config.fold,
+                source=str(cache),
             )
             split, indices = evaluation_split(splits)
             result = bag_of_frames_baseline(

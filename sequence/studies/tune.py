@@ -21,6 +21,7 @@ counted), and several workers may share one storage.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -80,11 +81,17 @@ class PruningCallback(keras.callbacks.Callback):
 
 
 class _Objective:
-    """One trial: draw settings, train on train, score on validation; its run dir removed."""
+    """One trial: draw settings, train on train, score on validation; its run dirs removed.
 
-    def __init__(self, cache, out_dir, space, base, seed, n_trials):
+    With ``folds`` K > 1 the trial trains K runs, one per cross-validation fold
+    (:func:`~vidseq.sequence.data.split_indices.resolve_splits`), and scores
+    their mean validation accuracy (and loss); the pruner follows the first
+    fold's epochs.
+    """
+
+    def __init__(self, cache, out_dir, space, base, seed, n_trials, folds=1):
         self.cache, self.out_dir, self.space = cache, Path(out_dir), space
-        self.base, self.seed, self.n_trials = base, seed, n_trials
+        self.base, self.seed, self.n_trials, self.folds = base, seed, n_trials, folds
 
     def __call__(self, trial):
         ts.mark_worker(trial)
@@ -94,20 +101,10 @@ class _Objective:
         settings = self.space.suggest(trial)
         trial.set_user_attr("settings", _json_ready(settings))
         trial.set_user_attr("seed", self.seed)
-        run_dir = self.out_dir / TRIALS_DIR / f"trial-{trial.number:04d}"
         start = time.perf_counter()
         try:
             config = params_config(settings, self.base, self.seed)
-            result = train_sequence(
-                self.cache,
-                run_dir,
-                config,
-                overwrite=True,
-                verbose=0,
-                callbacks=[PruningCallback(trial)],
-                evaluate_on="val",
-                report=False,
-            )
+            results = [self._fold(trial, config, fold) for fold in range(self.folds)]
         except optuna.TrialPruned:
             raise
         except Exception as error:  # recorded on the trial; Optuna marks it failed
@@ -115,11 +112,33 @@ class _Objective:
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
+        accuracies = [float(result.metrics["accuracy"]) for result in results]
+        losses = [kept_val_loss(result) for result in results]
+        trial.set_user_attr("best_epoch", int(results[0].best_epoch))
+        trial.set_user_attr("val_loss", None if None in losses else float(np.mean(losses)))
+        if self.folds > 1:
+            trial.set_user_attr("fold_accuracies", accuracies)
+        return float(np.mean(accuracies))
+
+    def _fold(self, trial, config, fold):
+        """Trains and scores one fold (the cache's own split when ``folds`` is 1)."""
+        run_dir = self.out_dir / TRIALS_DIR / f"trial-{trial.number:04d}"
+        if self.folds > 1:
+            config = dataclasses.replace(config, folds=self.folds, fold=fold)
+        try:
+            return train_sequence(
+                self.cache,
+                run_dir,
+                config,
+                overwrite=True,
+                verbose=0,
+                callbacks=[PruningCallback(trial)] if fold == 0 else [],
+                evaluate_on="val",
+                report=False,
+            )
+        finally:
             shutil.rmtree(run_dir, ignore_errors=True)
             keras.backend.clear_session()  # trials do not pile up graphs
-        trial.set_user_attr("best_epoch", int(result.best_epoch))
-        trial.set_user_attr("val_loss", kept_val_loss(result))
-        return float(result.metrics["accuracy"])
 
 
 def kept_val_loss(result):
@@ -247,6 +266,16 @@ def _final_run(cache, out_dir, best, base, seed, verbose, report):
     return train_sequence(cache, best_dir, config, overwrite=True, verbose=verbose, report=report)
 
 
+def _check_folds(folds, base):
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise UsageError(f"folds must be an integer >= 1. Received: folds={folds!r}")
+    if base.folds != 1:
+        raise UsageError(
+            "give the cross-validation folds to tune (folds=K), not in its config; the final "
+            f"run trains on the cache's own split. Received: config.folds={base.folds!r}"
+        )
+
+
 def _budget(trials, timeout):
     if trials is None and timeout is None:
         trials = DEFAULT_TRIALS
@@ -269,6 +298,7 @@ def tune(
     storage=None,
     study_name=STUDY_NAME,
     seed=0,
+    folds=1,
     config=None,
     verbose=0,
     report=True,
@@ -293,7 +323,11 @@ def tune(
         storage: Optuna storage URL (``sqlite:///...``, ``postgresql://...``,
             ``mysql://...``, or ``journal:PATH``); default ``DIR/study.db``.
         study_name: The study's name in the storage.
-        seed: Every trial's seed (validation carve-out, initialisation, batches).
+        seed: Every trial's seed (validation carve-out, folds, initialisation, batches).
+        folds: Cross-validation folds K: each trial trains K runs, each validated
+            on one of K group-aware folds of the train and val videos pooled, and
+            scores their mean validation accuracy. 1 (default): one run, scored
+            on the validation split. The final run trains on the training split.
         config: :class:`~vidseq.sequence.config.TrainConfig` of the settings no
             trial draws (default settings when None).
         verbose: Keras verbosity of the final run.
@@ -312,8 +346,11 @@ def tune(
         space = load_space_file(space)
     search = SearchSpace.make(heads, space)
     base = (config or TrainConfig()).validate()
+    _check_folds(folds, base)
     log = log or (lambda line: None)
     identity = {"cache": _cache_identity(cache), "space": search.to_dict(), "seed": int(seed)}
+    if folds > 1:  # studies of one split, made before folds existed, keep resuming
+        identity["folds"] = folds
     out_dir = _check_out_dir(out_dir)
     start = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
@@ -322,7 +359,7 @@ def tune(
         url = storage or ts.default_storage(out_dir)
         study = _open_study(url, study_name, seed, shared=storage is not None)
         ts.check_same_study(study, identity)
-        objective = _Objective(cache, out_dir, search, base, seed, trials)
+        objective = _Objective(cache, out_dir, search, base, seed, trials, folds)
         run_trials(study, objective, trials, timeout, log)
     finally:
         optuna.logging.set_verbosity(verbosity)

@@ -34,9 +34,13 @@ class TuneResult:
             ``running``, ``waiting``.
         best_trial: Number of the best trial (None when none completed).
         best_params: The best trial's settings (``head`` and every value drawn).
-        best_val_accuracy: Its validation accuracy.
+        best_val_accuracy: Its validation accuracy (with ``folds`` > 1, the mean
+            over the folds).
         best_val_loss: Its validation loss (at the kept epoch), the tie-break
             between trials of equal validation accuracy.
+        folds: Cross-validation folds each trial was scored on (1: the validation split).
+        best_fold_accuracies: The best trial's validation accuracy on each
+            fold (empty when ``folds`` is 1).
         test_accuracy: The final run's accuracy on the test split.
         test_metrics: The final run's evaluation (``metrics.json`` of ``best/``).
         best_run: The final run directory (``DIR/best``).
@@ -56,6 +60,8 @@ class TuneResult:
     best_params: dict = field(default_factory=dict)
     best_val_accuracy: float | None = None
     best_val_loss: float | None = None
+    folds: int = 1
+    best_fold_accuracies: list = field(default_factory=list)
     test_accuracy: float | None = None
     test_metrics: dict = field(default_factory=dict)
     best_run: str | None = None
@@ -68,12 +74,14 @@ class TuneResult:
         """The counts and best trial of ``study`` (no final run yet)."""
         trials = study.get_trials(deepcopy=False)
         result = cls(Path(out_dir), cache, study.study_name, trials_requested, ts.counts(trials))
+        result.folds = int(study.user_attrs.get("vidseq_tune", {}).get("folds", 1))
         best = ts.best_trial(study)
         if best is not None:
             result.best_trial = best.number
             result.best_params = dict(best.user_attrs["settings"])
             result.best_val_accuracy = float(best.value)
             result.best_val_loss = best.user_attrs.get("val_loss")
+            result.best_fold_accuracies = list(best.user_attrs.get("fold_accuracies", []))
         return result
 
     def set_final(self, train_result, *, seconds):
@@ -98,7 +106,9 @@ class TuneResult:
             settings = ", ".join(f"{k}={_short(v)}" for k, v in self.best_params.items())
             lines.append(f"best trial #{self.best_trial}: {settings}")
             loss = f", loss {self.best_val_loss:.4f}" if self.best_val_loss is not None else ""
-            lines.append(f"validation accuracy {self.best_val_accuracy:.3f}{loss}")
+            folds = ", ".join(f"{a:.3f}" for a in self.best_fold_accuracies)
+            folds = f" (mean of {self.folds} folds: {folds})" if folds else ""
+            lines.append(f"validation accuracy {self.best_val_accuracy:.3f}{folds}{loss}")
         if self.test_accuracy is not None:
             split = self.test_metrics.get("split", "test")
             lines.append(
@@ -119,6 +129,8 @@ class TuneResult:
             "best_params": dict(self.best_params),
             "best_val_accuracy": self.best_val_accuracy,
             "best_val_loss": self.best_val_loss,
+            "folds": self.folds,
+            "best_fold_accuracies": list(self.best_fold_accuracies),
             "test_accuracy": self.test_accuracy,
             "test_metrics": dict(self.test_metrics),
             "best_run": self.best_run,
@@ -162,6 +174,8 @@ def trial_rows(study):
             "best_epoch": t.user_attrs.get("best_epoch"),
             "seconds": t.user_attrs.get("seconds"),
         }
+        if "fold_accuracies" in t.user_attrs:
+            row["fold_accuracies"] = " ".join(f"{a:.4f}" for a in t.user_attrs["fold_accuracies"])
         row.update({k: v for k, v in settings.items() if k != "head"})
         row["retry_of"] = t.user_attrs.get("retry_of")
         row["error"] = t.user_attrs.get("error")

@@ -203,7 +203,8 @@ def check_same_study(study, identity):
 
     Args:
         study: The Optuna study.
-        identity: JSON-ready dict of what makes trials comparable (cache, space, seed).
+        identity: JSON-ready dict of what makes trials comparable (cache, space, seed,
+            folds); a key missing on either side counts as a difference.
 
     Raises:
         UsageError: The study was made with a different identity.
@@ -212,10 +213,10 @@ def check_same_study(study, identity):
     if saved is None:
         study.set_user_attr("vidseq_tune", identity)
         return
-    changed = sorted(k for k in identity if saved.get(k) != identity[k])
+    changed = sorted(k for k in {*identity, *saved} if saved.get(k) != identity.get(k))
     if changed:
         raise UsageError(
             f"study {study.study_name!r} was made with another {', '.join(changed)}; "
             "use a new --out, --study-name or --storage. "
-            f"Received: {', '.join(f'{k}={identity[k]!r}' for k in changed)}"
+            f"Received: {', '.join(f'{k}={identity.get(k)!r}' for k in changed)}"
         )

@@ -119,10 +119,7 @@ def finetune(
             "from, or resume an interrupted finetune. Received: run_dir={run_dir}"
         )
     videos, source_name = _source_videos(source, cache)
-    settings = rd.split_settings(source.config)
-    splits = splits_of(
-        videos, val_fraction=settings["val_fraction"], seed=settings["seed"], source=source_name
-    )
+    splits = splits_of(videos, **rd.split_keywords(source.config), source=source_name)
     new_config, model = None, None
     if not opened.resuming:
         model, backbone, unfrozen = _build_model(

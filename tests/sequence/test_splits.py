@@ -76,3 +76,33 @@ def test_too_few_groups_to_carve_validation_is_refused():
     labels, splits, groups, ids = _columns(n_train=4, group_size=4, classes=2)
     with pytest.raises(UsageError, match="cannot carve a validation set"):
         resolve_splits(labels, splits, groups, ids)
+
+
+def test_folds_pool_train_and_val_and_validate_each_video_once():
+    labels, splits, groups, ids = _columns(n_train=36, n_val=12, group_size=2)
+    groups = np.asarray(groups)
+    folds = [resolve_splits(labels, splits, groups, ids, folds=3, fold=k, seed=4) for k in range(3)]
+    pool = np.arange(48)  # the 36 train and 12 val videos; the 8 test videos stay test
+    for k, split in enumerate(folds):
+        assert split.val_source == f"fold {k} of 3"
+        np.testing.assert_array_equal(np.sort(np.concatenate([split.train, split.val])), pool)
+        assert not set(groups[split.train]) & set(groups[split.val])
+        np.testing.assert_array_equal(split.test, np.arange(48, 56))
+        assert np.bincount(np.asarray(labels)[split.val], minlength=4).min() >= 2  # stratified
+    np.testing.assert_array_equal(np.sort(np.concatenate([s.val for s in folds])), pool)
+    again = resolve_splits(labels, splits, groups, ids, folds=3, fold=1, seed=4)
+    other = resolve_splits(labels, splits, groups, ids, folds=3, fold=1, seed=5)
+    np.testing.assert_array_equal(again.val, folds[1].val)  # seeded
+    assert set(other.val) != set(folds[1].val)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"folds": 30}, r"cannot cut 24 groups .* into 30 folds"),
+        ({"folds": 3, "fold": 3}, r"fold must be in \[0, 2\]. Received: fold=3"),
+    ],
+)
+def test_impossible_folds_are_refused(options, message):
+    with pytest.raises(UsageError, match=message):
+        resolve_splits(*_columns(n_train=40, n_val=8), **options)

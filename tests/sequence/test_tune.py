@@ -17,10 +17,12 @@ import pytest
 
 from vidseq.cli import main
 from vidseq.errors import UsageError
+from vidseq.sequence.runs.evaluation import evaluate_run
 from vidseq.sequence.studies.tune import run_trials, tune
 from vidseq.sequence.studies.tune_report import TuneResult
 from vidseq.sequence.studies.tune_space import DEFAULT_HEADS, SearchSpace, params_config
 from vidseq.sequence.studies.tune_study import best_trial
+from vidseq.sequence.train.training import train_sequence
 
 TINY_SPACE = {
     "epochs": 1,
@@ -127,6 +129,44 @@ def test_shuffled_test_labels_choose_the_same_trial(cache_factory, tmp_path, eag
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rs] for rs in rows]
     assert strip[0] == strip[1] and len(rows[0]) == 2
     assert a.test_accuracy != b.test_accuracy  # the final run did read the (shuffled) test labels
+
+
+@pytest.mark.slow
+def test_folds_score_each_trial_by_the_mean_of_its_k_runs(cache_factory, tmp_path, eagerly):
+    cache = cache_factory(per_class={"train": 6, "val": 2, "test": 2})
+    kwargs = {"trials": 2, "heads": ["pool"], "space": TINY_SPACE, "seed": 1, "report": False}
+    with eagerly():
+        result = tune(cache, tmp_path / "cv", folds=2, **kwargs)
+    for row in _rows(tmp_path / "cv" / "trials.csv"):
+        accuracies = [float(a) for a in row["fold_accuracies"].split()]
+        assert len(accuracies) == 2
+        assert float(row["val_accuracy"]) == pytest.approx(np.mean(accuracies), abs=1e-4)
+    saved = json.loads((tmp_path / "cv" / "tune.json").read_text())
+    assert saved["folds"] == 2 and len(saved["best_fold_accuracies"]) == 2
+    assert saved["best_val_accuracy"] == pytest.approx(np.mean(saved["best_fold_accuracies"]))
+    best = json.loads((tmp_path / "cv" / "best" / "config.json").read_text())
+    assert best["train"]["folds"] == 1 and best["splits"]["val_source"] == "cache"
+    assert result.test_metrics["split"] == "test"
+    with pytest.raises(UsageError, match="made with another folds"):
+        tune(cache, tmp_path / "cv", folds=3, **kwargs)
+
+
+def test_a_fold_run_evaluates_on_its_own_fold(cache_factory, small_config, tmp_path, eagerly):
+    cache = cache_factory(per_class={"train": 6, "val": 2, "test": 2})
+    with eagerly():
+        run = train_sequence(
+            cache,
+            tmp_path / "run",
+            small_config(folds=2, fold=1, epochs=1),
+            verbose=0,
+            evaluate_on="val",
+            report=False,
+        )
+    assert run.splits == {"train": 16, "val": 16, "test": 8, "val_source": "fold 1 of 2"}
+    again = evaluate_run(tmp_path / "run", split="val").metrics
+    assert again["num_videos"] == 16 and again["accuracy"] == run.metrics["accuracy"]
+    with pytest.raises(UsageError, match=r"fold must be in \[0, 1\] for folds=2"):
+        small_config(folds=2, fold=2).validate()
 
 
 def _png(path):
