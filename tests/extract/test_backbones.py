@@ -162,8 +162,11 @@ def test_registry_feature_dims_match_built_models():
 @pytest.mark.parametrize(
     "name, constructor, preprocess, wrong_mode",
     [
+        # One row per preprocessing mode: caffe, raw (inside the Keras application) and tf
+        # (the tiny CNN; the registry's tf-mode applications, MobileNetV2 and InceptionV3,
+        # go through the same load_backbone wiring, and their mode is
+        # test_registry_preprocessing_matches_keras_module's).
         ("vgg16", keras.applications.VGG16, vgg16.preprocess_input, "tf"),  # caffe mode
-        ("mobilenetv2", keras.applications.MobileNetV2, mobilenet_v2.preprocess_input, "caffe"),
         ("efficientnetb0", keras.applications.EfficientNetB0, efficientnet.preprocess_input, "tf"),
         (
             "tiny",
@@ -190,25 +193,45 @@ def test_features_equal_direct_keras_call(name, constructor, preprocess, wrong_m
     assert_features_differ(got, wrong)
 
 
-SEEDED_SCRIPT = """
+FRESH_SCRIPT = """
     import json
     import numpy as np
+    from vidseq.errors import UsageError
     from vidseq.extract.models.backbones import load_backbone
     tiny = load_backbone("tiny", "none", seed=7)
     frames = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     mobilenet = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=7)
-    print(json.dumps({
+    seeded = {
         "tiny": tiny.weights_sha256,
         "mobilenetv2": mobilenet.weights_sha256,
         "features": tiny.extract(frames).tolist(),
-    }))
+    }
+    try:
+        load_backbone("mobilenetv2", "imagenet", input_size=(96, 96))
+    except UsageError as error:
+        imagenet = {"error": str(error)}
+    else:
+        imagenet = {"loaded": True}
+    print(json.dumps({"seeded": seeded, "imagenet": imagenet}))
 """
 
 
+@pytest.fixture(scope="module")
+def fresh_interpreter(tmp_path_factory):
+    """What a fresh interpreter built and raised: one TensorFlow start-up for two tests.
+
+    It builds seeded backbones first, then asks for ImageNet weights that are not in its
+    (empty) ``KERAS_HOME``, which Keras reads at import.
+    """
+    keras_home = tmp_path_factory.mktemp("fresh") / "keras_home"
+    out = json.loads(run_python(FRESH_SCRIPT, env={"KERAS_HOME": str(keras_home)}))
+    return {**out, "keras_home": keras_home}
+
+
 @pytest.mark.slow
-def test_seeded_init_is_identical_across_processes():
+def test_seeded_init_is_identical_across_processes(fresh_interpreter):
     """A fresh interpreter builds what this one builds, whatever this one built before."""
-    fresh = json.loads(run_python(SEEDED_SCRIPT))
+    fresh = fresh_interpreter["seeded"]
     tiny = load_backbone("tiny", "none", seed=7)
     frames = np.random.default_rng(3).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     mobilenet = load_backbone("mobilenetv2", "none", input_size=(32, 32), seed=7)
@@ -305,27 +328,13 @@ def test_missing_or_corrupt_weights_file_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_unavailable_imagenet_weights_are_a_usage_error(tmp_path):
-    out = run_python(
-        """
-        import json
-        from vidseq.errors import UsageError
-        from vidseq.extract.models.backbones import load_backbone
-        try:
-            load_backbone("mobilenetv2", "imagenet", input_size=(96, 96))
-        except UsageError as error:
-            print(json.dumps({"error": str(error)}))
-        else:
-            print(json.dumps({"loaded": True}))
-        """,
-        env={"KERAS_HOME": str(tmp_path / "keras_home")},
-    )
-    result = json.loads(out)
+def test_unavailable_imagenet_weights_are_a_usage_error(fresh_interpreter):
+    result = fresh_interpreter["imagenet"]
     if result.get("loaded"):
         pytest.skip("the network is reachable here: ImageNet weights were downloaded")
     message = result["error"]
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
-    assert str(tmp_path / "keras_home" / "models") in message
+    assert str(fresh_interpreter["keras_home"] / "models") in message
     assert "weights=PATH" in message
 
 

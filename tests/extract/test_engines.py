@@ -49,6 +49,23 @@ def sample_root(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def backbone():
+    """Returns ``get(name, input_size=None) -> Backbone`` (random init), each built once.
+
+    Engines convert or clone the network they are given, never change it, so the tests
+    of one network share it.
+    """
+    built = {}
+
+    def get(name, input_size=None):
+        if (name, input_size) not in built:
+            built[name, input_size] = load_backbone(name, "none", input_size=input_size)
+        return built[name, input_size]
+
+    return get
+
+
 def frames_for(net, count, seed=0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (count, *net.input_size, 3), dtype=np.uint8)
@@ -109,8 +126,8 @@ def test_openvino_cache_dir_follows_vidseq_cache(monkeypatch, tmp_path):
     [("tiny", None), ("mobilenetv2", (32, 32)), ("resnet50", (32, 32))],
 )
 @pytest.mark.slow
-def test_openvino_features_equal_tensorflow(name, input_size):
-    net = load_backbone(name, "none", input_size=input_size)
+def test_openvino_features_equal_tensorflow(backbone, name, input_size):
+    net = backbone(name, input_size)
     engine = load_engine(net, "openvino", batch_size=4)
     assert engine.name == "openvino"
     frames = frames_for(net, 10)  # two full batches and a padded one
@@ -307,8 +324,8 @@ def test_precision_refusals_are_one_line_usage_errors(monkeypatch, sample_root, 
 
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
 @pytest.mark.parametrize("engine", ["tf", pytest.param("openvino", marks=needs_openvino)])
-def test_bf16_features_agree_with_fp32(engine):
-    net = load_backbone("mobilenetv2", "none", input_size=(32, 32))
+def test_bf16_features_agree_with_fp32(backbone, engine):
+    net = backbone("mobilenetv2", (32, 32))
     lowered = load_engine(net, engine, batch_size=4, precision="bf16")
     assert lowered.precision == "bf16"
     frames = frames_for(net, 6)

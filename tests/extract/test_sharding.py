@@ -1,10 +1,13 @@
 """Shards from flags and job-array variables; parallel shard processes read together and merged."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -164,40 +167,47 @@ EXTRACT = ["--frames", "5", "--batch-size", "4", "--quiet", "--decode-workers", 
 
 @pytest.fixture(scope="module")
 def parallel_shards(tmp_path_factory):
-    """A sample set, two shard processes started at once from SLURM variables, one full run."""
+    """A sample set, two shards run at once from SLURM variables, one full run.
+
+    Shard 1 runs in a child process (``python -m vidseq``); once it holds its output's
+    lock, shard 0 runs in this process, each shard reading its task from the environment.
+    """
     root = tmp_path_factory.mktemp("shards")
     data = make_sample(root / "data", seed=5, videos_per_class=6)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "VIDSEQ_"))}
     env.pop("JOB_COMPLETION_INDEX", None)
     env.update(TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
-    command = [
-        sys.executable,
-        "-m",
-        "vidseq",
-        "extract-features",
-        "--backbone",
-        "tiny",
-        str(data),
-        *EXTRACT,
-    ]
-    procs = []
-    for task in (1, 2):  # sbatch --array=1-2: a SLURM array that does not start at 0
-        task_env = {**env, **slurm(task, 2, low=1)}
-        out = str(root / "feats-{shard}-of-{num_shards}.h5")
-        procs.append(
-            subprocess.Popen(
-                [*command, "--out", out],
-                env=task_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    results = [proc.communicate(timeout=600) for proc in procs]
-    for proc, (_, err) in zip(procs, results, strict=True):
-        assert proc.returncode == 0, err
-    for s, (_, err) in enumerate(results):
-        assert f"shard {s} of 2" in err
+    argv = ["extract-features", "--backbone", "tiny", str(data), *EXTRACT]
+    argv += ["--out", str(root / "feats-{shard}-of-{num_shards}.h5")]
+    # sbatch --array=1-2: a SLURM array that does not start at 0
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vidseq", *argv],
+        env={**env, **slurm(2, 2, low=1)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = root / "feats-1-of-2.h5.parts" / "lock"
+        deadline = time.monotonic() + 600
+        while not lock.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock.exists(), "the child shard never took its output's lock"
+        here = io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(here):
+            for name in [*os.environ]:
+                if name.startswith(("SLURM_", "VIDSEQ_")) or name == "JOB_COMPLETION_INDEX":
+                    patch.delenv(name)
+            for name, value in slurm(1, 2, low=1).items():
+                patch.setenv(name, value)
+            assert main(argv) == 0, here.getvalue()
+        _, err = child.communicate(timeout=600)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    assert "shard 0 of 2" in here.getvalue() and "shard 1 of 2" in err
     shards = [root / f"feats-{s}-of-2.h5" for s in range(2)]
     single = root / "single.h5"
     assert (

@@ -96,10 +96,10 @@ def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, 
     cache = cache_factory(length=12, num_valid=lambda i: 7 + i % 6)
     with eagerly():
         first = _history(cache, tmp_path / "a", streaming="memory")
-        again = _history(cache, tmp_path / "b", streaming="memory")
         streamed = _history(cache, tmp_path / "c", streaming="stream")
         other_seed = _history(cache, tmp_path / "d", seed=6)
-    assert first == again
+    # A second run of the same seed gives the same history, whether it reads the features
+    # from memory or streams them (float-exact: a run that did not repeat itself would not).
     assert streamed == first
     assert other_seed != first
     # The cosine schedule reached the optimizer, epoch by epoch.
