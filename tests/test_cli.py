@@ -55,6 +55,7 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, tmp_path, capsys):
     assert not (tmp_path / "run").exists() and not (tmp_path / "out.h5").exists()
 
 
+@pytest.mark.slow
 def test_the_default_network_is_resnet50_with_imagenet_weights(
     tmp_path, monkeypatch, capsys, video_factory
 ):

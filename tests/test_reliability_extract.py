@@ -207,6 +207,7 @@ def _assert_storage_error(result, names):
     assert "rerun the same command" in line
 
 
+@pytest.mark.slow
 def test_file_size_limit_at_finalize_keeps_every_part_and_a_rerun_completes(
     sample, reference, tmp_path
 ):
@@ -253,6 +254,7 @@ WRITER_UNDER_LIMIT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["kernel", "first commit"])
 def test_file_size_limit_in_the_writer_is_a_storage_error(tmp_path, where):
     """``kernel``: the preflight check is off, write(2) itself fails with EFBIG inside
@@ -284,6 +286,7 @@ def test_file_size_limit_in_the_writer_is_a_storage_error(tmp_path, where):
 # ------------------------------------------------------------------- two writers
 
 
+@pytest.mark.slow
 def test_second_writer_of_the_same_output_is_refused_and_the_first_finishes(
     sample, reference, tmp_path, capsys
 ):
@@ -343,6 +346,7 @@ def _write_video(path, count, height=48, width=64, fourcc="MJPG"):
     return path
 
 
+@pytest.mark.slow
 def test_bad_videos_are_recorded_and_the_run_goes_on(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -417,6 +421,7 @@ def test_bad_videos_are_recorded_and_the_run_goes_on(tmp_path):
     assert f"line {names.index('missing.avi') + 2} ('missing.avi')" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_huge_frame_size_is_resized_frame_by_frame(tmp_path):
     """16 frames of 4000x3000 would take 576 MB if decoded frames were kept."""
     video = _write_video(tmp_path / "huge.avi", 16, height=3000, width=4000)

@@ -184,6 +184,7 @@ BAD_CACHES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["inspect", "train-sequence", "evaluate", "cache merge"])
 @pytest.mark.parametrize("damage", sorted(BAD_CACHES))
 def test_bad_caches_are_refused_with_one_line_and_nothing_is_written(
@@ -240,6 +241,7 @@ BAD_RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 @pytest.mark.parametrize("damage", sorted(BAD_RUNS))
 def test_corrupt_run_directories_are_refused_and_left_as_they_are(
@@ -263,6 +265,7 @@ def test_corrupt_run_directories_are_refused_and_left_as_they_are(
 # ------------------------------------------------------------------- safe_mode
 
 
+@pytest.mark.slow
 def test_a_model_file_with_a_lambda_is_refused_and_its_code_never_runs(run, tmp_path, capsys):
     import keras
 

@@ -53,6 +53,7 @@ def assert_same_store(a, b):
             np.testing.assert_array_equal(a.rows(name, i), b.rows(name, i), err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["list", "glob", "globs"])
 def test_shards_read_together_equal_the_single_file(shards, tmp_path, how):
     files, single = shards

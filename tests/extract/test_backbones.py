@@ -134,6 +134,7 @@ def test_registry_preprocessing_matches_keras_module(name):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_registry_feature_dims_match_built_models():
     """Every registered architecture, built at its smallest size, gives its recorded dims.
 
@@ -159,6 +160,7 @@ def test_registry_feature_dims_match_built_models():
         assert len(backbone.weights_sha256) == 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, constructor, preprocess, wrong_mode",
     [
@@ -267,6 +269,7 @@ def test_weights_sha256_covers_shapes_and_values():
     assert weights_sha256(model) != digest
 
 
+@pytest.mark.slow
 def test_weights_file_of_same_architecture_gives_that_models_features(tmp_path):
     size = (32, 32)
     keras.utils.set_random_seed(42)
@@ -295,6 +298,7 @@ def test_weights_file_saved_from_a_backbone_model_loads(tmp_path):
     np.testing.assert_array_equal(loaded.extract(frames), original.extract(frames))
 
 
+@pytest.mark.slow
 def test_weights_file_of_another_architecture_is_a_usage_error(tmp_path):
     size = (32, 32)
     path = tmp_path / "vgg16.weights.h5"

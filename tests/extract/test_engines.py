@@ -138,6 +138,7 @@ def test_openvino_features_equal_tensorflow(backbone, name, input_size):
     np.testing.assert_allclose(engine.extract(frames[8:]), features[8:], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_openvino_conversion_is_cached_on_disk_by_key(tmp_path):
     net = load_backbone("tiny", "none")
@@ -156,6 +157,7 @@ def test_openvino_conversion_is_cached_on_disk_by_key(tmp_path):
     np.testing.assert_array_equal(again.extract(frames), first.extract(frames))
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_openvino_rejects_frames_of_another_shape():
     net = load_backbone("tiny", "none")
@@ -190,6 +192,7 @@ def engine_caches(sample_root, tmp_path_factory):
     return caches
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_the_cache_records_the_engine_and_features_agree(engine_caches):
     with (
@@ -206,6 +209,7 @@ def test_the_cache_records_the_engine_and_features_agree(engine_caches):
     assert np.abs(actual - expected).max() <= 1e-3 * scale
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_resuming_with_another_engine_is_refused(engine_caches, tmp_path, sample_root):
     out = tmp_path / "f.h5"
@@ -230,6 +234,7 @@ def test_resuming_with_another_engine_is_refused(engine_caches, tmp_path, sample
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_resuming_parts_with_another_engine_is_refused(tmp_path, sample_root):
     from vidseq.extract.pipeline import FeatureExtractor
@@ -273,6 +278,7 @@ def test_resuming_parts_with_another_engine_is_refused(tmp_path, sample_root):
         )
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_merging_caches_of_two_engines_is_refused(engine_caches, tmp_path):
     with pytest.raises(CacheError, match="engine"):
@@ -280,6 +286,7 @@ def test_merging_caches_of_two_engines_is_refused(engine_caches, tmp_path):
     assert not (tmp_path / "merged.h5").exists()
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_cli_extract_features_engine_openvino(sample_root, tmp_path, capsys):
     out = tmp_path / "cli.h5"
@@ -322,6 +329,7 @@ def test_precision_refusals_are_one_line_usage_errors(monkeypatch, sample_root, 
     assert not (tmp_path / "f.h5.parts").exists() and not (tmp_path / "g.h5").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
 @pytest.mark.parametrize("engine", ["tf", pytest.param("openvino", marks=needs_openvino)])
 def test_bf16_features_agree_with_fp32(backbone, engine):

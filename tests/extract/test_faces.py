@@ -131,6 +131,7 @@ def face_video(tmp_path, astronaut_bgr, video_writer):
     return video_writer(tmp_path / "faces.avi", frames, fps=10.0)
 
 
+@pytest.mark.slow
 def test_read_frames_crops_faces_of_a_real_video(face_video):
     sampling = SamplingConfig(num_frames=4)
     geometry = FrameGeometry(size=(64, 64), face=FaceCrop())

@@ -225,6 +225,7 @@ def test_image_folder_layout_is_detected_and_cut_by_file_name(tmp_path):
         load_dataset(other, "fer2013")
 
 
+@pytest.mark.slow
 def test_csv_clip_features_equal_the_same_clip_as_png_files(fer_csv, tmp_path):
     root = tmp_path / "fer"
     for emotion, usage, folder in ((ANGRY, "Training", "train"), (SAD, "PrivateTest", "test")):

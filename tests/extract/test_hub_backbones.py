@@ -32,6 +32,7 @@ def reference(preset, images):
     return np.asarray(encoder.predict({"images": converter(images)}, verbose=0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["dinov2", "siglip"])
 def test_frame_encoder_features_equal_keras_hub(hub_presets, family):
     net = load_backbone(f"hub:{hub_presets[family]}", "preset")
@@ -51,6 +52,7 @@ def test_frame_encoder_features_equal_keras_hub(hub_presets, family):
     assert mean.config["pooling"] == "mean" and mean.weights_sha256 != ""
 
 
+@pytest.mark.slow
 def test_pooling_is_checked(hub_presets):
     with pytest.raises(UsageError, match=r"\(siglip\) has no class token. Received: pooling='cls'"):
         load_backbone(f"hub:{hub_presets['siglip']}", "preset", pooling="cls")
@@ -60,6 +62,7 @@ def test_pooling_is_checked(hub_presets):
         load_backbone(f"hub:{hub_presets['dinov2']}", "imagenet")
 
 
+@pytest.mark.slow
 def test_videoprism_reads_groups_of_its_frames(hub_presets):
     net = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
     assert net.clip_frames == 4 and net.config["family"] == "videoprism"
@@ -92,6 +95,7 @@ def hub_cache(hub_presets, tmp_path_factory):
     return sample, summary.out
 
 
+@pytest.mark.slow
 def test_extraction_records_the_preset_and_groups_each_video(hub_cache, hub_presets):
     from vidseq.cache.store import FeatureStore
     from vidseq.extract.decode.frames import read_frames
@@ -117,6 +121,7 @@ def test_extraction_records_the_preset_and_groups_each_video(hub_cache, hub_pres
             np.testing.assert_allclose(rows, net.extract(sampled.frames), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inspect_shows_the_preset_without_importing_tensorflow(hub_cache):
     _, cache = hub_cache
     code = (
@@ -163,6 +168,7 @@ def test_cli_extraction_is_quiet_and_records_the_pooling(hub_presets, tmp_path, 
     assert shown["backbone_config"]["family"] == "dinov2"
 
 
+@pytest.mark.slow
 def test_openvino_engine_gives_tensorflows_features(hub_presets, tmp_path):
     pytest.importorskip("openvino")
     from vidseq.extract.models.engines import load_engine
@@ -190,6 +196,7 @@ def test_openvino_engine_groups_a_clip_encoders_frames_as_tensorflow_does(hub_pr
         load_engine(clip, "openvino", precision="int8", cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
 @pytest.mark.parametrize("engine", ["tf", "openvino"])
 def test_bf16_groups_a_clip_encoders_frames_as_fp32_does(hub_presets, engine, tmp_path):
@@ -209,6 +216,7 @@ def test_bf16_groups_a_clip_encoders_frames_as_fp32_does(hub_presets, engine, tm
     assert cosine.min() > 0.99 and not np.array_equal(got, reference)
 
 
+@pytest.mark.slow
 def test_windows_group_each_windows_frames_as_extraction_does(hub_cache, tmp_path, eagerly):
     """Windows of 6 frames: each window's frames are grouped by 4 from its own start."""
     from vidseq.extract.decode.frame_stream import SequentialDecoder

@@ -78,6 +78,7 @@ def documented_feature(family, backbone, scaled):
     return np.asarray(backbone(inputs))[:, 0]  # the class token after the final norm
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["clip", "metaclip2", "vit", "dinov3"])
 def test_each_family_gives_keras_hubs_own_pooled_feature(family, tmp_path):
     backbone, converter, preset = saved(family, tmp_path / family)
@@ -93,6 +94,7 @@ def test_each_family_gives_keras_hubs_own_pooled_feature(family, tmp_path):
         np.testing.assert_allclose(mean.extract(images), tokens[:, 3:].mean(1), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_input_size_rebuilds_a_resizable_encoder_at_that_size(hub_presets, tmp_path):
     """DINOv2 (32 px presets, patch 8) at 48x48: keras-hub's own encoder built at that size."""
     preset = hub_presets["dinov2"]
@@ -112,6 +114,7 @@ def test_input_size_rebuilds_a_resizable_encoder_at_that_size(hub_presets, tmp_p
         load_backbone(f"hub:{preset}", "preset", input_size=(36, 36))
 
 
+@pytest.mark.slow
 def test_input_size_is_refused_where_position_embeddings_are_learned(hub_presets, tmp_path, capsys):
     """SigLIP and VideoPrism (like CLIP, MetaCLIP 2, ViT) learned one embedding per patch."""
     siglip = f"hub:{hub_presets['siglip']}"

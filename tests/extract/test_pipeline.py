@@ -44,6 +44,7 @@ def run_cli(*args):
     return main([str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_cache_holds_every_video_with_consistent_layout(sample_root, reference_cache):
     with FeatureStore(reference_cache) as store:
         assert len(store) == sum(1 for _ in Path(sample_root).glob("*/*.avi"))
@@ -56,6 +57,7 @@ def test_cache_holds_every_video_with_consistent_layout(sample_root, reference_c
         assert np.all(store.labels >= 0)
 
 
+@pytest.mark.slow
 def test_features_equal_the_backbone_on_the_same_frames(reference_cache):
     net = load_backbone("tiny", "none", seed=0)
     with FeatureStore(reference_cache) as store:
@@ -71,6 +73,7 @@ def test_features_equal_the_backbone_on_the_same_frames(reference_cache):
             )
 
 
+@pytest.mark.slow
 def test_shards_merged_equal_a_single_run(
     sample_root, reference_cache, tmp_path, assert_same_cache
 ):

@@ -220,6 +220,7 @@ def sample_videos():
     return sorted(p for p in folder.glob("*") if p.suffix in {".avi", ".mp4", ".mkv", ".webm"})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sample_videos(), reason="no real sample videos (set VIDSEQ_SAMPLE_VIDEOS)")
 @pytest.mark.parametrize("path", sample_videos(), ids=lambda p: p.name)
 def test_real_sample_videos(path, monkeypatch):

@@ -229,6 +229,7 @@ def test_parallel_shards_are_disjoint_and_cover_the_dataset(parallel_shards):
         assert sorted(ids) == list(store.video_ids)
 
 
+@pytest.mark.slow
 def test_parallel_shards_read_together_equal_the_single_run(parallel_shards, tmp_path):
     _, shards, single = parallel_shards
     pattern = str(shards[0].parent / "feats-*-of-2.h5")
@@ -246,6 +247,7 @@ def test_parallel_shards_read_together_equal_the_single_run(parallel_shards, tmp
                 np.testing.assert_array_equal(many.timestamps_ms(i), one.timestamps_ms(i))
 
 
+@pytest.mark.slow
 def test_parallel_shards_merged_equal_the_single_run(parallel_shards, tmp_path, assert_same_cache):
     _, shards, single = parallel_shards
     merged = tmp_path / "merged.h5"
@@ -253,6 +255,7 @@ def test_parallel_shards_merged_equal_the_single_run(parallel_shards, tmp_path, 
     assert_same_cache(merged, single)
 
 
+@pytest.mark.slow
 def test_mismatched_shards_are_refused(parallel_shards, tmp_path, capsys):
     data, shards, _ = parallel_shards
     other = tmp_path / "other.h5"
@@ -279,6 +282,7 @@ def test_mismatched_shards_are_refused(parallel_shards, tmp_path, capsys):
         FeatureStore([shards[0], shards[1], shutil.copy(shards[0], tmp_path / "copy.h5")])
 
 
+@pytest.mark.slow
 def test_train_sequence_and_evaluate_on_a_glob_of_shards(
     parallel_shards, tmp_path, capsys, eagerly
 ):

@@ -57,6 +57,7 @@ def tampered_run(files, tmp_path):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
@@ -86,6 +87,7 @@ def test_a_tampered_config_json_is_one_line_for_every_reader(
     assert not (run.parent / "export").exists()
 
 
+@pytest.mark.slow
 def test_a_model_with_non_finite_normalisation_statistics_is_refused_by_every_reader(
     files, tmp_path, capsys
 ):
@@ -112,6 +114,7 @@ def test_a_model_with_non_finite_normalisation_statistics_is_refused_by_every_re
     assert not export.exists()
 
 
+@pytest.mark.slow
 def test_training_reads_no_more_frames_than_the_cache_has(files, tmp_path, capsys):
     out = tmp_path / "run"
     line = one_line(["train-sequence", files["cache"], "--out", out, "--frames", "7"], capsys)
@@ -200,6 +203,7 @@ class _NaNWeightsInEpoch2(keras.callbacks.Callback):
                 weight.assign(np.full(weight.shape, np.nan, dtype=weight.dtype))
 
 
+@pytest.mark.slow
 def test_a_resumed_run_that_finishes_is_no_longer_marked_failed(
     cache_factory, tmp_path, small_config, eagerly
 ):

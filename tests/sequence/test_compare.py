@@ -12,6 +12,7 @@ from vidseq.sequence.studies.compare import compare
 TINY = ("--epochs", "1", "--units", "8", "--batch-size", "16", "--quiet")
 
 
+@pytest.mark.slow
 def test_cli_compares_heads_and_a_failing_head_exits_3(cache_factory, tmp_path, capsys):
     cache = cache_factory(per_class={"train": 6, "val": 2, "test": 3})
     out = tmp_path / "cmp"
@@ -45,6 +46,7 @@ def test_cli_compares_heads_and_a_failing_head_exits_3(cache_factory, tmp_path, 
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_python_api_result_and_refusals(cache_factory, tmp_path, capsys):
     cache = cache_factory(per_class={"train": 6, "val": 2, "test": 3})
     config = TrainConfig.from_dict({"epochs": 1, "units": 8}, strict=True)

@@ -198,6 +198,7 @@ class _SameEpochPlan(keras.callbacks.Callback):
         self.batches.set_epoch(epoch)
 
 
+@pytest.mark.slow
 def test_fit_custom_equals_model_fit_step_for_step(cache_and_baseline):
     """Same seed, same batches (a short last one included), default strategy: same numbers."""
     cache, _ = cache_and_baseline
@@ -259,6 +260,7 @@ def test_fit_custom_equals_model_fit_step_for_step(cache_and_baseline):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_custom_loop_keeps_fits_bookkeeping_and_numbers(
     cache_and_baseline, tmp_path, monkeypatch, check_run_dir, eagerly
 ):

@@ -45,6 +45,7 @@ def test_metrics_match_sklearn_and_hand_counts():
     assert "top5_accuracy" not in compute_metrics([0, 1], np.eye(2), ["x", "y"])
 
 
+@pytest.mark.slow
 def test_evaluate_run_writes_reports_and_shows_what_order_adds(trained_run, tmp_path):
     _, run_dir, result, _ = trained_run
     result = evaluate_run(run_dir, out_dir=tmp_path / "eval")
@@ -71,6 +72,7 @@ def test_evaluate_run_writes_reports_and_shows_what_order_adds(trained_run, tmp_
     assert as_json["accuracy"] == metrics["accuracy"] and len(as_json["files"]) == 3
 
 
+@pytest.mark.slow
 def test_multi_clip_averages_softmax_over_evenly_offset_samples(trained_run, tmp_path):
     cache, run_dir, _, _ = trained_run
     metrics = evaluate_run(run_dir, cache, num_clips=2, baseline=False, out_dir=tmp_path).metrics
@@ -88,6 +90,7 @@ def test_multi_clip_averages_softmax_over_evenly_offset_samples(trained_run, tmp
     assert metrics["confusion_matrix"] == expected.tolist()
 
 
+@pytest.mark.slow
 def test_a_cache_of_other_features_is_refused(trained_run, cache_factory, tmp_path):
     _, run_dir, _, _ = trained_run
     other_dim = cache_factory("dim.h5", feature_dim=6)

@@ -129,6 +129,7 @@ def test_export_predicts_what_the_run_predicts(runs, exports, expected, head, fm
     np.testing.assert_allclose(_probabilities(got, names), expected(head), rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_manifest_describes_the_run_and_its_inputs(runs, exports):
     from vidseq.sequence.runs.run_dir import read_run_config
 
@@ -150,6 +151,7 @@ def test_manifest_describes_the_run_and_its_inputs(runs, exports):
     assert manifest["source_run"] == str(Path(runs["lstm"]).resolve())
 
 
+@pytest.mark.slow
 def test_exported_graph_has_no_loop_and_no_cudnn_op(exports):
     """The RNN is unrolled and cuDNN-free: a graph any runtime (and a CPU) can run."""
     from tensorflow.core.protobuf import saved_model_pb2
@@ -164,6 +166,7 @@ def test_exported_graph_has_no_loop_and_no_cudnn_op(exports):
     assert "MatMul" in ops
 
 
+@pytest.mark.slow
 def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     from vidseq.cache.store import FeatureStore
     from vidseq.sequence.data.temporal import prepare_clip
@@ -187,6 +190,7 @@ def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     assert "reads features, not videos" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fixed_batch_export_predicts_any_number_of_videos(runs, expected, tmp_path):
     directory = export_run(runs["lstm"], tmp_path / "b2", format="litert", batch=4).directory
     assert read_manifest(directory).inputs[0].shape[0] == 4
@@ -194,6 +198,7 @@ def test_fixed_batch_export_predicts_any_number_of_videos(runs, expected, tmp_pa
     np.testing.assert_allclose(_probabilities(got, ["Grow", "Shrink"]), expected("lstm"), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_on_an_export_prints_no_runtime_log_line(runs, exports, capfd):
     for fmt in ("litert", "openvino", "onnx"):  # LiteRT logs its CPU delegate per interpreter
         assert main(["predict", str(exports("lstm", fmt)), runs["videos"][0]]) == 0
@@ -202,6 +207,7 @@ def test_predict_on_an_export_prints_no_runtime_log_line(runs, exports, capfd):
         assert len(captured.out.splitlines()) == 1, (fmt, captured.out)
 
 
+@pytest.mark.slow
 def test_cli_export_then_predict_on_the_export(runs, exports, capsys):
     out = exports("lstm", "onnx")  # written by `vidseq export`
     assert f"onnx export (end-to-end) written to {out}" in exports.printed
@@ -223,6 +229,7 @@ def _fails_with_one_line(argv, capsys, *words):
     return err
 
 
+@pytest.mark.slow
 def test_export_refuses_a_run_without_a_model_and_an_occupied_out(runs, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -242,6 +249,7 @@ def test_export_refuses_a_run_without_a_model_and_an_occupied_out(runs, tmp_path
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_missing_extra_names_the_pip_install(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if it were not installed
     argv = ["export", str(runs["lstm"]), "--format", "onnx", "--out", str(tmp_path / "x")]
@@ -276,6 +284,7 @@ def _corrupt(directory, how):
         path.write_bytes(path.read_bytes()[:1000])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("how", "words"),
     [
@@ -326,6 +335,7 @@ assert not [m for m in sys.modules if m.startswith("vidseq")], "a recipe importe
 """
 
 
+@pytest.mark.slow
 def test_docs_recipes_run_without_vidseq(runs, exports, tmp_path):
     """Every recipe, in one fresh process (one TensorFlow import) that never imports vidseq."""
     clips = {}
@@ -370,6 +380,7 @@ def _serve_rest_body(directory, request):
     return signature(**inputs)["probabilities"].numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fmt", ["litert", "openvino", pytest.param("onnx", marks=pytest.mark.slow)]
 )

@@ -42,6 +42,7 @@ def feature_run(tmp_path_factory, feature_run_files):
     return sample, cache, run, fine
 
 
+@pytest.mark.slow
 def test_end_to_end_model_starts_with_the_feature_runs_outputs(feature_run):
     _, cache, run, _ = feature_run
     source = load_run(run)
@@ -59,6 +60,7 @@ def test_end_to_end_model_starts_with_the_feature_runs_outputs(feature_run):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetuned_run_keeps_its_accuracy_and_records_what_it_did(feature_run, assert_run_files):
     _, _, run, fine = feature_run
     assert_run_files(fine)
@@ -76,6 +78,7 @@ def test_finetuned_run_keeps_its_accuracy_and_records_what_it_did(feature_run, a
     assert loaded.end_to_end and loaded.model.input_shape == (None, 6, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
     feature_run, tmp_path, capsys
 ):
@@ -110,6 +113,7 @@ def test_evaluate_and_predict_decode_raw_frames_for_an_end_to_end_run(
     assert str(video) in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_predict_over_several_videos_never_retraces_the_model(feature_run):
     """Batches of every size run through one traced step (TensorFlow warns after 5 retraces)."""
     sample, _, _, fine = feature_run
@@ -133,6 +137,7 @@ def test_predict_over_several_videos_never_retraces_the_model(feature_run):
     assert not [r.getMessage() for r in records if "retracing" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not(eagerly):
     import keras
 
@@ -165,6 +170,7 @@ def test_unfrozen_layers_change_frozen_ones_and_batchnorm_statistics_do_not(eage
             assert same, f"frozen {layer.name} changed"
 
 
+@pytest.mark.slow
 def test_unknown_layer_name_and_end_to_end_source_are_refused(feature_run, tmp_path):
     _, _, run, fine = feature_run
     with pytest.raises(UsageError, match=r"no layer 'nope'.*conv4"):
@@ -179,6 +185,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_finishes_like_an_uninterrupted_run(
     feature_run, tmp_path, eagerly
 ):

@@ -27,6 +27,7 @@ def test_output_is_a_distribution_over_classes(options):
     assert model.input_shape == (None, 6, 12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_zeroed_padding_rows_do_not_change_the_output(rnn):
     config = HeadConfig(head=rnn, units=8, layers=2, bidirectional=True, dropout=0.5)

@@ -98,6 +98,7 @@ def test_resume_after_an_interruption_gives_the_same_history(runs, head):
     assert resumed.weights_sha256 == straight.weights_sha256
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", head_names())
 def test_run_records_its_head_and_evaluates_several_clips(runs, head):
     straight, _ = runs[head]
@@ -111,6 +112,7 @@ def test_run_records_its_head_and_evaluates_several_clips(runs, head):
     assert model.get_layer("feature_normalization").built
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", head_names())
 def test_predict_equals_the_head_on_the_cached_features(runs, cache, head):
     run_dir = runs[head][0].run_dir
@@ -124,6 +126,7 @@ def test_predict_equals_the_head_on_the_cached_features(runs, cache, head):
     assert top[0][1] == pytest.approx(float(expected.max()), abs=2e-3)
 
 
+@pytest.mark.slow
 def test_streamed_training_equals_in_memory_for_a_convolutional_head(
     runs, cache, tmp_path, eagerly
 ):
@@ -135,6 +138,7 @@ def test_streamed_training_equals_in_memory_for_a_convolutional_head(
     assert streamed.history == runs["tcn"][0].history
 
 
+@pytest.mark.slow
 def test_finetune_wraps_a_transformer_head_end_to_end(runs, cache, tmp_path, eagerly):
     run_dir = runs["transformer"][0].run_dir
     source = load_run(run_dir)

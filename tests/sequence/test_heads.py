@@ -42,6 +42,7 @@ def test_every_head_is_tested():
     assert set(SMALL) == set(head_names())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", sorted(SMALL))
 def test_padding_does_not_change_the_prediction(head):
     model = small_model(head)

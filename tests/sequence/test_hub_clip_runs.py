@@ -57,6 +57,7 @@ def printed_probabilities(capsys):
     return np.array([[top[c] for c in NAMES] for top in tops])
 
 
+@pytest.mark.slow
 def test_the_end_to_end_model_groups_frames_as_extraction_does(hub_presets):
     """A clip of 6 real frames and one of 3 real frames and 3 zero (padding) frames: the
     real frames' rows equal ``Backbone.extract`` of the real frames alone, padding rows are 0."""
@@ -71,6 +72,7 @@ def test_the_end_to_end_model_groups_frames_as_extraction_does(hub_presets):
     assert not got[1, 3:].any()
 
 
+@pytest.mark.slow
 def test_unfreeze_counts_the_spatial_and_temporal_blocks(hub_presets):
     net = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
     assert set_trainable(net, unfreeze=1) == ["transformer_block_0", "ln"]  # temporal block

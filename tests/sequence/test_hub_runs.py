@@ -58,6 +58,7 @@ def probabilities(predictions, class_names):
     return np.array([[dict(p.top)[c] for c in class_names] for p in predictions])
 
 
+@pytest.mark.slow
 def test_the_run_records_the_preset(hub_run):
     config = json.loads((hub_run["run"] / "config.json").read_text())
     assert config["backbone"] == f"hub:{hub_run['preset']}"
@@ -66,6 +67,7 @@ def test_the_run_records_the_preset(hub_run):
     assert config["head"]["head"] == "attentive"
 
 
+@pytest.mark.slow
 def test_evaluate_predict_and_windows_on_a_hub_run(hub_run, capsys):
     run, video = str(hub_run["run"]), hub_run["videos"][0]
     assert main(["evaluate", run, "--split", "val", "--json"]) == 0
@@ -121,6 +123,7 @@ def test_finetune_unfreeze_1_of_a_hub_run_trains_the_last_block_and_predicts(
     assert got.shape == (3, 2) and np.allclose(got.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_preset_whose_weights_changed(hub_run, tmp_path, capsys):
     """Same directory, other weights: exit 2 naming both hashes; the preset is restored after."""
     preset = hub_run["preset"]
@@ -139,6 +142,7 @@ def test_predict_refuses_a_preset_whose_weights_changed(hub_run, tmp_path, capsy
         shutil.copytree(kept, preset)
 
 
+@pytest.mark.slow
 def test_unfreeze_counts_transformer_blocks(hub_presets, eagerly):
     import keras
 

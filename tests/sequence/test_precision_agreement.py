@@ -43,6 +43,7 @@ def int8_cache(feature_run_files):
     return sample, cache, run, summary
 
 
+@pytest.mark.slow
 def test_int8_cache_records_its_agreement_with_fp32(int8_cache):
     _, _, run, summary = int8_cache
     check = summary.precision_check
@@ -58,6 +59,7 @@ def test_int8_cache_records_its_agreement_with_fp32(int8_cache):
     assert "top-1 changed for" in summary.summary()
 
 
+@pytest.mark.slow
 def test_rerun_does_not_calibrate_again_and_fp32_cache_is_not_mixed(int8_cache):
     sample, cache, _, summary = int8_cache
     models = list((Path(summary.out).parent / ".vidseq-int8").glob("*.xml"))
@@ -70,6 +72,7 @@ def test_rerun_does_not_calibrate_again_and_fp32_cache_is_not_mixed(int8_cache):
         extract_features(sample, cache, **OPTIONS)
 
 
+@pytest.mark.slow
 def test_windowed_predict_runs_the_quantised_backbone(int8_cache, tmp_path):
     sample, _, run, _ = int8_cache
     video = sorted(Path(sample).glob("*/*.avi"))[0]
@@ -83,6 +86,7 @@ def test_windowed_predict_runs_the_quantised_backbone(int8_cache, tmp_path):
         predict_windows(run, [video], window=1.0, stride=1.0, precision="int8")
 
 
+@pytest.mark.slow
 def test_resuming_keeps_the_recorded_check_instead_of_running_it_again(int8_cache, monkeypatch):
     sample, _, _, summary = int8_cache
 

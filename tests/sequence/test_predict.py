@@ -33,6 +33,7 @@ def trained_run(tmp_path_factory, eagerly):
     return sample, run
 
 
+@pytest.mark.slow
 def test_predict_reports_top_k_labels_with_probabilities(trained_run):
     sample, run = trained_run
     videos = sorted(str(p) for p in Path(sample).glob("*/*.avi"))[:3]
@@ -51,6 +52,7 @@ def test_predict_reports_top_k_labels_with_probabilities(trained_run):
         assert json.loads(json.dumps(prediction.to_dict()))["top"][0]["label"] == labels[0]
 
 
+@pytest.mark.slow
 def test_predict_equals_the_head_on_the_cached_features(trained_run):
     from vidseq.cache.store import FeatureStore
     from vidseq.sequence.data.temporal import prepare_clip
@@ -69,6 +71,7 @@ def test_predict_equals_the_head_on_the_cached_features(trained_run):
     assert top[1] == pytest.approx(float(expected[best]), abs=2e-3)
 
 
+@pytest.mark.slow
 def test_predict_cli_json_and_unreadable_video(trained_run, tmp_path, capsys):
     sample, run = trained_run
     video = next(Path(sample).glob("Grow/*.avi"))
@@ -82,6 +85,7 @@ def test_predict_cli_json_and_unreadable_video(trained_run, tmp_path, capsys):
     assert f"failed: {missing}" in captured.err
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_run_whose_weights_differ(trained_run, tmp_path, capsys):
     import shutil
 
@@ -99,6 +103,7 @@ def test_predict_refuses_a_run_whose_weights_differ(trained_run, tmp_path, capsy
     assert config_path.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_predict_with_openvino_equals_tensorflow(trained_run, tmp_path, monkeypatch):
     pytest.importorskip(
         "openvino", reason='openvino is not installed (pip install "vidseq[openvino]")'

@@ -93,6 +93,7 @@ def decode_data_uri(src):
 # ------------------------------------------------------------------ evaluation records
 
 
+@pytest.mark.slow
 def test_evaluation_records_top3_per_video_consistent_with_the_confusion_matrix(attention_run):
     metrics = metrics_of(attention_run[1])
     videos = metrics["videos"]
@@ -111,6 +112,7 @@ def test_evaluation_records_top3_per_video_consistent_with_the_confusion_matrix(
 # ------------------------------------------------------------------------- run page
 
 
+@pytest.mark.slow
 def test_training_writes_the_run_page_listing_exactly_the_misclassified_videos(attention_run):
     cache, run = attention_run
     page = parse(run / "report.html")
@@ -133,6 +135,7 @@ def test_training_writes_the_run_page_listing_exactly_the_misclassified_videos(a
                 assert frame.shape[:2] == thumb_size(store.meta.input_size)
 
 
+@pytest.mark.slow
 def test_run_page_shows_attention_weights_that_sum_to_one(attention_run):
     html = (attention_run[1] / "report.html").read_text(encoding="utf-8")
     first = html.split('<article class="video"', 2)[1]
@@ -159,6 +162,7 @@ def test_frame_weights_of_a_self_attention_head_and_none_for_an_rnn(head):
     assert (weights[1, 3:] == 0).all() and (weights[:, :3] > 0).all()
 
 
+@pytest.mark.slow
 def test_max_videos_caps_the_page_most_wrong_first(attention_run, tmp_path):
     result = report(attention_run[1], out=tmp_path / "one.html", max_videos=1)
     page = parse(tmp_path / "one.html")
@@ -187,6 +191,7 @@ def test_filmstrips_of_50_videos_of_16_frames_fit_the_size_budget(video_writer, 
 # ------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.slow
 def test_a_run_whose_videos_moved_renders_marks_them_and_warns_once(
     cache_factory, small_config, eagerly, tmp_path, capsys
 ):
@@ -361,6 +366,7 @@ def test_run_page_in_a_browser(browser, attention_run, shots):
     assert f1 == sorted(f1, reverse=True)
 
 
+@pytest.mark.slow
 def test_compare_tune_and_timeline_pages_in_a_browser(browser, study_dirs, timeline_page, shots):
     for path in (study_dirs[0] / "report.html", study_dirs[1] / "report.html"):
         if not path.exists():

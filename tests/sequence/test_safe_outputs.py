@@ -163,6 +163,7 @@ def test_evaluate_of_another_split_goes_to_its_own_folder(world, capsys):
     assert tree(*map(Path, own)) == own
 
 
+@pytest.mark.slow
 def test_evaluate_out_never_replaces_a_report_file_without_overwrite(world, capsys):
     folder = world["root"] / "reports"
     folder.mkdir()

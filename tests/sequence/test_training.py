@@ -21,6 +21,7 @@ from vidseq.sequence.train.loop import scheduled_lr
 from vidseq.sequence.train.training import train_sequence
 
 
+@pytest.mark.slow
 def test_run_directory_holds_model_config_reports_and_checkpoints(trained_run, assert_run_files):
     cache, run_dir, result, tensorboard = trained_run
     assert_run_files(run_dir)
@@ -108,6 +109,7 @@ def test_same_seed_gives_the_same_history_in_memory_and_streamed(cache_factory, 
     )
 
 
+@pytest.mark.slow
 def test_occupied_run_directory_is_refused_unless_overwrite(
     cache_factory, tmp_path, small_config, eagerly
 ):
@@ -220,6 +222,7 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
         raise _Interrupt
 
 
+@pytest.mark.slow
 def test_a_run_written_by_an_earlier_version_evaluates_and_resumes(
     trained_run, cache_factory, tmp_path, small_config, eagerly
 ):
@@ -258,6 +261,7 @@ def test_unset_epochs_and_lr_come_from_the_data_and_the_head():
     assert given.resolved(180, head="lstm") == given
 
 
+@pytest.mark.slow
 def test_a_run_records_and_trains_with_its_heads_learning_rate(cache_factory, tmp_path):
     config = TrainConfig.from_dict({"head": "gru", "units": 8, "epochs": 1, "lr": None})
     result = train_sequence(cache_factory(), tmp_path / "run", config, verbose=0)

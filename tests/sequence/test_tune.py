@@ -151,6 +151,7 @@ def test_folds_score_each_trial_by_the_mean_of_its_k_runs(cache_factory, tmp_pat
         tune(cache, tmp_path / "cv", folds=3, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_fold_run_evaluates_on_its_own_fold(cache_factory, small_config, tmp_path, eagerly):
     cache = cache_factory(per_class={"train": 6, "val": 2, "test": 2})
     with eagerly():

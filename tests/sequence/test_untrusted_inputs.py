@@ -124,6 +124,7 @@ def written(path, data):
     return Path(path).read_bytes()
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=EXAMPLES)
 @given(data=st.data())
 def test_any_config_json_ends_in_an_exit_code_and_one_line(files, data):
@@ -278,6 +279,7 @@ COMMANDS = list(command_parsers(build_parser()))  # every command, from the pars
 FLAG_CHOICES = [(command, flag) for command in COMMANDS for flag in flags_of(command)]
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=2 * EXAMPLES)
 @given(choice=st.sampled_from(FLAG_CHOICES), value=st.sampled_from(VALUES))
 def test_any_flag_value_of_every_command_ends_in_an_exit_code_and_one_line(

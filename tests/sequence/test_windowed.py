@@ -50,6 +50,7 @@ def test_a_window_the_length_of_a_clip_gives_plain_predict_probabilities(run, tm
     assert (window.start, window.end) == (0.0, pytest.approx(len(frames) / fps))
 
 
+@pytest.mark.slow
 def test_windows_aligned_with_joined_clips_get_whole_clip_labels(run, tmp_path):
     names = ["Grow", "Shrink", "Shrink", "Grow", "Shrink", "Grow"]
     clips = [fixed_length_clip(name, group) for group, name in enumerate(names, start=1)]
