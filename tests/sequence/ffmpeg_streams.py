@@ -162,14 +162,16 @@ class FFmpegServer(_ServerProcess):
 
 
 def start_hls(clip, folder, seconds: float) -> subprocess.Popen:
-    """Starts ``ffmpeg`` writing ``folder/index.m3u8`` (1-second segments) in real time.
+    """Starts ``ffmpeg`` writing ``folder/index.m3u8`` in real time.
 
     The playlist is an EVENT playlist that grows for ``seconds``; returns once
-    it exists. The caller kills the process.
+    it exists, a segment later. Segments end at the first key frame half a
+    second in: 0.96 s (24 frames) each, the shortest whose target duration
+    (a whole number of seconds) is not 0. The caller kills the process.
     """
     command = [ffmpeg_program(), "-hide_banner", "-loglevel", "error", "-nostats", "-re"]
     command += ["-stream_loop", "-1", "-i", str(clip), "-t", str(seconds), "-c", "copy"]
-    command += ["-f", "hls", "-hls_time", "1", "-hls_list_size", "0"]
+    command += ["-f", "hls", "-hls_time", "0.5", "-hls_list_size", "0"]
     command += ["-hls_playlist_type", "event", str(Path(folder) / "index.m3u8")]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -220,7 +222,8 @@ class _Serving:
 
     def __init__(self, server):
         self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve = functools.partial(server.serve_forever, poll_interval=0.05)  # a quick kill()
+        threading.Thread(target=serve, daemon=True).start()
 
     @property
     def port(self) -> int:
@@ -266,12 +269,17 @@ class GarbageServer(_Serving):
 
 
 class FolderServer(_Serving):
-    """Serves a folder at ``http://127.0.0.1:<port>/``."""
+    """Serves a folder at ``http://127.0.0.1:<port>/``; ``requests`` lists the paths asked for."""
 
     def __init__(self, folder):
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-        handler.log_message = lambda *args: None
-        super().__init__(_Server(handler))
+        self.requests = []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                requests.append(self.path)
+
+        super().__init__(_Server(functools.partial(Handler, directory=str(folder))))
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -3,12 +3,15 @@
 It serves ``multipart/x-mixed-replace`` JPEG frames, as IP cameras do, playing
 a list of frames in a loop at ``fps * speed`` frames per second of real time
 (``speed < 1``: a server slower than real time). :meth:`stop` closes every open
-connection, as a crashed camera would; :meth:`start` again serves on the same
-port.
+connection at once, as a crashed camera would: the client reads the end of its
+stream, and no frame goes out on an old connection after ``stop`` returns, so
+:meth:`start` may serve again on the same port right away.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.server
 import socket
 import threading
@@ -37,7 +40,9 @@ class MJPEGServer:
         self.port = port
         self.sent = 0
         self._server = None
-        self._running = threading.Event()
+        self._life = 0  # bumped by stop(): a playing thread of an older life returns
+        self._lock = threading.Lock()
+        self._connections = {}  # open connection -> the life it was accepted in
 
     @property
     def url(self) -> str:
@@ -53,7 +58,7 @@ class MJPEGServer:
                     "Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}"
                 )
                 self.end_headers()
-                server._play(self.wfile)
+                server._play(self.connection, self.wfile)
 
             def log_message(self, *args):
                 pass
@@ -62,17 +67,24 @@ class MJPEGServer:
             allow_reuse_address = True
             daemon_threads = True
 
+            def get_request(self):  # before stop() returns, every accepted one is known
+                connection, address = super().get_request()
+                with server._lock:
+                    server._connections[connection] = server._life
+                return connection, address
+
         self._server = Server(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
-        self._running.set()
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)  # a quick stop()
+        threading.Thread(target=serve, daemon=True).start()
         return self
 
-    def _play(self, out) -> None:
+    def _play(self, connection, out) -> None:
+        life = self._connections.get(connection)
         next_time = time.monotonic()
         i = 0
         try:
-            while self._running.is_set():
+            while life == self._life:
                 jpeg = self.jpegs[i % len(self.jpegs)]
                 head = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (
                     BOUNDARY,
@@ -88,13 +100,17 @@ class MJPEGServer:
             pass
 
     def stop(self) -> None:
-        """Stops serving and closes every open connection."""
-        self._running.clear()
+        """Stops serving and closes every open connection: the client reads the end at once."""
         if self._server is not None:
-            self._server.shutdown()
+            self._server.shutdown()  # accepts no more connections
             self._server.server_close()
             self._server = None
-        time.sleep(2 * self.interval)  # the playing threads see the flag and return
+        with self._lock:
+            self._life += 1
+            for connection in self._connections:  # a write after this fails: no frame goes out
+                with contextlib.suppress(OSError):  # the client went away already
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._connections.clear()
 
 
 def free_port() -> int:
