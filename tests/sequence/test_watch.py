@@ -25,6 +25,7 @@ def server():
     live.stop()
 
 
+@pytest.mark.slow
 def test_watch_labels_a_live_stream_every_stride(run, server, capsys):
     code = main(
         [
@@ -79,6 +80,7 @@ def test_watch_survives_a_server_restart_mid_stream(run, server):
     assert sum(t > reconnected[0] for t in decisions) >= 2
 
 
+@pytest.mark.slow
 def test_watch_gives_up_after_its_reconnections_with_exit_1(run, server):
     log = []
 
@@ -98,6 +100,7 @@ def test_watch_gives_up_after_its_reconnections_with_exit_1(run, server):
     assert log[-1].endswith("gave up after 1 attempts without a frame"), log
 
 
+@pytest.mark.slow
 def test_a_server_slower_than_real_time_does_not_make_watch_lag(run):
     frames, fps = sample_video("Shrink", 1, 1)
     slow = MJPEGServer(frames, fps, speed=0.4).start()
@@ -126,6 +129,7 @@ def test_an_unreachable_source_is_one_line_and_exit_2(run, capsys):
     assert err[-1].startswith("vidseq: error: http://127.0.0.1:") and "cannot open" in err[-1]
 
 
+@pytest.mark.slow
 def test_watch_plays_a_file_to_its_end_and_exits_0(run, tmp_path):
     frames, fps = sample_video("Grow", 2, 1)
     frames = frames[:40]  # 1.5 s: three ticks

@@ -62,16 +62,19 @@ def watch_two_decisions(run, url, capsys):
         assert {t["label"] for t in decision["top"]} == LABELS and decision["frames"] > 10
 
 
+@pytest.mark.slow
 def test_watch_labels_the_stream_of_ffmpegs_http_server(run, ffmpeg_server, capsys):
     watch_two_decisions(run, ffmpeg_server.url, capsys)
     assert ffmpeg_server.frames > 25
 
 
+@pytest.mark.slow
 def test_watch_labels_the_stream_of_an_rtsp_server(run, clip, capsys):
     with RTSPServer(clip) as server:
         watch_two_decisions(run, server.url, capsys)
 
 
+@pytest.mark.slow
 def test_an_ffmpeg_server_killed_mid_stream_exits_1_after_the_reconnections(
     run, ffmpeg_server, capsys
 ):
