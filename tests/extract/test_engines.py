@@ -33,10 +33,17 @@ needs_openvino = pytest.mark.skipif(
 SAMPLING = SamplingConfig(mode="uniform", num_frames=4)
 
 
-@pytest.fixture(autouse=True)
-def converted_models_in_tmp(tmp_path, monkeypatch):
-    """Converted OpenVINO models go to the test's own folder, never to ~/.cache."""
-    monkeypatch.setenv("VIDSEQ_CACHE", str(tmp_path / "vidseq-cache"))
+@pytest.fixture(scope="module", autouse=True)
+def converted_models_in_tmp(tmp_path_factory):
+    """Converted OpenVINO models go to the module's own folder, never to ~/.cache.
+
+    Shared by the module's tests: a network converted once at one batch size is loaded,
+    not converted again, by the next test that runs it (the tests that check converting
+    and the on-disk cache name their own ``cache_dir``).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIDSEQ_CACHE", str(tmp_path_factory.mktemp("vidseq-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +168,7 @@ def test_openvino_conversion_is_cached_on_disk_by_key(tmp_path):
 @needs_openvino
 def test_openvino_rejects_frames_of_another_shape():
     net = load_backbone("tiny", "none")
-    engine = load_engine(net, "openvino", batch_size=2)
+    engine = load_engine(net, "openvino", batch_size=4)  # as features_equal[tiny] converts it
     with pytest.raises(UsageError, match="expects uint8 frames of shape"):
         engine.extract(np.zeros((2, 32, 32, 3), dtype=np.uint8))
 

@@ -62,9 +62,18 @@ def test_pooling_is_checked(hub_presets):
         load_backbone(f"hub:{hub_presets['dinov2']}", "imagenet")
 
 
-@pytest.mark.slow
-def test_videoprism_reads_groups_of_its_frames(hub_presets):
+@pytest.fixture(scope="module")
+def videoprism(hub_presets, tmp_path_factory):
+    """``(net, cache_dir)``: the tiny VideoPrism backbone, loaded once (engines convert or
+    copy it, never change it), and one folder for its OpenVINO conversions, so that a
+    conversion at one batch size is converted once and loaded by the other tests."""
     net = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
+    return net, tmp_path_factory.mktemp("videoprism-openvino")
+
+
+@pytest.mark.slow
+def test_videoprism_reads_groups_of_its_frames(hub_presets, videoprism):
+    net, _ = videoprism
     assert net.clip_frames == 4 and net.config["family"] == "videoprism"
     images = frames(6, seed=1)
     # 6 frames: one group of 4, then frames 4, 5 completed by repeating frame 5.
@@ -180,33 +189,34 @@ def test_openvino_engine_gives_tensorflows_features(hub_presets, tmp_path):
 
 
 @pytest.mark.slow
-def test_openvino_engine_groups_a_clip_encoders_frames_as_tensorflow_does(hub_presets, tmp_path):
+def test_openvino_engine_groups_a_clip_encoders_frames_as_tensorflow_does(videoprism):
     """VideoPrism (groups of 4) in batches of 6 frames, rounded up to 8: 10 frames are
     groups 0-3, 4-7 and 8, 9 completed by repeating 9; the last call holds one zero group."""
     pytest.importorskip("openvino")
     from vidseq.extract.models.engines import load_engine
 
-    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
-    engine = load_engine(clip, "openvino", batch_size=6, cache_dir=tmp_path)
+    clip, cache_dir = videoprism
+    engine = load_engine(clip, "openvino", batch_size=6, cache_dir=cache_dir)
     assert engine.batch_size == 8
     images = frames(10, seed=3)
     np.testing.assert_allclose(engine.extract(images), clip.extract(images), atol=1e-5)
     np.testing.assert_allclose(engine.extract(images[:3]), clip.extract(images[:3]), atol=1e-5)
     with pytest.raises(UsageError, match="precision int8 quantises frame encoders"):
-        load_engine(clip, "openvino", precision="int8", cache_dir=tmp_path)
+        load_engine(clip, "openvino", precision="int8", cache_dir=cache_dir)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16")
 @pytest.mark.parametrize("engine", ["tf", "openvino"])
-def test_bf16_groups_a_clip_encoders_frames_as_fp32_does(hub_presets, engine, tmp_path):
+def test_bf16_groups_a_clip_encoders_frames_as_fp32_does(videoprism, engine):
     """10 frames through VideoPrism in bfloat16: grouped by 4 as in FP32 (the last group
-    completed), one row per frame, close to the FP32 features but not equal to them."""
+    completed), one row per frame, close to the FP32 features but not equal to them.
+    OpenVINO compiles for bfloat16 the FP32 conversion (batch 8) of the test above."""
     pytest.importorskip({"openvino": "openvino"}.get(engine, "tensorflow"))
     from vidseq.extract.models.engines import load_engine
 
-    clip = load_backbone(f"hub:{hub_presets['videoprism']}", "preset")
-    lowered = load_engine(clip, engine, batch_size=4, precision="bf16", cache_dir=tmp_path)
+    clip, cache_dir = videoprism
+    lowered = load_engine(clip, engine, batch_size=8, precision="bf16", cache_dir=cache_dir)
     images = frames(10, seed=5)
     got, reference = lowered.extract(images), clip.extract(images)
     assert got.shape == reference.shape == (10, clip.feature_dim) and got.dtype == np.float32

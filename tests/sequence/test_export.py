@@ -1,8 +1,8 @@
 """export: every format from real runs, run in its own runtime, equal to the run's predictions.
 
 Two tiny runs on real encoded sample videos (the tiny CNN at 32x32; the cache
-holds 6 frames per video and the heads read 4, so the export's frame sampling
-must take the centre sample as the run does): the demo's head (one LSTM layer)
+holds 6 frames per video and the other heads read 4 or 3, so the export's frame
+sampling must take the centre sample as the run does): the demo's head (one LSTM layer)
 and a non-default one (two bidirectional GRU layers). Each format is exported
 once per run (module-scoped) and its probabilities compared with
 ``predict_videos`` on the run to 1e-4.
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADS = {
     "lstm": {"rnn": "lstm"},  # the demo's head (no feature standardisation)
     "transformer": {"head": "transformer"},  # a non-default head, standardised features
-    "bigru2": {"rnn": "gru", "layers": 2, "bidirectional": True},  # unrolled, go_backwards
+    # Unrolled, go_backwards; 3 frames: its 2 x 2 GRU layers unroll into a cell per frame.
+    "bigru2": {"rnn": "gru", "layers": 2, "bidirectional": True, "frames": 3},
     "tcn": {"head": "tcn"},
     "attention": {"head": "attention"},
 }
@@ -52,7 +53,7 @@ def runs(tmp_path_factory, feature_run_files, eagerly):
     """``{"sample": dir, "videos": [6 videos], HEAD: run_dir for every HEADS name}``.
 
     The demo-like run (the shared feature run) reads all 6 cached frames; the
-    others, trained here on the same cache, read 4 of them.
+    others, trained here on the same cache, read 4 of them (bigru2 3).
     """
     from vidseq.sequence.config import TrainConfig
     from vidseq.sequence.train.training import train_sequence
@@ -175,12 +176,12 @@ def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     run = load_run(runs["bigru2"])
     result = export_run(runs["bigru2"], tmp_path / "head", format="onnx", part="head", batch=3)
     assert [t.name for t in result.manifest.inputs] == ["features", "mask"]
-    assert result.manifest.inputs[0].shape == (3, 4, run.config["feature_dim"])
+    assert result.manifest.inputs[0].shape == (3, 3, run.config["feature_dim"])
     with FeatureStore(run.config["cache_path"]) as store:
-        rows = [prepare_clip(store.features(i), int(store.num_valid[i]), 4) for i in range(5)]
+        rows = [prepare_clip(store.features(i), int(store.num_valid[i]), 3) for i in range(5)]
     features = np.stack(rows)
     features[1, 2:] = 7.0  # garbage after a video's 2 real rows: the mask must hide it
-    mask = np.ones((5, 4), np.float32)
+    mask = np.ones((5, 3), np.float32)
     mask[1, 2:] = 0.0
     clean = features.copy()
     clean[1, 2:] = 0.0
