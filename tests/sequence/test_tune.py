@@ -300,8 +300,8 @@ def _running_trial(worker, open_study, number, timeout=120):
 def test_killed_tune_resumes_to_exactly_the_requested_trials(cache_factory, tmp_path, eagerly):
     cache = cache_factory(per_class={"train": 8, "val": 3, "test": 3})
     space = tmp_path / "space.json"
-    # 4 epochs: a trial (seconds, mostly building the model) is caught running
-    space.write_text(json.dumps({**TINY_SPACE, "epochs": 4}))
+    # 2 epochs: a trial (a second or more, mostly building the model) is caught running
+    space.write_text(json.dumps({**TINY_SPACE, "epochs": 2}))
     out = tmp_path / "tune"
     # 3 trials: #0 completes, #1 is killed; the rerun must count #0, retry #1 once, add one
     worker = subprocess.Popen(_tune_command(cache, out, space, "--trials", 3))
