@@ -104,7 +104,7 @@ def test_input_size_rebuilds_a_resizable_encoder_at_that_size(hub_presets, tmp_p
     reference = keras_hub.models.Backbone.from_preset(str(preset), image_shape=(48, 48, 3))
     own = keras_hub.layers.ImageConverter.from_preset(str(preset))  # resizes to 32x32: the
     converter = type(own)(image_size=(48, 48), scale=own.scale, offset=own.offset)  # same at 48
-    expected = np.asarray(reference(converter(images)))[:, 0]
+    expected = np.asarray(reference({"images": converter(images)}))[:, 0]
     np.testing.assert_allclose(net.extract(images), expected, atol=1e-5)
     same = load_backbone(f"hub:{preset}", "preset", input_size=(32, 32))  # its own: no rebuild
     assert same.input_size == (32, 32)
