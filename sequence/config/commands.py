@@ -105,6 +105,15 @@ class TrainConfig(Config):
     fold: int = setting(0, kind=int, low=0, help="the fold that validates (0 to --folds - 1)")
     eval_clips: int = _eval_clips()
 
+    def split_keywords(self):
+        """How runs of these settings split their data, as keywords of ``splits_of``."""
+        return {
+            "val_fraction": self.val_fraction,
+            "seed": self.fit.seed,
+            "folds": self.folds,
+            "fold": self.fold,
+        }
+
     def validate(self):
         """Raises UsageError naming the first bad field, or a ``fold`` outside ``folds``."""
         super().validate()

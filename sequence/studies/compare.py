@@ -164,14 +164,8 @@ def _baseline(cache, config, seeds):
         labels = np.asarray(store.labels, dtype=np.int64)
         out, split = [], "test"
         for seed in seeds:
-            splits = splits_of(
-                store,
-                val_fraction=config.val_fraction,
-                seed=seed,
-                folds=config.folds,
-                fold=config.fold,
-                source=str(cache),
-            )
+            keywords = {**config.split_keywords(), "seed": seed}
+            splits = splits_of(store, **keywords, source=str(cache))
             split, indices = evaluation_split(splits)
             result = bag_of_frames_baseline(
                 means[splits.train],

@@ -92,14 +92,7 @@ def _read_cache(store, cache_path, config, saved_config):
         raise UsageError(
             f"{cache_path}: label {int(labels.max())} is outside the {len(class_names)} class names"
         )
-    splits = splits_of(
-        store,
-        val_fraction=config.val_fraction,
-        seed=config.fit.seed,
-        folds=config.folds,
-        fold=config.fold,
-        source=str(cache_path),
-    )
+    splits = splits_of(store, **config.split_keywords(), source=str(cache_path))
     num_valid = np.asarray(store.num_valid, dtype=np.int64)
     longest = int(np.max(store.lengths))
     if config.frames is not None and config.frames > longest:
