@@ -56,7 +56,7 @@ from vidseq.sequence.export.manifest import (
     get_format,
     write_manifest,
 )
-from vidseq.sequence.export.onnx_ops import check_onnx_ops, register_erfc
+from vidseq.sequence.export.onnx_ops import check_onnx_ops, optimize_in_place, register_erfc
 from vidseq.sequence.runs.saved_run import CUSTOM_OBJECTS, load_run, load_run_backbone
 from vidseq.sequence.train.end_to_end import build_end_to_end
 from vidseq.version import __version__
@@ -395,7 +395,9 @@ def _write_onnx(model, specs, path):
     register_erfc()
     with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object: NumPy 2 warns
         warnings.filterwarnings("ignore", r"In the future `np\.object`", FutureWarning)
-        model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+        optimize_in_place(
+            lambda: model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+        )
     graph = onnx.load(str(path))
     check_onnx_ops(graph)
     old = graph.graph.output[0].name

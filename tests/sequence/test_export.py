@@ -403,3 +403,44 @@ def test_an_op_the_converter_lacks_is_one_line_naming_op_and_format(fmt, tmp_pat
         write_model_files(model, tmp_path, fmt)
     message = str(refused.value)
     assert message.startswith(f"the {fmt} format cannot take op Igamma") and "\n" not in message
+
+
+class _PassThatFailsInPlace:
+    """A tf2onnx optimizer pass that raises when tf2onnx applies passes in place."""
+
+    settings = []
+    graph_been_opt = False
+
+    def optimize(self, graph, iteration):
+        setting = os.environ.get("TF2ONNX_CATCH_ERRORS")
+        self.settings.append(setting)
+        if setting == "FALSE":
+            raise RuntimeError("an optimizer pass that fails")
+        return graph
+
+
+def test_an_onnx_optimizer_pass_that_fails_in_place_is_retried_as_tf2onnx_does(
+    tmp_path, monkeypatch
+):
+    """Passes run in place first; a pass that raises there gets tf2onnx's default run,
+    which skips it, and the export still predicts what the model does."""
+    optimizer = pytest.importorskip("tf2onnx.optimizer")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import keras
+
+    monkeypatch.delenv("TF2ONNX_CATCH_ERRORS", raising=False)
+    monkeypatch.setitem(optimizer._optimizers, "fails_in_place", _PassThatFailsInPlace)
+    monkeypatch.setattr(_PassThatFailsInPlace, "settings", [])
+    features, mask = keras.Input((4, 8), name="features"), keras.Input((4,), name="mask")
+    pooled = keras.layers.GlobalAveragePooling1D()(features)
+    model = keras.Model([features, mask], keras.layers.Dense(3, activation="softmax")(pooled))
+    write_model_files(model, tmp_path, "onnx")
+    settings = _PassThatFailsInPlace.settings
+    assert settings[0] == "FALSE" and set(settings[1:]) == {None}
+    assert "TF2ONNX_CATCH_ERRORS" not in os.environ
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype(np.float32)
+    m = np.ones((2, 4), np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    feeds = dict(zip([i.name for i in session.get_inputs()], (x, m), strict=True))
+    got = session.run(None, feeds)[0]
+    np.testing.assert_allclose(got, model.predict([x, m], verbose=0), rtol=0, atol=1e-6)
