@@ -10,9 +10,10 @@ float32 (1 for a real frame, 0 for padding) to probabilities.
 How each format is written (Keras 3 export where it serves, the format's
 converter where it does not):
 
-* ``savedmodel``: ``keras.export.ExportArchive``, one ``serving_default``
-  signature with named inputs (``frames``, or ``features`` and ``mask``) and one
-  named output, ``probabilities``.
+* ``savedmodel``: ``tf.saved_model.save`` of the model's variables and one
+  ``serve`` function, also the ``serving_default`` signature, with named inputs
+  (``frames``, or ``features`` and ``mask``) and one named output, ``probabilities``
+  (Keras' ``ExportArchive`` writes the same signature with every weight twice).
 * ``onnx``: ``model.export(format="onnx")`` (tf2onnx), output renamed to
   ``probabilities``.
 * ``openvino``: ``openvino.convert_model`` in memory on the concrete function
@@ -351,11 +352,18 @@ def _serving_function(model, count):
 
 
 def _write_saved_model(model, specs, path):
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    """Saves a ``tf.Module``: the model's variables, ``serve`` and its ``serving_default``.
+
+    ``tf.saved_model.save`` rather than Keras' ``ExportArchive``, which stores every
+    weight twice (under ``variables`` and ``_all_variables``) and traces the
+    endpoint again for layers it walks: the same signature, half the variables.
+    """
+    module = tf.Module()
     serve = _serving_function(model, len(specs))
-    archive.add_endpoint("serve", serve, input_signature=specs)
-    archive.write_out(str(path), verbose=False)
+    module.serve = tf.function(serve, input_signature=specs, autograph=False)
+    signature = module.serve.get_concrete_function()
+    module.captured_variables = list(signature.variables)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
 
 
 def _write_openvino(model, specs, path):

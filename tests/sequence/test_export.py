@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -408,7 +409,7 @@ def test_an_op_the_converter_lacks_is_one_line_naming_op_and_format(fmt, tmp_pat
 class _PassThatFailsInPlace:
     """A tf2onnx optimizer pass that raises when tf2onnx applies passes in place."""
 
-    settings = []
+    settings: ClassVar[list] = []
     graph_been_opt = False
 
     def optimize(self, graph, iteration):
