@@ -10,8 +10,8 @@ float32 (1 for a real frame, 0 for padding) to probabilities.
 How each format is written (Keras 3 export where it serves, the format's
 converter where it does not):
 
-* ``savedmodel``: ``tf.saved_model.save`` of the model's variables and one
-  ``serve`` function, also the ``serving_default`` signature, with named inputs
+* ``savedmodel``: ``tf.saved_model.save`` of one ``serve`` function (also the
+  ``serving_default`` signature) and the variables it reads, with named inputs
   (``frames``, or ``features`` and ``mask``) and one named output, ``probabilities``
   (Keras' ``ExportArchive`` writes the same signature with every weight twice).
 * ``onnx``: ``model.export(format="onnx")`` (tf2onnx), output renamed to
@@ -352,7 +352,7 @@ def _serving_function(model, count):
 
 
 def _write_saved_model(model, specs, path):
-    """Saves a ``tf.Module``: the model's variables, ``serve`` and its ``serving_default``.
+    """Saves a ``tf.Module``: ``serve``, its ``serving_default`` and the variables it reads.
 
     ``tf.saved_model.save`` rather than Keras' ``ExportArchive``, which stores every
     weight twice (under ``variables`` and ``_all_variables``) and traces the

@@ -24,10 +24,16 @@ import pytest
 
 from vidseq.cli import main
 from vidseq.errors import UsageError
-from vidseq.sequence.export.build import check_format_available, export_run, write_model_files
+from vidseq.sequence.export.build import (
+    build_export_model,
+    check_format_available,
+    export_run,
+    write_model_files,
+)
 from vidseq.sequence.export.manifest import FORMATS, MANIFEST_FILE, read_manifest
 from vidseq.sequence.export.runtime import ExportedModel, predict_export, read_export_clip
 from vidseq.sequence.infer.predict import predict_videos
+from vidseq.sequence.runs.saved_run import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADS = {
@@ -166,6 +172,19 @@ def test_exported_graph_has_no_loop_and_no_cudnn_op(exports):
     ops |= {n.op for f in graph.library.function for n in f.node_def}
     assert not {op for op in ops if "While" in op or "TensorList" in op or "Cudnn" in op}
     assert "MatMul" in ops
+
+
+@pytest.mark.slow
+def test_a_savedmodel_stores_each_weight_once(runs, exports):
+    """No more values than the end-to-end model has weights (Keras' ExportArchive, which
+    vidseq no longer uses, stored each one twice)."""
+    import tensorflow as tf
+
+    path = exports("lstm", "savedmodel") / "saved_model" / "variables" / "variables"
+    shapes = tf.train.load_checkpoint(str(path)).get_variable_to_shape_map()
+    stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if "VARIABLE_VALUE" in key)
+    weights = build_export_model(load_run(runs["lstm"]), "end-to-end").count_params()
+    assert weights * 0.9 < stored <= weights
 
 
 @pytest.mark.slow
