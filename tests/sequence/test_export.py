@@ -191,7 +191,6 @@ def test_a_savedmodel_stores_each_weight_once(runs, exports):
 def test_head_export_reads_features_and_mask(runs, tmp_path, capsys):
     from vidseq.cache.store import FeatureStore
     from vidseq.sequence.data.temporal import prepare_clip
-    from vidseq.sequence.runs.saved_run import load_run
 
     run = load_run(runs["bigru2"])
     result = export_run(runs["bigru2"], tmp_path / "head", format="onnx", part="head", batch=3)
