@@ -438,6 +438,7 @@ class _PassThatFailsInPlace:
         return graph
 
 
+@pytest.mark.slow
 def test_an_onnx_optimizer_pass_that_fails_in_place_is_retried_as_tf2onnx_does(
     tmp_path, monkeypatch
 ):
