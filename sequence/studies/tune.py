@@ -138,7 +138,10 @@ class _Objective:
             )
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-            keras.backend.clear_session()  # trials do not pile up graphs
+            # Trials do not pile up graphs. No forced garbage collection: it would walk
+            # every live object, TensorFlow's own included, after each trial, and Python's
+            # collector frees the trial's model in its own time (Keras' advice for loops).
+            keras.backend.clear_session(free_memory=False)
 
 
 def kept_val_loss(result):
