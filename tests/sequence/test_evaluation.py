@@ -47,14 +47,14 @@ def test_metrics_match_sklearn_and_hand_counts():
 
 @pytest.mark.slow
 def test_evaluate_run_writes_reports_and_shows_what_order_adds(trained_run, tmp_path):
-    _, run_dir, result, _ = trained_run
+    _, run_dir, trained, _ = trained_run
     result = evaluate_run(run_dir, out_dir=tmp_path / "eval")
     metrics = result.metrics
     for name in ("metrics.json", "classification_report.txt", "confusion_matrix.png"):
         assert (tmp_path / "eval" / name).is_file()
     # Same model, same cache, same clips: the numbers training reported.
-    assert metrics["accuracy"] == result.metrics["accuracy"]
-    assert metrics["confusion_matrix"] == result.metrics["confusion_matrix"]
+    assert metrics["accuracy"] == trained.metrics["accuracy"]
+    assert metrics["confusion_matrix"] == trained.metrics["confusion_matrix"]
     assert metrics["clips"] == 3 and "single_clip_accuracy" in metrics
     assert metrics["accuracy"] >= 0.9
     # The baseline separates the pairs but not the order inside a pair.
