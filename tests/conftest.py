@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
@@ -50,14 +51,33 @@ def numbered_frames(count, height=48, width=64):
     return np.broadcast_to(values[:, None, None, None], (count, height, width, 3)).copy()
 
 
-def pytest_collection_modifyitems(items):
-    """Runs the files that hold a ``slow`` test first, each file's tests still together.
+LONGEST_FILES = (
+    "sequence/test_distribute.py",
+    "sequence/test_finetune.py",
+    "sequence/test_tune.py",
+    "test_reliability_extract.py",
+)
+"""The four test files that take longest (``pytest --durations=0``), run first, longest first.
 
-    With two xdist workers each taking a whole file (``--dist loadfile``), a long file
-    that started last would leave one worker idle while the other finishes it.
+A stale entry costs only balance between the workers, never a test.
+"""
+
+
+def pytest_collection_modifyitems(items):
+    """Runs the longest files first, then the other files that hold a ``slow`` test.
+
+    Each file's tests stay together. With two xdist workers each taking a whole file
+    (``--dist loadfile``), a long file that started last would leave one worker idle
+    while the other finishes it; the short files at the end fill the gaps.
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept
+    root = Path(__file__).parent
+    longest = {root / name: rank for rank, name in enumerate(LONGEST_FILES)}
+
+    def order(item):
+        return (longest.get(item.path, len(longest)), item.path not in slow_files)
+
+    items.sort(key=order)  # stable: the order within each group is kept
 
 
 @pytest.fixture
