@@ -217,13 +217,30 @@ def _forward_clip(rng: np.random.Generator, pair_index: int, scene: dict):
         colours = np.repeat(colour[None], count, axis=0)
         opacity = np.ones(count)
 
+    # What a pixel the shape does not touch becomes (in float64, as the blend computes).
+    still = np.clip(np.rint(background.astype(np.float64)), 0, 255).astype(np.uint8)
     frames = []
     for t in range(count):
         coverage = _mask(shape, centres[t], scales[t], angles[t]) * opacity[t]
-        coverage = coverage[..., None]
-        frame = background * (1 - coverage) + colours[t].astype(np.float32) * coverage
-        frames.append(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+        frames.append(_composite(background, still, coverage, colours[t].astype(np.float32)))
     return frames, fps
+
+
+def _composite(background, still, coverage, colour) -> np.ndarray:
+    """``background * (1 - coverage) + colour * coverage`` rounded to uint8.
+
+    Blended only inside the box where ``coverage`` is not zero; outside it the
+    result is ``still``, the background rounded.
+    """
+    frame = still.copy()
+    rows = np.flatnonzero(coverage.any(axis=1))
+    if rows.size:
+        cols = np.flatnonzero(coverage.any(axis=0))
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        alpha = coverage[box][..., None]
+        blend = background[box] * (1 - alpha) + colour * alpha
+        frame[box] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return frame
 
 
 def sample_video(name: str, group: int, clip: int, *, seed: int = 0):
