@@ -51,31 +51,35 @@ def numbered_frames(count, height=48, width=64):
     return np.broadcast_to(values[:, None, None, None], (count, height, width, 3)).copy()
 
 
-LONGEST_FILES = (
+FIRST_FILES = (
     "sequence/test_distribute.py",
     "sequence/test_finetune.py",
+    "sequence/test_watch_servers.py",
     "sequence/test_tune.py",
     "test_reliability_extract.py",
 )
-"""The four test files that take longest (``pytest --durations=0``), run first, longest first.
+"""Test files that start first, in this order: the four that take longest
+(``pytest --durations=0``), and the stream servers' tests, which mostly wait on real
+time, beside the two-process tests of test_distribute.py that can use the idle core.
 
 A stale entry costs only balance between the workers, never a test.
 """
 
 
 def pytest_collection_modifyitems(items):
-    """Runs the longest files first, then the other files that hold a ``slow`` test.
+    """Runs :data:`FIRST_FILES` first, then the other files that hold a ``slow`` test.
 
     Each file's tests stay together. With two xdist workers each taking a whole file
     (``--dist loadfile``), a long file that started last would leave one worker idle
-    while the other finishes it; the short files at the end fill the gaps.
+    while the other finishes it; the short files at the end fill the gaps. Files next
+    to each other in this order tend to run at the same time.
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     root = Path(__file__).parent
-    longest = {root / name: rank for rank, name in enumerate(LONGEST_FILES)}
+    first = {root / name: rank for rank, name in enumerate(FIRST_FILES)}
 
     def order(item):
-        return (longest.get(item.path, len(longest)), item.path not in slow_files)
+        return (first.get(item.path, len(first)), item.path not in slow_files)
 
     items.sort(key=order)  # stable: the order within each group is kept
 
