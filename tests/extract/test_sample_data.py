@@ -102,6 +102,25 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, small_sample):
     assert all(first[name] != second[name] for name in videos)
 
 
+DRAWN = {  # sha256 of the drawn frames of clip g02_c01, seed 0 (the demo's data), first 16
+    "Grow": "bd7005407d2545a5",
+    "FadeIn": "e06f5727d5b21634",
+    "RedToBlue": "de6da042117ff3fd",
+    "RotateCW": "e801f0e0791b99ef",
+}
+
+
+@pytest.mark.parametrize(("name", "digest"), DRAWN.items())
+def test_drawn_frames_stay_the_frames_the_docs_measured(name, digest):
+    """One clip per kind of change (size, opacity, colour, rotation), pixel for pixel.
+
+    docs/results.md reports the demo on these frames; a change to the drawing (or to the
+    way it is computed) must not change a pixel unless those figures are measured again.
+    """
+    frames, _ = sample_video(name, 2, 1, seed=0)
+    assert hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest()[:16] == digest
+
+
 def test_default_set_size():
     assert len(SAMPLE_CLASSES) == 8
     assert sorted(SAMPLE_CLASSES) == sorted(n for pair in SAMPLE_PAIRS for n in pair)
