@@ -28,6 +28,8 @@ import re
 import sys
 import tempfile
 
+from vidseq.frozen_imports import frozen_imports
+
 DEBUG_ENV = "VIDSEQ_DEBUG"
 NVIDIA_DRIVER = "/proc/driver/nvidia/version"
 
@@ -51,20 +53,26 @@ def debug_requested(verbose: bool = False) -> bool:
 def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
     """Imports TensorFlow without its start-up chatter; idempotent.
 
+    The import runs under :func:`~vidseq.frozen_imports.frozen_imports`, which
+    spares the garbage collector from walking TensorFlow's objects.
+
     Args:
         verbose: Keep every log line (as ``VIDSEQ_DEBUG=1`` does).
         stream: Where kept lines and vidseq's own device line go; ``sys.stderr``
             if None.
     """
-    stream = stream or sys.stderr
     if debug_requested(verbose):
+        if "tensorflow" not in sys.modules:
+            with frozen_imports():
+                importlib.import_module("tensorflow")
         return
+    stream = stream or sys.stderr
     # 3: TensorFlow's C++ errors too. Those that come after start-up are notices such
     # as "oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back ...";
     # real failures surface as Python exceptions, and a GPU problem as our own line.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
-        with native_chatter_dropped(stream) as captured:
+        with frozen_imports(), native_chatter_dropped(stream) as captured:
             tf = importlib.import_module("tensorflow")
             gpus = tf.config.list_physical_devices("GPU")
         problem = device_problem(captured, gpus, os.path.exists(NVIDIA_DRIVER))

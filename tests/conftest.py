@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
+from vidseq.frozen_imports import frozen_imports
+
 
 def write_video(path, frames, fps=25.0, fourcc="MJPG"):
     """Encodes RGB uint8 frames into a real video file with OpenCV.
@@ -82,6 +84,21 @@ def pytest_collection_modifyitems(items):
         return (first.get(item.path, len(first)), item.path not in slow_files)
 
     items.sort(key=order)  # stable: the order within each group is kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Collects under :func:`~vidseq.frozen_imports.frozen_imports`, as the command line
+    imports TensorFlow.
+
+    Collection imports every test module, hence TensorFlow, Keras, keras-hub and
+    OpenVINO: objects that live as long as the worker. Frozen, they are no longer
+    walked by each full collection of the garbage collector that the tests' model
+    building and tracing set off (about 13 % less CPU for test_head_runs.py and
+    test_export.py together, measured side by side).
+    """
+    with frozen_imports():
+        return (yield)
 
 
 @pytest.fixture

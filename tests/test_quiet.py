@@ -70,9 +70,11 @@ def test_an_extraction_prints_no_tensorflow_log_line(tmp_path):
 @pytest.mark.slow
 def test_vidseq_debug_brings_tensorflow_logs_back():
     """The same start-up as the extraction's above, which printed none of these lines."""
-    code, _, stderr = _run(["-c", IMPORT_TF], VIDSEQ_DEBUG="1", TF_CPP_MIN_LOG_LEVEL="0")
+    script = f"{IMPORT_TF}; import gc; print(gc.get_freeze_count())"
+    code, stdout, stderr = _run(["-c", script], VIDSEQ_DEBUG="1", TF_CPP_MIN_LOG_LEVEL="0")
     assert code == 0
     assert TF_LOG_LINE.search(stderr), stderr
+    assert int(stdout) > 200_000  # as fast a start as without the logs (test_frozen_imports.py)
 
 
 def test_a_gpu_problem_is_one_line_of_vidseqs_own():

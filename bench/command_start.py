@@ -1,0 +1,93 @@
+"""Benchmark: a command's TensorFlow start, with and without frozen imports.
+
+Every command that uses TensorFlow imports it through ``quiet_tensorflow``, under
+:func:`vidseq.frozen_imports.frozen_imports`. This bench starts fresh interpreters
+that import TensorFlow (and, unless ``--import-only``, then train a tiny Keras LSTM
+for one epoch, as a command would go on to do) in two ways, alternated so that
+both see the same machine:
+
+* ``plain``: ``import tensorflow``;
+* ``frozen``: the same import inside ``frozen_imports()``.
+
+It prints the median CPU seconds (user + sys of the child) and wall seconds of
+each, and their ratio. Figures are printed, never asserted. Usage::
+
+    python bench/command_start.py [--repeats 5] [--import-only]
+    python bench/command_start.py --smoke   # one start each: the bench runs, figures mean nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+SMOKE_HELP = "one start of each, import only: proves the bench runs (its figures mean nothing)"
+
+IMPORTS = {
+    "plain": "import tensorflow",
+    "frozen": (
+        "from vidseq.frozen_imports import frozen_imports\n"
+        "with frozen_imports():\n"
+        "    import tensorflow"
+    ),
+}
+
+WORK = textwrap.dedent(
+    """
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 64)), keras.layers.LSTM(32), keras.layers.Dense(5)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).standard_normal((256, 16, 64)).astype("float32")
+    model.fit(x, np.arange(256) % 5, batch_size=32, epochs=1, verbose=0)
+    """
+)
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def start_once(code: str) -> tuple[float, float]:
+    """``(cpu_seconds, wall_seconds)`` of one fresh interpreter running ``code``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cpu, wall = _child_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, stderr=subprocess.DEVNULL)
+    return _child_cpu() - cpu, time.perf_counter() - wall
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="starts of each variant")
+    parser.add_argument("--import-only", action="store_true", help="no training after import")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    args = parser.parse_args(argv)
+    repeats, import_only = (1, True) if args.smoke else (args.repeats, args.import_only)
+    times = {name: [] for name in IMPORTS}
+    for _ in range(repeats):
+        for name, imports in IMPORTS.items():  # alternated: both see the same machine
+            code = imports if import_only else f"{imports}\n{WORK}"
+            times[name].append(start_once(code))
+    what = "import tensorflow" if import_only else "import tensorflow, then a 1-epoch LSTM fit"
+    print(f"{what}: median of {repeats} fresh interpreter(s) each")
+    medians = {}
+    for name, runs in times.items():
+        medians[name] = [statistics.median(column) for column in zip(*runs, strict=True)]
+        cpu, wall = medians[name]
+        print(f"  {name:<7} {cpu:6.2f} s CPU  {wall:6.2f} s wall")
+    frozen, plain = medians["frozen"], medians["plain"]
+    cpu_ratio, wall_ratio = (f / p for f, p in zip(frozen, plain, strict=True))
+    print(f"  frozen / plain: {cpu_ratio:.2f}x CPU, {wall_ratio:.2f}x wall")
+
+
+if __name__ == "__main__":
+    main()
