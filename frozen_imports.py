@@ -9,6 +9,8 @@ permanent generation with :func:`gc.freeze`, where collections no longer look.
 For a command that imports TensorFlow this is about 2 s of CPU less per start
 (docs/performance.md has the figures); objects that die later are still freed by
 reference counting, and the collector runs as before for everything created after.
+The price is the cyclic garbage the block leaves, which stays frozen: for
+TensorFlow's import, about 3,900 objects against the 680,000 it keeps.
 """
 
 import contextlib

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from vidseq.version import __version__
 TEMPLATES = Path(__file__).with_name("templates")
 
 
+@functools.cache
 def _environment():
+    """One environment per process: it compiles each template once and keeps it (a
+    template file changed since is compiled again)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
