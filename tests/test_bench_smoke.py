@@ -1,10 +1,9 @@
 """Every benchmark under bench/ runs at its ``--smoke`` size, so that none can rot unnoticed.
 
 The benches run in this process, one after another (TensorFlow is imported once);
-their figures are not looked at, only that each runs to its end. All fourteen took
-109 s of CPU (user + sys, child processes included; two benches measure peak memory
-in children), more than the suite's budget, so the test runs when
-``VIDSEQ_BENCH_SMOKE=1``::
+their figures are not looked at, only that each runs to its end. Together they take
+4 to 5 minutes (some measure peak memory or start-up in child processes), more than
+the suite's budget, so the test runs when ``VIDSEQ_BENCH_SMOKE=1``::
 
     VIDSEQ_BENCH_SMOKE=1 python -m pytest -q -n 0 tests/test_bench_smoke.py
 """
