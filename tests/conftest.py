@@ -94,8 +94,8 @@ def pytest_collection(session):
     Collection imports every test module, hence TensorFlow, Keras, keras-hub and
     OpenVINO: objects that live as long as the worker. Frozen, they are no longer
     walked by each full collection of the garbage collector that the tests' model
-    building and tracing set off (about 13 % less CPU for test_head_runs.py and
-    test_export.py together, measured side by side).
+    building and tracing set off (5 to 13 % less CPU for test_head_runs.py and
+    test_export.py together, in alternated runs).
     """
     with frozen_imports():
         return (yield)
