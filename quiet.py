@@ -61,25 +61,31 @@ def quiet_tensorflow(verbose: bool = False, stream=None) -> None:
         stream: Where kept lines and vidseq's own device line go; ``sys.stderr``
             if None.
     """
-    if debug_requested(verbose):
-        if "tensorflow" not in sys.modules:
-            with frozen_imports():
-                importlib.import_module("tensorflow")
-        return
-    stream = stream or sys.stderr
-    # 3: TensorFlow's C++ errors too. Those that come after start-up are notices such
-    # as "oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back ...";
-    # real failures surface as Python exceptions, and a GPU problem as our own line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    debug = debug_requested(verbose)
+    if not debug:
+        # 3: TensorFlow's C++ errors too. Those that come after start-up are notices such
+        # as "oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back ...";
+        # real failures surface as Python exceptions, and a GPU problem as our own line.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules:
-        with frozen_imports(), native_chatter_dropped(stream) as captured:
-            tf = importlib.import_module("tensorflow")
-            gpus = tf.config.list_physical_devices("GPU")
-        problem = device_problem(captured, gpus, os.path.exists(NVIDIA_DRIVER))
-        if problem:
-            print(f"vidseq: warning: {problem}", file=stream)
-    for name in ("tensorflow", "absl", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        with frozen_imports():
+            _start_tensorflow(stream or sys.stderr, keep_logs=debug)
+    if not debug:
+        for name in ("tensorflow", "absl", "h5py"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _start_tensorflow(stream, keep_logs: bool) -> None:
+    """Imports TensorFlow; unless ``keep_logs``, drops its chatter and reports a GPU problem."""
+    if keep_logs:
+        importlib.import_module("tensorflow")
+        return
+    with native_chatter_dropped(stream) as captured:
+        tf = importlib.import_module("tensorflow")
+        gpus = tf.config.list_physical_devices("GPU")
+    problem = device_problem(captured, gpus, os.path.exists(NVIDIA_DRIVER))
+    if problem:
+        print(f"vidseq: warning: {problem}", file=stream)
 
 
 @contextlib.contextmanager

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode_planner import children_cpu
 
 SMOKE_HELP = "one start of each, import only: proves the bench runs (its figures mean nothing)"
 
@@ -52,17 +55,12 @@ WORK = textwrap.dedent(
 )
 
 
-def _child_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def start_once(code: str) -> tuple[float, float]:
     """``(cpu_seconds, wall_seconds)`` of one fresh interpreter running ``code``."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cpu, wall = _child_cpu(), time.perf_counter()
+    cpu, wall = children_cpu(), time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env, stderr=subprocess.DEVNULL)
-    return _child_cpu() - cpu, time.perf_counter() - wall
+    return children_cpu() - cpu, time.perf_counter() - wall
 
 
 def main(argv=None) -> None:
