@@ -1,4 +1,4 @@
-"""Benchmark: a command's TensorFlow start, with and without frozen imports.
+"""Benchmark: a command's TensorFlow start, with and without frozen imports, or per interpreter.
 
 Every command that uses TensorFlow imports it through ``quiet_tensorflow``, under
 :func:`vidseq.frozen_imports.frozen_imports`. This bench starts fresh interpreters
@@ -9,10 +9,16 @@ both see the same machine:
 * ``plain``: ``import tensorflow``;
 * ``frozen``: the same import inside ``frozen_imports()``.
 
+With ``--python`` given twice or more, the variants are those interpreters instead
+(the ``python`` of venvs where vidseq is installed), each starting as a command
+does (``frozen``): how much the interpreter's build (PGO, LTO, a shared or static
+libpython) moves a command's start.
+
 It prints the median CPU seconds (user + sys of the child) and wall seconds of
-each, and their ratio. Figures are printed, never asserted. Usage::
+each, and each one's ratio to the first. Figures are printed, never asserted. Usage::
 
     python bench/command_start.py [--repeats 5] [--import-only]
+    python bench/command_start.py --python VENV1/bin/python --python VENV2/bin/python
     python bench/command_start.py --smoke   # one start each: the bench runs, figures mean nothing
 """
 
@@ -55,36 +61,55 @@ WORK = textwrap.dedent(
 )
 
 
-def start_once(code: str) -> tuple[float, float]:
-    """``(cpu_seconds, wall_seconds)`` of one fresh interpreter running ``code``."""
+def start_once(python: str, code: str) -> tuple[float, float]:
+    """``(cpu_seconds, wall_seconds)`` of one fresh ``python`` running ``code``."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cpu, wall = children_cpu(), time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, stderr=subprocess.DEVNULL)
+    subprocess.run([python, "-c", code], check=True, env=env, stderr=subprocess.DEVNULL)
     return children_cpu() - cpu, time.perf_counter() - wall
+
+
+def variants(pythons: list[str] | None) -> dict[str, tuple[str, str]]:
+    """``{name: (interpreter, imports)}``: plain and frozen here, or each of ``pythons``."""
+    if not pythons:
+        return {name: (sys.executable, imports) for name, imports in IMPORTS.items()}
+    if len(pythons) < 2:
+        raise SystemExit(f"--python must be given twice or more. Received: {pythons}")
+    return {python: (python, IMPORTS["frozen"]) for python in pythons}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="starts of each variant")
     parser.add_argument("--import-only", action="store_true", help="no training after import")
+    parser.add_argument(
+        "--python",
+        action="append",
+        metavar="PATH",
+        help="compare these interpreters (twice or more), each starting frozen",
+    )
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     repeats, import_only = (1, True) if args.smoke else (args.repeats, args.import_only)
-    times = {name: [] for name in IMPORTS}
+    starts = variants(args.python)
+    times = {name: [] for name in starts}
     for _ in range(repeats):
-        for name, imports in IMPORTS.items():  # alternated: both see the same machine
+        for name, (python, imports) in starts.items():  # alternated: all see the same machine
             code = imports if import_only else f"{imports}\n{WORK}"
-            times[name].append(start_once(code))
+            times[name].append(start_once(python, code))
     what = "import tensorflow" if import_only else "import tensorflow, then a 1-epoch LSTM fit"
     print(f"{what}: median of {repeats} fresh interpreter(s) each")
-    medians = {}
-    for name, runs in times.items():
-        medians[name] = [statistics.median(column) for column in zip(*runs, strict=True)]
-        cpu, wall = medians[name]
-        print(f"  {name:<7} {cpu:6.2f} s CPU  {wall:6.2f} s wall")
-    frozen, plain = medians["frozen"], medians["plain"]
-    cpu_ratio, wall_ratio = (f / p for f, p in zip(frozen, plain, strict=True))
-    print(f"  frozen / plain: {cpu_ratio:.2f}x CPU, {wall_ratio:.2f}x wall")
+    medians = {
+        name: [statistics.median(column) for column in zip(*runs, strict=True)]
+        for name, runs in times.items()
+    }
+    first = next(iter(medians.values()))
+    width = max(map(len, medians))
+    for name, (cpu, wall) in medians.items():
+        print(
+            f"  {name:<{width}} {cpu:6.2f} s CPU  {wall:6.2f} s wall  "
+            f"({cpu / first[0]:.2f}x CPU, {wall / first[1]:.2f}x wall of the first)"
+        )
 
 
 if __name__ == "__main__":
