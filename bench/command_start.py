@@ -73,8 +73,8 @@ def variants(pythons: list[str] | None) -> dict[str, tuple[str, str]]:
     """``{name: (interpreter, imports)}``: plain and frozen here, or each of ``pythons``."""
     if not pythons:
         return {name: (sys.executable, imports) for name, imports in IMPORTS.items()}
-    if len(pythons) < 2:
-        raise SystemExit(f"--python must be given twice or more. Received: {pythons}")
+    if len(set(pythons)) < 2:
+        raise SystemExit(f"--python must name two interpreters or more. Received: {pythons}")
     return {python: (python, IMPORTS["frozen"]) for python in pythons}
 
 
