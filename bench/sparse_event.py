@@ -298,7 +298,15 @@ def main(argv=None):
         args.videos_per_class, args.length, args.size, args.frames = 12, 30, 32, 4
         args.seeds, args.modes, args.epochs = [0], ["uniform"], 1
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="vidseq-sparse-"))
+    if args.workdir:  # kept, and its data reused by the next run
+        measure(args, Path(args.workdir))
+        return
+    with tempfile.TemporaryDirectory(prefix="vidseq-sparse-") as work:
+        measure(args, Path(work))
+
+
+def measure(args, work):
+    """Writes the dataset under ``work`` (unless there), then extracts, trains and prints."""
     data = work / "data"
     if not data.exists():
         write_dataset(
